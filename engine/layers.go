@@ -1,0 +1,141 @@
+package engine
+
+import (
+	"fmt"
+
+	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/gomlx/gomlx/pkg/ml/context/initializers"
+	"github.com/gomlx/gomlx/pkg/support/exceptions"
+)
+
+// BatchNormTrain normalises x over every axis but the last (channels) with
+// the batch's own statistics, then scales and shifts: y = (x-μ)/√(σ²+eps)·scale + offset.
+// It returns y and the batch mean and variance [C].
+//
+// Why our own: GoMLX's batch norm asks the backend for a fused training op
+// that the pure-Go backend lacks (GOMLX-NOTES trap 3). Written with plain
+// reductions it runs, and differentiates, on every backend.
+func BatchNormTrain(x, scale, offset *graph.Node, eps float64) (y, mean, variance *graph.Node) {
+	axes := make([]int, x.Rank()-1)
+	for i := range axes {
+		axes[i] = i
+	}
+	mean = graph.ReduceMean(x, axes...)
+	centred := graph.Sub(x, graph.ExpandLeftToRank(mean, x.Rank()))
+	variance = graph.ReduceMean(graph.Square(centred), axes...)
+	return normalise(centred, variance, scale, offset, eps), mean, variance
+}
+
+func normalise(centred, variance, scale, offset *graph.Node, eps float64) *graph.Node {
+	r := centred.Rank()
+	inv := graph.Inverse(graph.Sqrt(graph.AddScalar(variance, eps))) // Rsqrt has no gradient in v0.27.2
+	y := graph.Mul(centred, graph.ExpandLeftToRank(graph.Mul(inv, scale), r))
+	return graph.Add(y, graph.ExpandLeftToRank(offset, r))
+}
+
+// BatchNorm is a batch-normalisation layer over the last axis. In training
+// graphs it uses batch statistics and updates the moving averages (variables
+// "mean" and "variance", not trainable) with the given momentum; otherwise it
+// uses the moving averages.
+func BatchNorm(ctx *context.Context, x *graph.Node, training bool) *graph.Node {
+	const eps, momentum = 1e-5, 0.9
+	c := x.Shape().Dimensions[x.Rank()-1]
+	dt := x.DType()
+	g := x.Graph()
+	scale := ctx.WithInitializer(initializers.One).VariableWithShape("scale", shapes.Make(dt, c)).ValueGraph(g)
+	offset := ctx.WithInitializer(initializers.Zero).VariableWithShape("offset", shapes.Make(dt, c)).ValueGraph(g)
+	meanVar := ctx.WithInitializer(initializers.Zero).VariableWithShape("mean", shapes.Make(dt, c)).SetTrainable(false)
+	varVar := ctx.WithInitializer(initializers.One).VariableWithShape("variance", shapes.Make(dt, c)).SetTrainable(false)
+	if !training {
+		centred := graph.Sub(x, graph.ExpandLeftToRank(meanVar.ValueGraph(g), x.Rank()))
+		return normalise(centred, varVar.ValueGraph(g), scale, offset, eps)
+	}
+	y, mean, variance := BatchNormTrain(x, scale, offset, eps)
+	ema := func(v *context.Variable, batch *graph.Node) {
+		old := v.ValueGraph(g)
+		v.SetValueGraph(graph.Add(graph.MulScalar(old, momentum), graph.MulScalar(graph.StopGradient(batch), 1-momentum)))
+	}
+	ema(meanVar, mean)
+	ema(varVar, variance)
+	return y
+}
+
+// Upsample2x repeats every pixel of x [B, H, W, C] into a 2×2 block.
+//
+// Why not a transposed convolution: with input dilation it has no gradient in
+// GoMLX v0.27.2 (trap 4), and nearest upsampling followed by a convolution is
+// also free of the checkerboard artefacts transposed convolutions make.
+func Upsample2x(x *graph.Node) *graph.Node {
+	d := x.Shape().Dimensions
+	if len(d) != 4 {
+		exceptions.Panicf("engine.Upsample2x: want [B,H,W,C], got %s", x.Shape())
+	}
+	b, h, w, c := d[0], d[1], d[2], d[3]
+	x = graph.Reshape(x, b, h, 1, w, 1, c)
+	x = graph.BroadcastToDims(x, b, h, 2, w, 2, c)
+	return graph.Reshape(x, b, 2*h, 2*w, c)
+}
+
+// Dense is a fully connected layer on x [B, in] → [B, out] with He-uniform
+// weights [in, out] and zero biases [out], using MatMul for its gradient.
+func Dense(ctx *context.Context, x *graph.Node, out int, bias bool) *graph.Node {
+	if x.Rank() != 2 {
+		exceptions.Panicf("engine.Dense: want [B, in], got %s", x.Shape())
+	}
+	in := x.Shape().Dimensions[1]
+	w := ctx.WithInitializer(initializers.HeFn(ctx)).VariableWithShape("weights", shapes.Make(x.DType(), in, out)).ValueGraph(x.Graph())
+	y := MatMul(x, w)
+	if bias {
+		b := ctx.WithInitializer(initializers.Zero).VariableWithShape("biases", shapes.Make(x.DType(), out)).ValueGraph(x.Graph())
+		y = graph.Add(y, graph.ExpandLeftToRank(b, 2))
+	}
+	return y
+}
+
+// SpectralScale divides w by its largest singular value estimated as uᵀ·W·v,
+// where W is w reshaped to [rows, cols] (rows = product of all axes but the
+// last) and u [rows], v [cols] are fixed unit vectors (gradients do not flow
+// into them, as in Miyato et al. 2018).
+func SpectralScale(w, u, v *graph.Node) *graph.Node {
+	d := w.Shape().Dimensions
+	cols := d[len(d)-1]
+	m := graph.Reshape(w, w.Shape().Size()/cols, cols)
+	sigma := graph.ReduceAllSum(graph.Mul(graph.ExpandAxes(u, -1), graph.Mul(m, graph.ExpandAxes(v, 0))))
+	return graph.Div(w, sigma)
+}
+
+// SpectralNorm returns w normalised by its spectral norm, refining the
+// estimate with one power iteration per training step; the left singular
+// vector lives in the non-trainable variable "sn_u".
+func SpectralNorm(ctx *context.Context, w *graph.Node, training bool) *graph.Node {
+	g := w.Graph()
+	d := w.Shape().Dimensions
+	cols := d[len(d)-1]
+	rows := w.Shape().Size() / cols
+	uVar := ctx.WithInitializer(initializers.RandomNormalFn(ctx, 1)).VariableWithShape("sn_u", shapes.Make(w.DType(), rows)).SetTrainable(false)
+	m := graph.StopGradient(graph.Reshape(w, rows, cols))
+	u := uVar.ValueGraph(g)
+	unit := func(x *graph.Node) *graph.Node {
+		return graph.Div(x, graph.AddScalar(graph.Sqrt(graph.ReduceAllSum(graph.Square(x))), 1e-12))
+	}
+	v := unit(graph.ReduceSum(graph.Mul(graph.ExpandAxes(u, -1), m), 0)) // Wᵀu
+	u = unit(graph.ReduceSum(graph.Mul(m, graph.ExpandAxes(v, 0)), 1))   // W v
+	if training {
+		uVar.SetValueGraph(u)
+	}
+	return SpectralScale(w, graph.StopGradient(u), graph.StopGradient(v))
+}
+
+// Safe runs fn, turning a panic raised while building or running a graph
+// (GoMLX reports most errors by panicking) into an error, so that no panic
+// crosses a package boundary.
+func Safe(what string, fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%s: %v", what, r)
+		}
+	}()
+	return fn()
+}
