@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strings"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
@@ -45,62 +46,70 @@ type checkpointHeader struct {
 }
 
 type checkpointVar struct {
-	Name      string `json:"name"` // scope and name, e.g. "/generator/conv0/weights"
-	DType     string `json:"dtype"`
-	Shape     []int  `json:"shape"`
-	Trainable bool   `json:"trainable"`
-	Bytes     int64  `json:"bytes"`
+	Name  string `json:"name"` // scope and name, e.g. "/generator/conv0/weights"
+	DType string `json:"dtype"`
+	Shape []int  `json:"shape"`
+	Bytes int64  `json:"bytes"`
 }
 
-// SaveCheckpoint writes every variable of ctx (whose scope starts with prefix,
-// "" for all) and meta to path atomically.
+// SaveCheckpoint writes every variable of ctx whose scope starts with prefix
+// ("" for all) and meta to path atomically.
 func SaveCheckpoint(ctx *context.Context, path, prefix string, meta map[string]string) error {
-	var vars []*context.Variable
+	vals := map[string]*tensors.Tensor{}
 	for v := range ctx.IterVariables() {
-		if len(v.Scope()) >= len(prefix) && v.Scope()[:len(prefix)] == prefix {
-			vars = append(vars, v)
+		if strings.HasPrefix(v.Scope(), prefix) {
+			t, err := v.Value()
+			if err != nil {
+				return fmt.Errorf("save checkpoint %s: variable %s: %w", path, v.ScopeAndName(), err)
+			}
+			vals[v.ScopeAndName()] = t
 		}
 	}
-	sort.Slice(vars, func(i, j int) bool { return vars[i].ScopeAndName() < vars[j].ScopeAndName() })
+	return SaveTensors(path, vals, meta)
+}
+
+// SaveTensors writes named tensors ("/scope/name") and meta to path
+// atomically, in the checkpoint format LoadCheckpoint reads.
+func SaveTensors(path string, vals map[string]*tensors.Tensor, meta map[string]string) error {
+	names := make([]string, 0, len(vals))
+	for n := range vals {
+		names = append(names, n)
+	}
+	sort.Strings(names)
 	h := checkpointHeader{Meta: meta}
-	datas := make([][]byte, len(vars))
-	for i, v := range vars {
-		t, err := v.Value()
-		if err != nil {
-			return fmt.Errorf("save checkpoint %s: variable %s: %w", path, v.ScopeAndName(), err)
-		}
+	datas := make([][]byte, len(names))
+	for i, n := range names {
+		t := vals[n]
 		var buf []byte
 		t.ConstBytes(func(b []byte) { buf = append([]byte(nil), b...) })
 		datas[i] = buf
 		h.Variables = append(h.Variables, checkpointVar{
-			Name: v.ScopeAndName(), DType: t.DType().String(), Shape: t.Shape().Dimensions,
-			Trainable: v.Trainable, Bytes: int64(len(buf)),
+			Name: n, DType: t.DType().String(), Shape: t.Shape().Dimensions, Bytes: int64(len(buf)),
 		})
 	}
 	hj, err := json.Marshal(h)
 	if err != nil {
 		return fmt.Errorf("save checkpoint %s: %w", path, err)
 	}
-	return atomicfile.Write(path, func(w io.Writer) error {
+	err = atomicfile.Write(path, func(w io.Writer) error {
 		sum := sha256.New()
 		mw := io.MultiWriter(w, sum)
 		var pre [16]byte
 		copy(pre[:8], checkpointMagic)
 		binary.LittleEndian.PutUint32(pre[8:], CheckpointVersion)
 		binary.LittleEndian.PutUint32(pre[12:], uint32(len(hj)))
-		for _, b := range [][]byte{pre[:], hj} {
+		for _, b := range append([][]byte{pre[:], hj}, datas...) {
 			if _, err := mw.Write(b); err != nil {
-				return err
-			}
-		}
-		for _, d := range datas {
-			if _, err := mw.Write(d); err != nil {
 				return err
 			}
 		}
 		_, err := w.Write(sum.Sum(nil))
 		return err
 	})
+	if err != nil {
+		return fmt.Errorf("save checkpoint %s: %w", path, err)
+	}
+	return nil
 }
 
 // ErrCheckpoint is wrapped by every error about a file's content (as opposed

@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/ml/context"
@@ -101,12 +102,9 @@ func (c *ConvBuilder) Done() *graph.Node {
 		pad = (c.kernel - 1) / 2
 	}
 	cin := c.x.Shape().Dimensions[3]
-	dt := c.x.DType()
-	w := c.ctx.WithInitializer(initializers.HeFn(c.ctx)).VariableWithShape("weights", shapes.Make(dt, c.kernel, c.kernel, cin, c.filters)).ValueGraph(c.x.Graph())
-	y := Conv2D(c.x, w, c.stride, pad)
+	y := Conv2D(c.x, ConvWeights(c.ctx, c.x.Graph(), c.x.DType(), c.kernel, cin, c.filters), c.stride, pad)
 	if c.bias {
-		bias := c.ctx.WithInitializer(initializers.Zero).VariableWithShape("biases", shapes.Make(dt, c.filters)).ValueGraph(c.x.Graph())
-		y = graph.Add(y, graph.ExpandLeftToRank(bias, 4))
+		y = graph.Add(y, graph.ExpandLeftToRank(ConvBias(c.ctx, c.x.Graph(), c.x.DType(), c.filters), 4))
 	}
 	return y
 }
@@ -126,4 +124,16 @@ func zeroPad(x *graph.Node, p int) *graph.Node {
 	x = graph.Concatenate([]*graph.Node{rows, x, rows}, 1)
 	cols := zeros(d[0], d[1]+2*p, p, d[3])
 	return graph.Concatenate([]*graph.Node{cols, x, cols}, 2)
+}
+
+// ConvWeights returns the kernel variable "weights" [k, k, cin, filters] of a
+// convolution layer in ctx, He-initialised; layers that transform the kernel
+// (spectral norm) call it directly.
+func ConvWeights(ctx *context.Context, g *graph.Graph, dt dtypes.DType, k, cin, filters int) *graph.Node {
+	return ctx.WithInitializer(initializers.HeFn(ctx)).VariableWithShape("weights", shapes.Make(dt, k, k, cin, filters)).ValueGraph(g)
+}
+
+// ConvBias returns the zero-initialised bias variable "biases" [filters].
+func ConvBias(ctx *context.Context, g *graph.Graph, dt dtypes.DType, filters int) *graph.Node {
+	return ctx.WithInitializer(initializers.Zero).VariableWithShape("biases", shapes.Make(dt, filters)).ValueGraph(g)
 }

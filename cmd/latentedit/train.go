@@ -1,0 +1,65 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	_ "latentedit/dataset/faces"
+	_ "latentedit/dataset/folder"
+	_ "latentedit/dataset/fundus"
+	_ "latentedit/dataset/mnist"
+	"latentedit/engine"
+	"latentedit/generator"
+)
+
+func runTrain(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("train", stderr)
+	d := generator.Default("gan", "faces")
+	kind := fs.String("kind", d.Kind, "gan or vae")
+	data := fs.String("data", d.Dataset, "dataset: faces, fundus, mnist, fashion-mnist")
+	out := fs.String("out", "", "model directory to write (required)")
+	resume := fs.Bool("resume", false, "continue the run in --out from its last checkpoint")
+	backend := fs.String("backend", "", "go (CPU, default) or xla:/abs/path/pjrt_plugin.so; default $GOMLX_BACKEND")
+	jsonOut := fs.Bool("json", false, "progress as JSON lines instead of a bar")
+	fs.IntVar(&d.Steps, "steps", d.Steps, "training steps")
+	fs.IntVar(&d.Batch, "batch", d.Batch, "batch size")
+	fs.IntVar(&d.Latent, "latent", d.Latent, "latent dimension")
+	fs.IntVar(&d.Base, "base", d.Base, "channel width of the largest feature maps")
+	fs.IntVar(&d.Size, "size", 0, "image side for procedural datasets (0: the dataset's default)")
+	fs.IntVar(&d.DataN, "data-n", d.DataN, "training images")
+	fs.Int64Var(&d.DataSeed, "data-seed", d.DataSeed, "seed of procedural datasets")
+	fs.Int64Var(&d.Seed, "seed", d.Seed, "seed of weights, latents and data order")
+	fs.StringVar(&d.Loss, "loss", d.Loss, "GAN loss: ns or hinge")
+	fs.StringVar(&d.DNorm, "d-norm", d.DNorm, "discriminator normalisation: sn or bn")
+	fs.Float64Var(&d.Beta, "beta", d.Beta, "VAE KL weight")
+	fs.Float64Var(&d.LR, "lr", d.LR, "Adam learning rate")
+	fs.Float64Var(&d.EMA, "ema", d.EMA, "GAN sampling weights: EMA decay")
+	fs.IntVar(&d.SampleEvery, "sample-every", d.SampleEvery, "write samples.png and curves.png every N steps")
+	fs.IntVar(&d.CheckpointEvery, "checkpoint-every", d.CheckpointEvery, "checkpoint every N steps")
+	fs.BoolVar(&d.NoCorrelation, "no-correlation", false, "faces: draw factors independently")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *out == "" {
+		return errUsage{fmt.Errorf("--out is required")}
+	}
+	d.Kind, d.Dataset = *kind, *data
+	be, err := engine.NewBackend(*backend)
+	if err != nil {
+		return err
+	}
+	res, err := generator.Train(d, generator.Options{
+		Out: *out, Resume: *resume, Backend: be, Log: stderr, JSON: *jsonOut,
+		Command: "latentedit train " + strings.Join(args, " "),
+	})
+	if err != nil {
+		return err
+	}
+	if *jsonOut {
+		fmt.Fprintf(stdout, "{\"out\":%q,\"step\":%d}\n", *out, res.Step)
+	} else {
+		fmt.Fprintf(stdout, "trained %s %s for %d steps into %s (samples: %s)\n", d.Kind, d.Dataset, res.Step, *out, *out+"/"+generator.SamplesPNG)
+	}
+	return nil
+}

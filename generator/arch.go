@@ -1,0 +1,122 @@
+package generator
+
+import (
+	"fmt"
+
+	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+
+	"latentedit/engine"
+)
+
+// Arch is the shape of the networks for one image size: images of Size×Size×
+// Channels are built from a Start×Start grid by Ups nearest-upsample blocks.
+type Arch struct {
+	Size, Channels, Start, Ups, Base, Latent int
+}
+
+// NewArch derives the network layout from the image shape: the side is halved
+// while it stays even and above 7 (32 → 4 with 3 blocks, 64 → 4 with 4,
+// MNIST's 28 → 7 with 2).
+func NewArch(size, channels, base, latent int) (Arch, error) {
+	a := Arch{Size: size, Channels: channels, Start: size, Base: base, Latent: latent}
+	for a.Start%2 == 0 && a.Start > 7 {
+		a.Start /= 2
+		a.Ups++
+	}
+	if a.Ups < 2 || a.Start > 8 {
+		return a, fmt.Errorf("image size %d: need a side that halves at least twice down to ≤8 (28, 32, 64, 128…)", size)
+	}
+	if base < 4 || latent < 1 || (channels != 1 && channels != 3) {
+		return a, fmt.Errorf("arch: base %d (≥4), latent %d (≥1), channels %d (1 or 3)", base, latent, channels)
+	}
+	return a, nil
+}
+
+// width is the channel count after upsample block i (0-based); block -1 is the
+// start grid. Widths halve as the image grows, capped at 8×base.
+func (a Arch) width(i int) int {
+	w := a.Base << (a.Ups - 1 - i)
+	if w > 8*a.Base {
+		w = 8 * a.Base
+	}
+	return w
+}
+
+func lrelu(x *graph.Node) *graph.Node { return graph.Max(x, graph.MulScalar(x, 0.2)) }
+
+// pixelNorm scales each pixel's feature vector to unit mean square (ProGAN).
+// The generator uses it instead of batch norm so that G(z) depends on z
+// alone, never on the rest of the batch: an edit must not change with the
+// company an image keeps, and no moving averages are needed at sampling.
+func pixelNorm(x *graph.Node) *graph.Node {
+	ms := graph.ReduceAndKeep(graph.Square(x), graph.ReduceMean, -1)
+	return graph.Mul(x, graph.Inverse(graph.Sqrt(graph.AddScalar(ms, 1e-8))))
+}
+
+// Generate maps z [B, Latent] to images [B, Size, Size, Channels] in [-1, 1].
+// The same function is the GAN generator and the VAE decoder.
+func (a Arch) Generate(ctx *context.Context, z *graph.Node) *graph.Node {
+	b := z.Shape().Dimensions[0]
+	w0 := a.width(-1)
+	x := engine.Dense(ctx.In("dense"), pixelNorm(z), a.Start*a.Start*w0, true)
+	x = lrelu(pixelNorm(graph.Reshape(x, b, a.Start, a.Start, w0))) // [B, s0, s0, w0]
+	for i := 0; i < a.Ups; i++ {
+		x = engine.Upsample2x(x)                                                    // [B, 2s, 2s, w]
+		x = engine.Conv(ctx.Inf("up%d", i), x).Filters(a.width(i)).Kernel(3).Done() // [B, 2s, 2s, w/2]
+		x = lrelu(pixelNorm(x))
+	}
+	x = engine.Conv(ctx.In("to_image"), x).Filters(a.Channels).Kernel(3).Done() // [B, S, S, C]
+	return graph.Tanh(x)
+}
+
+// trunk is the shared downsampling stack of the discriminator and the VAE
+// encoder: a 3×3 stem, then Ups blocks of 4×4 stride-2 convolutions doubling
+// the width, flattened. norm is "sn" (spectral norm), "bn" (batch norm) or "".
+func (a Arch) trunk(ctx *context.Context, x *graph.Node, norm string, training bool) *graph.Node {
+	b := x.Shape().Dimensions[0]
+	conv := func(c *context.Context, x *graph.Node, filters, k, s, p int) *graph.Node {
+		cb := engine.Conv(c, x).Filters(filters).Kernel(k).Stride(s).Pad(p)
+		if norm != "sn" {
+			return cb.Done()
+		}
+		return snConv(c, x, filters, k, s, p, training)
+	}
+	x = lrelu(conv(ctx.In("stem"), x, a.width(a.Ups-1), 3, 1, 1)) // [B, S, S, base]
+	for i := 0; i < a.Ups; i++ {
+		x = conv(ctx.Inf("down%d", i), x, a.width(a.Ups-2-i), 4, 2, 1) // [B, S/2^(i+1), …, 2^(i+1)·base]
+		if norm == "bn" {
+			x = engine.BatchNorm(ctx.Inf("bn%d", i), x, training)
+		}
+		x = lrelu(x)
+	}
+	d := x.Shape().Dimensions
+	return graph.Reshape(x, b, d[1]*d[2]*d[3])
+}
+
+// snConv is a convolution whose kernel is divided by its spectral norm.
+func snConv(ctx *context.Context, x *graph.Node, filters, k, s, p int, training bool) *graph.Node {
+	cin := x.Shape().Dimensions[3]
+	// Create the weights through the ordinary layer's initialiser, then normalise.
+	w := engine.ConvWeights(ctx, x.Graph(), x.DType(), k, cin, filters)
+	y := engine.Conv2D(x, engine.SpectralNorm(ctx, w, training), s, p)
+	return graph.Add(y, graph.ExpandLeftToRank(engine.ConvBias(ctx, x.Graph(), x.DType(), filters), 4))
+}
+
+// Discriminate returns one logit per image [B].
+func (a Arch) Discriminate(ctx *context.Context, x *graph.Node, norm string, training bool) *graph.Node {
+	h := a.trunk(ctx, x, norm, training)
+	return graph.Reshape(engine.Dense(ctx.In("logit"), h, 1, true), h.Shape().Dimensions[0])
+}
+
+// Encode returns the VAE posterior mean and log-variance [B, Latent].
+func (a Arch) Encode(ctx *context.Context, x *graph.Node, training bool) (mu, logVar *graph.Node) {
+	h := a.trunk(ctx, x, "", training)
+	out := engine.Dense(ctx.In("posterior"), h, 2*a.Latent, true)
+	mu = graph.Slice(out, graph.AxisRange(), graph.AxisRange(0, a.Latent))
+	// Bounded so exp(logVar) cannot overflow early in training; Max/Min
+	// rather than Clip because Clamp has no gradient in GoMLX v0.27.2.
+	logVar = graph.Slice(out, graph.AxisRange(), graph.AxisRange(a.Latent, 2*a.Latent))
+	logVar = graph.MinScalar(graph.MaxScalar(logVar, -12), 8)
+	return mu, logVar
+}

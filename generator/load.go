@@ -1,0 +1,228 @@
+package generator
+
+import (
+	"fmt"
+	"image"
+	"math"
+	"path/filepath"
+	"sync"
+
+	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+
+	"latentedit/dataset"
+	"latentedit/engine"
+)
+
+// Model is a loaded generator (and, for a VAE, its encoder).
+type Model struct {
+	Dir  string
+	Info Info
+	Arch Arch
+
+	backend backends.Backend
+	ctx     *context.Context
+
+	mu  sync.Mutex // guards the lazily built executables
+	gen *context.Exec
+	enc *context.Exec
+}
+
+// Load reads the model directory dir and checks everything before returning:
+// model.json's version and fields, the weights file's presence and checksum,
+// and that every variable the architecture needs is there with its shape.
+// Errors name the file and what is wrong.
+func Load(dir string, backend backends.Backend) (*Model, error) {
+	info, err := ReadInfo(dir)
+	if err != nil {
+		return nil, err
+	}
+	arch, err := NewArch(info.Config.Size, info.Config.Channels, info.Config.Base, info.Config.Latent)
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", dir, err)
+	}
+	wpath := filepath.Join(dir, WeightsFile)
+	sum, err := fileSHA256(wpath)
+	if err != nil {
+		return nil, fmt.Errorf("model %s: weights: %w", dir, err)
+	}
+	if sum != info.WeightsSHA256 {
+		return nil, fmt.Errorf("model %s: %s: sha256 %s does not match model.json's %s (file replaced or corrupted)", dir, wpath, sum[:12], info.WeightsSHA256[:12])
+	}
+	ctx := context.New()
+	if _, err := engine.LoadCheckpoint(ctx, wpath); err != nil {
+		return nil, fmt.Errorf("model %s: %w", dir, err)
+	}
+	for v := range ctx.IterVariables() {
+		v.SetTrainable(false) // a loaded generator is frozen: trainers downstream must not move it
+	}
+	m := &Model{Dir: dir, Info: info, Arch: arch, backend: backend, ctx: ctx}
+	// Build once on one latent (and one image for a VAE) with a context that
+	// refuses to create variables: a missing or reshaped weight fails here.
+	err = engine.Safe("model "+dir+": "+wpath, func() error {
+		if _, err := m.GenerateFloats(make([]float32, info.LatentDim), 1); err != nil {
+			return err
+		}
+		if info.Kind == "vae" {
+			_, err := m.EncodeFloats(make([]float32, info.Height*info.Width*info.Channels), 1)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// LatentDim is the length of a latent vector.
+func (m *Model) LatentDim() int { return m.Info.LatentDim }
+
+// ImageShape is the shape of generated images.
+func (m *Model) ImageShape() (h, w, c int) { return m.Info.Height, m.Info.Width, m.Info.Channels }
+
+// Backend is the backend the model runs on.
+func (m *Model) Backend() backends.Backend { return m.backend }
+
+// Context holds the frozen weights (scope /generator, and /encoder for a
+// VAE). Trainers that need G inside their own graph (direction discovery)
+// add their variables to it under their own scopes.
+func (m *Model) Context() *context.Context { return m.ctx }
+
+// Build is the graph-level generator: z [B, LatentDim] → images [B, H, W, C]
+// in [-1, 1], with the frozen weights of Context.
+func (m *Model) Build(ctx *context.Context, z *graph.Node) *graph.Node {
+	return m.Arch.Generate(ctx.InAbsPath("/generator").Reuse(), z)
+}
+
+// BuildEncode is the graph-level VAE encoder mean (the latent used to edit a
+// real image).
+func (m *Model) BuildEncode(ctx *context.Context, x *graph.Node) *graph.Node {
+	mu, _ := m.Arch.Encode(ctx.InAbsPath("/encoder").Reuse(), x, false)
+	return mu
+}
+
+// GenerateFloats maps n latents (flat, n×LatentDim) to n images, flat
+// [n, H, W, C] in [-1, 1].
+func (m *Model) GenerateFloats(z []float32, n int) ([]float32, error) {
+	d := m.Info.LatentDim
+	if n < 1 || len(z) != n*d {
+		return nil, fmt.Errorf("generate: %d values for %d latents of dimension %d", len(z), n, d)
+	}
+	for i, v := range z {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return nil, fmt.Errorf("generate: latent value %d is %v", i, v)
+		}
+	}
+	m.mu.Lock()
+	if m.gen == nil {
+		exec, err := context.NewExec(m.backend, m.ctx, func(ctx *context.Context, z *graph.Node) *graph.Node {
+			return m.Build(ctx, z)
+		})
+		if err != nil {
+			m.mu.Unlock()
+			return nil, err
+		}
+		m.gen = exec
+	}
+	gen := m.gen
+	m.mu.Unlock()
+	var out []float32
+	err := engine.Safe("generate", func() error {
+		res, err := gen.Exec(tensors.FromFlatDataAndDimensions(z, n, d))
+		if err != nil {
+			return err
+		}
+		out = tensors.MustCopyFlatData[float32](res[0])
+		res[0].FinalizeAll()
+		return nil
+	})
+	return out, err
+}
+
+// Generate maps latents to images.
+func (m *Model) Generate(z [][]float32) ([]image.Image, error) {
+	d := m.Info.LatentDim
+	flat := make([]float32, 0, len(z)*d)
+	for i, v := range z {
+		if len(v) != d {
+			return nil, fmt.Errorf("generate: latent %d has %d values, the model takes %d", i, len(v), d)
+		}
+		flat = append(flat, v...)
+	}
+	pix, err := m.GenerateFloats(flat, len(z))
+	if err != nil {
+		return nil, err
+	}
+	return ToImages(pix, len(z), m.Info.Height, m.Info.Width, m.Info.Channels), nil
+}
+
+// ToImages splits flat [n, h, w, c] pixels in [-1, 1] into images.
+func ToImages(pix []float32, n, h, w, c int) []image.Image {
+	imgs := make([]image.Image, n)
+	sz := h * w * c
+	for i := range imgs {
+		imgs[i] = dataset.FromFloats(pix[i*sz:(i+1)*sz], h, w, c)
+	}
+	return imgs
+}
+
+// EncodeFloats returns the VAE posterior means of n images (flat [n, H, W, C]
+// in [-1, 1]).
+func (m *Model) EncodeFloats(pix []float32, n int) ([]float32, error) {
+	if m.Info.Kind != "vae" {
+		return nil, fmt.Errorf("encode: model %s is a %s; only a VAE has an encoder (invert a GAN by optimisation instead)", m.Dir, m.Info.Kind)
+	}
+	h, w, c := m.ImageShape()
+	if n < 1 || len(pix) != n*h*w*c {
+		return nil, fmt.Errorf("encode: %d values for %d images of %dx%dx%d", len(pix), n, h, w, c)
+	}
+	m.mu.Lock()
+	if m.enc == nil {
+		exec, err := context.NewExec(m.backend, m.ctx, func(ctx *context.Context, x *graph.Node) *graph.Node {
+			return m.BuildEncode(ctx, x)
+		})
+		if err != nil {
+			m.mu.Unlock()
+			return nil, err
+		}
+		m.enc = exec
+	}
+	enc := m.enc
+	m.mu.Unlock()
+	var out []float32
+	err := engine.Safe("encode", func() error {
+		res, err := enc.Exec(tensors.FromFlatDataAndDimensions(pix, n, h, w, c))
+		if err != nil {
+			return err
+		}
+		out = tensors.MustCopyFlatData[float32](res[0])
+		return nil
+	})
+	return out, err
+}
+
+// Encode returns the latent of each image (VAE only); images must have the
+// model's size.
+func (m *Model) Encode(imgs []image.Image) ([][]float32, error) {
+	h, w, c := m.ImageShape()
+	pix := make([]float32, len(imgs)*h*w*c)
+	for i, img := range imgs {
+		if b := img.Bounds(); b.Dx() != w || b.Dy() != h {
+			return nil, fmt.Errorf("encode: image %d is %dx%d, the model takes %dx%d", i, b.Dx(), b.Dy(), w, h)
+		}
+		dataset.ToFloats(img, c, pix[i*h*w*c:(i+1)*h*w*c])
+	}
+	flat, err := m.EncodeFloats(pix, len(imgs))
+	if err != nil {
+		return nil, err
+	}
+	d := m.Info.LatentDim
+	out := make([][]float32, len(imgs))
+	for i := range out {
+		out[i] = flat[i*d : (i+1)*d]
+	}
+	return out, nil
+}

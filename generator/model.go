@@ -1,0 +1,169 @@
+// Package generator holds the generative models latentedit edits — a DCGAN-
+// style GAN and a convolutional VAE sharing one generator architecture — with
+// their training loops and the model directory format every later command
+// reads (model.json + checkpoints, see DESIGN.md).
+//
+// A loaded Model is a pure function z ↦ G(z): it never depends on the rest of
+// the batch, so edits are reproducible one latent at a time.
+package generator
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+)
+
+// FormatVersion is the model.json layout this build reads and writes.
+const FormatVersion = 1
+
+// Files inside a model directory.
+const (
+	InfoFile       = "model.json"
+	WeightsFile    = "generator/weights.ckpt" // sampling weights: the EMA generator (GAN) or decoder + encoder (VAE)
+	TrainStateFile = "generator/train.ckpt"   // everything, for --resume
+	CurvesCSV      = "curves.csv"
+	CurvesPNG      = "curves.png"
+	SamplesPNG     = "samples.png"
+)
+
+// Config is everything that defines a training run. Defaults are in Default.
+type Config struct {
+	Kind            string  `json:"kind"`    // "gan" or "vae"
+	Dataset         string  `json:"dataset"` // registered dataset name
+	DataN           int     `json:"data_n"`  // training images (procedural datasets render this many)
+	DataSeed        int64   `json:"data_seed"`
+	Size            int     `json:"size"`     // image side
+	Channels        int     `json:"channels"` // 1 or 3 (from the dataset)
+	Latent          int     `json:"latent_dim"`
+	Base            int     `json:"base"`   // channel width of the largest feature maps
+	Loss            string  `json:"loss"`   // GAN: "ns" (non-saturating) or "hinge"
+	DNorm           string  `json:"d_norm"` // GAN: "sn" (spectral) or "bn" (batch norm) in D
+	Beta            float64 `json:"beta"`   // VAE: weight of the KL term
+	EMA             float64 `json:"ema"`    // GAN: decay of the sampling generator's weight average
+	Batch           int     `json:"batch"`  // batch size
+	LR              float64 `json:"lr"`     // Adam learning rate
+	Steps           int     `json:"steps"`  // total steps
+	Seed            int64   `json:"seed"`   // weights, latents and data order
+	SampleEvery     int     `json:"sample_every"`
+	CheckpointEvery int     `json:"checkpoint_every"`
+	NoCorrelation   bool    `json:"no_correlation,omitempty"` // faces: independent factors
+}
+
+// Default returns the documented defaults for kind on dataset.
+func Default(kind, dataset string) Config {
+	return Config{
+		Kind: kind, Dataset: dataset, DataN: 20000, Latent: 64, Base: 32,
+		Loss: "ns", DNorm: "sn", Beta: 1, EMA: 0.999, Batch: 64, LR: 2e-4,
+		Steps: 10000, Seed: 1, SampleEvery: 500, CheckpointEvery: 500,
+	}
+}
+
+// Validate reports the first field that is out of range.
+func (c Config) Validate() error {
+	switch {
+	case c.Kind != "gan" && c.Kind != "vae":
+		return fmt.Errorf("config: kind %q: want gan or vae", c.Kind)
+	case c.Dataset == "":
+		return errors.New("config: dataset is empty")
+	case c.Latent < 1 || c.Latent > 4096:
+		return fmt.Errorf("config: latent_dim %d out of [1, 4096]", c.Latent)
+	case c.Loss != "ns" && c.Loss != "hinge":
+		return fmt.Errorf("config: loss %q: want ns or hinge", c.Loss)
+	case c.DNorm != "sn" && c.DNorm != "bn":
+		return fmt.Errorf("config: d_norm %q: want sn or bn", c.DNorm)
+	case c.Batch < 2 || c.Steps < 0 || c.LR <= 0 || c.Beta < 0 || c.EMA < 0 || c.EMA >= 1:
+		return fmt.Errorf("config: batch %d (≥2), steps %d (≥0), lr %g (>0), beta %g (≥0), ema %g ([0,1))", c.Batch, c.Steps, c.LR, c.Beta, c.EMA)
+	case c.SampleEvery < 1 || c.CheckpointEvery < 1:
+		return fmt.Errorf("config: sample_every %d and checkpoint_every %d must be ≥1", c.SampleEvery, c.CheckpointEvery)
+	}
+	_, err := NewArch(c.Size, c.Channels, c.Base, c.Latent)
+	return err
+}
+
+// Info is model.json.
+type Info struct {
+	FormatVersion int    `json:"format_version"`
+	Kind          string `json:"kind"`
+	LatentDim     int    `json:"latent_dim"`
+	Height        int    `json:"height"`
+	Width         int    `json:"width"`
+	Channels      int    `json:"channels"`
+	Dataset       string `json:"dataset"`
+	Config        Config `json:"config"`
+	Step          int    `json:"step"`           // training steps behind the weights
+	WeightsSHA256 string `json:"weights_sha256"` // of WeightsFile
+	Command       string `json:"command,omitempty"`
+}
+
+// ReadInfo reads and validates dir/model.json.
+func ReadInfo(dir string) (Info, error) {
+	path := filepath.Join(dir, InfoFile)
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return Info{}, fmt.Errorf("model %s: %w", dir, err)
+	}
+	var in Info
+	if err := json.Unmarshal(raw, &in); err != nil {
+		return Info{}, fmt.Errorf("model %s: %s: %w", dir, path, err)
+	}
+	bad := func(field string, format string, args ...any) error {
+		return fmt.Errorf("model %s: %s: field %s: %s", dir, path, field, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case in.FormatVersion != FormatVersion:
+		return in, bad("format_version", "%d, this build reads %d", in.FormatVersion, FormatVersion)
+	case in.Kind != "gan" && in.Kind != "vae":
+		return in, bad("kind", "%q, want gan or vae", in.Kind)
+	case in.LatentDim != in.Config.Latent:
+		return in, bad("latent_dim", "%d disagrees with config.latent_dim %d", in.LatentDim, in.Config.Latent)
+	case in.Height != in.Config.Size || in.Width != in.Config.Size || in.Channels != in.Config.Channels:
+		return in, bad("height/width/channels", "%dx%dx%d disagree with config (size %d, channels %d)", in.Height, in.Width, in.Channels, in.Config.Size, in.Config.Channels)
+	case len(in.WeightsSHA256) != 64:
+		return in, bad("weights_sha256", "%q is not a sha256", in.WeightsSHA256)
+	}
+	if err := in.Config.Validate(); err != nil {
+		return in, bad("config", "%v", err)
+	}
+	return in, nil
+}
+
+// fileSHA256 returns the hex sha256 of a file.
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Latents returns n standard-normal latent vectors of dimension d, the same
+// for the same seed: seed s, latent i is the i-th of the stream, so the
+// gallery, the report and the command line all agree on "seed 3".
+func Latents(seed int64, n, d int) [][]float32 {
+	out := make([][]float32, n)
+	for i := range out {
+		out[i] = Latent(seed+int64(i), d)
+	}
+	return out
+}
+
+// Latent is the latent vector of one seed.
+func Latent(seed int64, d int) []float32 {
+	r := rand.New(rand.NewPCG(uint64(seed), 0x1a7e17))
+	z := make([]float32, d)
+	for j := range z {
+		z[j] = float32(r.NormFloat64())
+	}
+	return z
+}

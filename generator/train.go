@@ -1,0 +1,487 @@
+package generator
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+
+	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+
+	"latentedit/dataset"
+	"latentedit/engine"
+	"latentedit/internal/atomicfile"
+	"latentedit/internal/progress"
+	"latentedit/report"
+)
+
+// Options are the run-time settings of Train that are not part of the model.
+type Options struct {
+	Out     string           // model directory
+	Resume  bool             // continue from Out's train state
+	Backend backends.Backend // where to compute
+	Log     io.Writer        // progress output (nil: discard)
+	JSON    bool             // progress as JSON lines
+	Command string           // the command line, recorded in model.json
+	Workers int              // goroutines rendering the data (0: all cores)
+}
+
+// Result summarises a finished run.
+type Result struct {
+	Step   int
+	Losses map[string]float64 // the last step's
+}
+
+// ErrNonFinite is wrapped by the error of a run stopped by a NaN or Inf.
+var ErrNonFinite = errors.New("non-finite value")
+
+// trainer holds one run's state.
+type trainer struct {
+	cfg     Config
+	opt     Options
+	arch    Arch
+	ctx     *context.Context
+	data    []float32 // all training images, [DataN, S, S, C]
+	n       int
+	step    *context.Exec
+	sample  *context.Exec
+	curves  []curveRow
+	lossKey []string
+}
+
+type curveRow struct {
+	step int
+	vals []float64
+}
+
+// Train runs cfg into the model directory opt.Out: sample grids and loss
+// curves every SampleEvery steps, an atomic checkpoint every CheckpointEvery
+// steps and at the end. With opt.Resume it continues from the last checkpoint
+// and reaches the same weights as an uninterrupted run: data order, latents
+// and noise are functions of (seed, step), never of the process's history.
+func Train(cfg Config, opt Options) (res *Result, err error) {
+	if opt.Log == nil {
+		opt.Log = io.Discard
+	}
+	if opt.Out == "" {
+		return nil, errors.New("train: no output directory")
+	}
+	ds, err := dataset.Open(cfg.Dataset, dataset.Options{N: cfg.DataN, Seed: cfg.DataSeed, Size: cfg.Size, NoCorrelation: cfg.NoCorrelation})
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	h, w, c := ds.Shape()
+	if h != w {
+		return nil, fmt.Errorf("train: dataset %s has %dx%d images; square images only", cfg.Dataset, h, w)
+	}
+	cfg.Size, cfg.Channels = h, c
+	if cfg.DataN <= 0 || cfg.DataN > ds.Len() {
+		cfg.DataN = ds.Len()
+	}
+	start := 0
+	if opt.Resume {
+		info, err := ReadInfo(opt.Out)
+		if err != nil {
+			return nil, fmt.Errorf("train --resume: %w", err)
+		}
+		steps := cfg.Steps
+		cfg = info.Config // the run's own settings win, except how long to go on
+		if steps > cfg.Steps {
+			cfg.Steps = steps
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	arch, _ := NewArch(cfg.Size, cfg.Channels, cfg.Base, cfg.Latent)
+	t := &trainer{cfg: cfg, opt: opt, arch: arch, ctx: context.New().Checked(false)}
+	if err := os.MkdirAll(filepath.Join(opt.Out, "generator"), 0o755); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	if err := t.ctx.SetRNGStateFromSeed(cfg.Seed); err != nil {
+		return nil, err
+	}
+	if opt.Resume {
+		meta, err := engine.LoadCheckpoint(t.ctx, filepath.Join(opt.Out, TrainStateFile))
+		if err != nil {
+			return nil, fmt.Errorf("train --resume: %w", err)
+		}
+		if start, err = strconv.Atoi(meta["step"]); err != nil {
+			return nil, fmt.Errorf("train --resume: %s: meta step %q: %w", TrainStateFile, meta["step"], err)
+		}
+		if err := t.readCurves(start); err != nil {
+			return nil, err
+		}
+	}
+	if err := t.loadData(ds); err != nil {
+		return nil, err
+	}
+	err = engine.Safe("train", func() error { return t.build() })
+	if err != nil {
+		return nil, err
+	}
+	bar := progress.New(opt.Log, cfg.Steps, "train "+cfg.Kind+" "+cfg.Dataset, opt.JSON)
+	bar.Set(start, nil)
+	var last map[string]float64
+	lastGood := start
+	for s := start; s < cfg.Steps; s++ {
+		var vals []float64
+		err := engine.Safe("train step", func() error {
+			var err error
+			vals, err = t.runStep(s)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("train: step %d: %w", s+1, err)
+		}
+		last = map[string]float64{}
+		for i, k := range t.lossKey {
+			last[k] = vals[i]
+			if math.IsNaN(vals[i]) || math.IsInf(vals[i], 0) {
+				return nil, fmt.Errorf("train: step %d: %s is %v: %w; stopped, the last good checkpoint (step %d) is kept in %s",
+					s+1, k, vals[i], ErrNonFinite, lastGood, filepath.Join(opt.Out, TrainStateFile))
+			}
+		}
+		t.curves = append(t.curves, curveRow{step: s + 1, vals: vals})
+		bar.Set(s+1, last)
+		done := s+1 == cfg.Steps
+		if (s+1)%cfg.SampleEvery == 0 || done {
+			if err := t.writeSamples(); err != nil {
+				return nil, err
+			}
+		}
+		if (s+1)%cfg.CheckpointEvery == 0 || done {
+			if err := t.checkpoint(s + 1); err != nil {
+				return nil, err
+			}
+			lastGood = s + 1
+		}
+	}
+	if start >= cfg.Steps { // nothing to do, but leave a complete directory
+		if err := t.writeSamples(); err != nil {
+			return nil, err
+		}
+	}
+	bar.Finish()
+	return &Result{Step: cfg.Steps, Losses: last}, nil
+}
+
+// loadData renders or decodes the whole training set once, in parallel: on a
+// GPU a step takes milliseconds and per-step rendering would dominate.
+func (t *trainer) loadData(ds dataset.Dataset) error {
+	h, w, c := ds.Shape()
+	sz := h * w * c
+	t.n = t.cfg.DataN
+	t.data = make([]float32, t.n*sz)
+	workers := t.opt.Workers
+	if workers <= 0 {
+		workers = runtime.NumCPU()
+	}
+	bar := progress.New(t.opt.Log, t.n, "load "+t.cfg.Dataset, t.opt.JSON)
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		done int
+		ferr error
+	)
+	for wk := 0; wk < workers; wk++ {
+		wg.Add(1)
+		go func(wk int) {
+			defer wg.Done()
+			for i := wk; i < t.n; i += workers {
+				img, _, err := ds.Sample(i)
+				mu.Lock()
+				if err != nil && ferr == nil {
+					ferr = fmt.Errorf("train: dataset %s: sample %d: %w", ds.Name(), i, err)
+				}
+				done++
+				if done%512 == 0 {
+					bar.Set(done, nil)
+				}
+				mu.Unlock()
+				if err != nil {
+					return
+				}
+				dataset.ToFloats(img, c, t.data[i*sz:(i+1)*sz])
+			}
+		}(wk)
+	}
+	wg.Wait()
+	if ferr != nil {
+		return ferr
+	}
+	bar.Finish()
+	return nil
+}
+
+// batchIndices returns the data indices of step s: epoch e = ⌊s·B/N⌋ shuffled
+// by a permutation seeded with (seed, e), so any step can be recomputed.
+func (t *trainer) batchIndices(s int) []int {
+	b := t.cfg.Batch
+	idx := make([]int, b)
+	var perm []int
+	permEpoch := -1
+	for j := 0; j < b; j++ {
+		pos := s*b + j
+		e := pos / t.n
+		if e != permEpoch {
+			perm = rand.New(rand.NewPCG(uint64(t.cfg.Seed), uint64(e)+1)).Perm(t.n)
+			permEpoch = e
+		}
+		idx[j] = perm[pos%t.n]
+	}
+	return idx
+}
+
+// noise returns n standard normals for step s and purpose k.
+func (t *trainer) noise(s, k, n int) []float32 {
+	r := rand.New(rand.NewPCG(uint64(t.cfg.Seed)^0x9e3779b97f4a7c15, uint64(s)<<2|uint64(k)))
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(r.NormFloat64())
+	}
+	return v
+}
+
+func (t *trainer) build() error {
+	a, cfg := t.arch, t.cfg
+	var err error
+	if cfg.Kind == "gan" {
+		t.lossKey = []string{"loss_d", "loss_g", "d_real", "d_fake", "grad_d", "grad_g"}
+		t.step, err = context.NewExec(t.opt.Backend, t.ctx, func(ctx *context.Context, real, z *graph.Node) []*graph.Node {
+			gctx, dctx := ctx.In("generator"), ctx.In("discriminator")
+			fake := a.Generate(gctx, z)
+			dr := a.Discriminate(dctx, real, cfg.DNorm, true)
+			df := a.Discriminate(dctx, graph.StopGradient(fake), cfg.DNorm, true)
+			dg := a.Discriminate(dctx, fake, cfg.DNorm, true)
+			var lossD, lossG *graph.Node
+			if cfg.Loss == "hinge" {
+				lossD = graph.Add(graph.ReduceAllMean(relu(graph.OneMinus(dr))), graph.ReduceAllMean(relu(graph.OnePlus(df))))
+				lossG = graph.Neg(graph.ReduceAllMean(dg))
+			} else {
+				lossD = graph.Add(graph.ReduceAllMean(graph.Softplus(graph.Neg(dr))), graph.ReduceAllMean(graph.Softplus(df)))
+				lossG = graph.ReduceAllMean(graph.Softplus(graph.Neg(dg)))
+			}
+			gVars, dVars := engine.Variables(ctx, "/generator"), engine.Variables(ctx, "/discriminator")
+			gradD := engine.Adam{Name: "d", LR: cfg.LR, Beta1: 0.5, Beta2: 0.999}.Minimize(ctx, lossD, dVars)
+			gradG := engine.Adam{Name: "g", LR: cfg.LR, Beta1: 0.5, Beta2: 0.999}.Minimize(ctx, lossG, gVars)
+			t.updateEMA(ctx, gVars, z.Graph())
+			return []*graph.Node{lossD, lossG, graph.ReduceAllMean(dr), graph.ReduceAllMean(df), gradD, gradG}
+		})
+	} else {
+		t.lossKey = []string{"loss", "recon", "kl", "grad"}
+		t.step, err = context.NewExec(t.opt.Backend, t.ctx, func(ctx *context.Context, x, eps *graph.Node) []*graph.Node {
+			mu, logVar := a.Encode(ctx.In("encoder"), x, true)
+			z := graph.Add(mu, graph.Mul(graph.Exp(graph.MulScalar(logVar, 0.5)), eps))
+			recon := a.Generate(ctx.In("generator"), z)
+			// Gaussian likelihood with σ = 0.2 on the [-1, 1] scale, summed
+			// over pixels; KL summed over latent dimensions; both averaged over the batch.
+			rec := graph.DivScalar(graph.ReduceAllSum(graph.Square(graph.Sub(recon, x))), 2*0.2*0.2*float64(cfg.Batch))
+			kl := graph.DivScalar(graph.ReduceAllSum(graph.MulScalar(graph.Sub(graph.Add(graph.Exp(logVar), graph.Square(mu)), graph.OnePlus(logVar)), 0.5)), float64(cfg.Batch))
+			loss := graph.Add(rec, graph.MulScalar(kl, cfg.Beta))
+			vars := append(engine.Variables(ctx, "/generator"), engine.Variables(ctx, "/encoder")...)
+			grad := engine.Adam{Name: "vae", LR: cfg.LR}.Minimize(ctx, loss, vars)
+			return []*graph.Node{loss, rec, kl, grad}
+		})
+	}
+	if err != nil {
+		return err
+	}
+	t.sample, err = context.NewExec(t.opt.Backend, t.ctx, func(ctx *context.Context, z *graph.Node) *graph.Node {
+		return a.Generate(ctx.InAbsPath(t.samplingScope()), z)
+	})
+	return err
+}
+
+// samplingScope holds the weights images are drawn with: the weight average
+// for a GAN (smoother samples than the raw generator), the decoder for a VAE.
+func (t *trainer) samplingScope() string {
+	if t.cfg.Kind == "gan" {
+		return "/generator_ema"
+	}
+	return "/generator"
+}
+
+// updateEMA moves /generator_ema towards the freshly updated generator. The
+// average starts at zero; the decay min(ema, (1+n)/(10+n)) of step n makes
+// the zero start fade within the first few hundred steps.
+func (t *trainer) updateEMA(ctx *context.Context, gVars []*context.Variable, g *graph.Graph) {
+	stepVar := ctx.InAbsPath("/train").VariableWithValue("step", float32(0)).SetTrainable(false)
+	n := stepVar.ValueGraph(g)
+	stepVar.SetValueGraph(graph.OnePlus(n))
+	decay := graph.Min(graph.Div(graph.OnePlus(n), graph.AddScalar(n, 10)), graph.Scalar(g, n.DType(), t.cfg.EMA))
+	for _, v := range gVars {
+		scope := "/generator_ema" + v.Scope()[len("/generator"):]
+		ema := ctx.InAbsPath(scope).VariableWithValue(v.Name(), tensors.FromShape(v.Shape())).SetTrainable(false)
+		old := ema.ValueGraph(g)
+		ema.SetValueGraph(graph.Add(graph.Mul(old, decay), graph.Mul(v.ValueGraph(g), graph.OneMinus(decay))))
+	}
+}
+
+func (t *trainer) runStep(s int) ([]float64, error) {
+	cfg := t.cfg
+	sz := cfg.Size * cfg.Size * cfg.Channels
+	real := make([]float32, cfg.Batch*sz)
+	for j, i := range t.batchIndices(s) {
+		copy(real[j*sz:(j+1)*sz], t.data[i*sz:(i+1)*sz])
+	}
+	x := tensors.FromFlatDataAndDimensions(real, cfg.Batch, cfg.Size, cfg.Size, cfg.Channels)
+	z := tensors.FromFlatDataAndDimensions(t.noise(s, 0, cfg.Batch*cfg.Latent), cfg.Batch, cfg.Latent)
+	out, err := t.step.Exec(x, z)
+	if err != nil {
+		return nil, err
+	}
+	vals := make([]float64, len(out))
+	for i, o := range out {
+		vals[i] = float64(tensors.ToScalar[float32](o))
+		o.FinalizeAll()
+	}
+	return vals, nil
+}
+
+// sampleLatents are the fixed latents of the sample grids, so grids of
+// successive checkpoints show the same 64 characters growing up.
+func (t *trainer) sampleLatents() []float32 {
+	var flat []float32
+	for _, z := range Latents(1000, 64, t.cfg.Latent) {
+		flat = append(flat, z...)
+	}
+	return flat
+}
+
+func (t *trainer) writeSamples() error {
+	out, err := t.sample.Exec(tensors.FromFlatDataAndDimensions(t.sampleLatents(), 64, t.cfg.Latent))
+	if err != nil {
+		return fmt.Errorf("train: samples: %w", err)
+	}
+	pix := tensors.MustCopyFlatData[float32](out[0])
+	imgs := ToImages(pix, 64, t.cfg.Size, t.cfg.Size, t.cfg.Channels)
+	if err := report.Grid(filepath.Join(t.opt.Out, SamplesPNG), imgs, 8, 512); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	return t.writeCurves()
+}
+
+func (t *trainer) writeCurves() error {
+	series := make([]report.Series, len(t.lossKey))
+	for i, k := range t.lossKey {
+		series[i].Name = k
+	}
+	for _, r := range t.curves {
+		for i := range t.lossKey {
+			series[i].X = append(series[i].X, float64(r.step))
+			series[i].Y = append(series[i].Y, r.vals[i])
+		}
+	}
+	// Gradient norms live on another scale; plot only the losses.
+	var losses []report.Series
+	for _, s := range series {
+		if len(s.Name) < 4 || s.Name[:4] != "grad" {
+			losses = append(losses, smooth(s, 25))
+		}
+	}
+	if err := report.LinePlot(filepath.Join(t.opt.Out, CurvesPNG), fmt.Sprintf("%s on %s", t.cfg.Kind, t.cfg.Dataset), "step", "loss (moving average of 25)", losses); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	return atomicfile.Write(filepath.Join(t.opt.Out, CurvesCSV), func(w io.Writer) error {
+		cw := csv.NewWriter(w)
+		cw.Write(append([]string{"step"}, t.lossKey...))
+		for _, r := range t.curves {
+			row := []string{strconv.Itoa(r.step)}
+			for _, v := range r.vals {
+				row = append(row, strconv.FormatFloat(v, 'g', 7, 64))
+			}
+			cw.Write(row)
+		}
+		cw.Flush()
+		return cw.Error()
+	})
+}
+
+func smooth(s report.Series, k int) report.Series {
+	out := report.Series{Name: s.Name, X: s.X, Y: make([]float64, len(s.Y))}
+	sum := 0.0
+	for i, v := range s.Y {
+		sum += v
+		if i >= k {
+			sum -= s.Y[i-k]
+		}
+		out.Y[i] = sum / float64(min(i+1, k))
+	}
+	return out
+}
+
+// readCurves restores the loss history of a resumed run up to step.
+func (t *trainer) readCurves(step int) error {
+	f, err := os.Open(filepath.Join(t.opt.Out, CurvesCSV))
+	if err != nil {
+		return nil // curves are for people; a run without them still resumes
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil || len(rows) == 0 {
+		return nil
+	}
+	for _, row := range rows[1:] {
+		s, err := strconv.Atoi(row[0])
+		if err != nil || s > step {
+			continue
+		}
+		r := curveRow{step: s}
+		for _, v := range row[1:] {
+			x, _ := strconv.ParseFloat(v, 64)
+			r.vals = append(r.vals, x)
+		}
+		t.curves = append(t.curves, r)
+	}
+	return nil
+}
+
+// checkpoint writes the full train state, the sampling weights and model.json,
+// in that order: model.json (with the weights' checksum) is written last, so
+// a reader never sees a model.json pointing at weights that are not there.
+func (t *trainer) checkpoint(step int) error {
+	meta := map[string]string{"step": strconv.Itoa(step)}
+	if err := engine.SaveCheckpoint(t.ctx, filepath.Join(t.opt.Out, TrainStateFile), "", meta); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	vals := map[string]*tensors.Tensor{}
+	from := t.samplingScope()
+	for v := range t.ctx.IterVariables() {
+		sc := v.Scope()
+		switch {
+		case sc == from || len(sc) > len(from) && sc[:len(from)+1] == from+"/":
+			vals["/generator"+sc[len(from):]+"/"+v.Name()] = v.MustValue()
+		case t.cfg.Kind == "vae" && (sc == "/encoder" || len(sc) > 8 && sc[:9] == "/encoder/"):
+			vals[v.ScopeAndName()] = v.MustValue()
+		}
+	}
+	wpath := filepath.Join(t.opt.Out, WeightsFile)
+	if err := engine.SaveTensors(wpath, vals, meta); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	sum, err := fileSHA256(wpath)
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	info := Info{
+		FormatVersion: FormatVersion, Kind: t.cfg.Kind, LatentDim: t.cfg.Latent,
+		Height: t.cfg.Size, Width: t.cfg.Size, Channels: t.cfg.Channels, Dataset: t.cfg.Dataset,
+		Config: t.cfg, Step: step, WeightsSHA256: sum, Command: t.opt.Command,
+	}
+	raw, _ := json.MarshalIndent(info, "", "  ")
+	return atomicfile.WriteFile(filepath.Join(t.opt.Out, InfoFile), append(raw, '\n'), atomicfile.DefaultPerm)
+}
+
+func relu(x *graph.Node) *graph.Node { return graph.Max(x, graph.ZerosLike(x)) }

@@ -1,0 +1,57 @@
+package generator
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/gomlx/gomlx/backends"
+
+	_ "latentedit/dataset/faces"
+	_ "latentedit/dataset/mnist"
+	"latentedit/engine"
+)
+
+var testBackend backends.Backend
+
+func be(t testing.TB) backends.Backend {
+	t.Helper()
+	if testBackend == nil {
+		b, err := engine.NewBackend("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		testBackend = b
+	}
+	return testBackend
+}
+
+// tiny returns a configuration small enough to train in seconds on 2 cores.
+func tiny(kind, data string, steps int) Config {
+	c := Default(kind, data)
+	c.DataN, c.Base, c.Latent, c.Batch, c.Steps = 256, 8, 16, 16, steps
+	c.SampleEvery, c.CheckpointEvery, c.LR = steps, 10, 1e-3
+	return c
+}
+
+func TestTrainGANFacesTiny(t *testing.T) {
+	dir := t.TempDir()
+	res, err := Train(tiny("gan", "faces", 20), Options{Out: dir, Backend: be(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("losses %v", res.Losses)
+	for _, f := range []string{InfoFile, WeightsFile, TrainStateFile, SamplesPNG, CurvesPNG, CurvesCSV} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("missing %s: %v", f, err)
+		}
+	}
+	m, err := Load(dir, be(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	imgs, err := m.Generate(Latents(1, 3, m.LatentDim()))
+	if err != nil || len(imgs) != 3 || imgs[0].Bounds().Dx() != 32 {
+		t.Fatalf("generate: %v %d", err, len(imgs))
+	}
+}
