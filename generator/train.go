@@ -48,16 +48,18 @@ var ErrNonFinite = errors.New("non-finite value")
 
 // trainer holds one run's state.
 type trainer struct {
-	cfg     Config
-	opt     Options
-	arch    Arch
-	ctx     *context.Context
-	data    []float32 // all training images, [DataN, S, S, C]
-	n       int
-	step    *context.Exec
-	sample  *context.Exec
-	curves  []curveRow
-	lossKey []string
+	cfg       Config
+	opt       Options
+	arch      Arch
+	ctx       *context.Context
+	data      []float32 // all training images, [DataN, S, S, C]
+	n         int
+	perm      []int // data order of epoch permEpoch
+	permEpoch int
+	step      *context.Exec
+	sample    *context.Exec
+	curves    []curveRow
+	lossKey   []string
 }
 
 type curveRow struct {
@@ -230,16 +232,13 @@ func (t *trainer) loadData(ds dataset.Dataset) error {
 func (t *trainer) batchIndices(s int) []int {
 	b := t.cfg.Batch
 	idx := make([]int, b)
-	var perm []int
-	permEpoch := -1
 	for j := 0; j < b; j++ {
 		pos := s*b + j
-		e := pos / t.n
-		if e != permEpoch {
-			perm = rand.New(rand.NewPCG(uint64(t.cfg.Seed), uint64(e)+1)).Perm(t.n)
-			permEpoch = e
+		if e := pos / t.n; e != t.permEpoch || t.perm == nil {
+			t.perm = rand.New(rand.NewPCG(uint64(t.cfg.Seed), uint64(e)+1)).Perm(t.n)
+			t.permEpoch = e
 		}
-		idx[j] = perm[pos%t.n]
+		idx[j] = t.perm[pos%t.n]
 	}
 	return idx
 }
