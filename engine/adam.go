@@ -23,12 +23,13 @@ type Adam struct {
 	Eps          float64 // 0 means 1e-8
 }
 
-// Variables returns the trainable variables whose scope starts with prefix
-// (e.g. "/generator"), in a stable order.
+// Variables returns the trainable variables in scope prefix (e.g.
+// "/generator") or below it, in a stable order. "/generator" does not match
+// "/generator_ema": scopes are compared as paths.
 func Variables(ctx *context.Context, prefix string) []*context.Variable {
 	var vs []*context.Variable
 	for v := range ctx.IterVariables() {
-		if v.Trainable && strings.HasPrefix(v.Scope(), prefix) {
+		if v.Trainable && InScope(v.Scope(), prefix) {
 			vs = append(vs, v)
 		}
 	}
@@ -85,4 +86,10 @@ func (o Adam) Minimize(ctx *context.Context, loss *graph.Node, vars []*context.V
 		return graph.ScalarZero(g, loss.DType())
 	}
 	return graph.Sqrt(norm2)
+}
+
+// InScope reports whether scope is prefix or a scope below it.
+func InScope(scope, prefix string) bool {
+	prefix = strings.TrimSuffix(prefix, "/")
+	return prefix == "" || scope == prefix || strings.HasPrefix(scope, prefix+"/")
 }

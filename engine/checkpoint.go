@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"sort"
-	"strings"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
@@ -52,12 +51,12 @@ type checkpointVar struct {
 	Bytes int64  `json:"bytes"`
 }
 
-// SaveCheckpoint writes every variable of ctx whose scope starts with prefix
+// SaveCheckpoint writes every variable of ctx in scope prefix or below it
 // ("" for all) and meta to path atomically.
 func SaveCheckpoint(ctx *context.Context, path, prefix string, meta map[string]string) error {
 	vals := map[string]*tensors.Tensor{}
 	for v := range ctx.IterVariables() {
-		if strings.HasPrefix(v.Scope(), prefix) {
+		if InScope(v.Scope(), prefix) {
 			t, err := v.Value()
 			if err != nil {
 				return fmt.Errorf("save checkpoint %s: variable %s: %w", path, v.ScopeAndName(), err)

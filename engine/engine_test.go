@@ -111,3 +111,20 @@ func randVec32(n int) []float32 {
 	}
 	return v
 }
+
+func TestInScope(t *testing.T) {
+	for _, tc := range []struct {
+		scope, prefix string
+		want          bool
+	}{
+		{"/generator", "/generator", true},
+		{"/generator/up0", "/generator", true},
+		{"/generator_ema/up0", "/generator", false},
+		{"/anything", "", true},
+		{"/generator/up0", "/generator/", true},
+	} {
+		if got := InScope(tc.scope, tc.prefix); got != tc.want {
+			t.Errorf("InScope(%q, %q) = %v", tc.scope, tc.prefix, got)
+		}
+	}
+}

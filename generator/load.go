@@ -72,7 +72,7 @@ func Load(dir string, backend backends.Backend) (*Model, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("model %s: %s does not fit the architecture of model.json: %w", dir, wpath, err)
 	}
 	return m, nil
 }

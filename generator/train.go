@@ -460,9 +460,9 @@ func (t *trainer) checkpoint(step int) error {
 	for v := range t.ctx.IterVariables() {
 		sc := v.Scope()
 		switch {
-		case sc == from || len(sc) > len(from) && sc[:len(from)+1] == from+"/":
+		case engine.InScope(sc, from):
 			vals["/generator"+sc[len(from):]+"/"+v.Name()] = v.MustValue()
-		case t.cfg.Kind == "vae" && (sc == "/encoder" || len(sc) > 8 && sc[:9] == "/encoder/"):
+		case t.cfg.Kind == "vae" && engine.InScope(sc, "/encoder"):
 			vals[v.ScopeAndName()] = v.MustValue()
 		}
 	}

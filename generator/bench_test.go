@@ -1,0 +1,167 @@
+package generator
+
+// Benchmarks of the default 32×32 GAN training step, the Go half of the pair
+// whose PyTorch twin is bench/torch/gan.py (see bench/README.md and
+// bench/run.sh). They are benchmarks, not tests: nothing here asserts speed.
+//
+//	GOMAXPROCS=2 go test ./generator -run XXX -bench GANStep32 -benchtime 5x
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+
+	"latentedit/engine"
+)
+
+// benchConfig is the default GAN configuration on 32×32 RGB images:
+// latent 64, base 32, batch 64, spectral norm in D, non-saturating loss.
+func benchConfig() Config {
+	c := Default("gan", "bench")
+	c.Size, c.Channels, c.DataN = 32, 3, 256
+	return c
+}
+
+// benchGAN is built once per process: the testing package calls a benchmark
+// function more than once (N=1, then N=benchtime), and graph construction and
+// compilation are not what is measured.
+var benchGAN struct {
+	once sync.Once
+	t    *trainer
+	step int
+	err  error
+}
+
+func ganTrainer(b *testing.B) *trainer {
+	benchGAN.once.Do(func() {
+		cfg := benchConfig()
+		if err := cfg.Validate(); err != nil {
+			benchGAN.err = err
+			return
+		}
+		arch, _ := NewArch(cfg.Size, cfg.Channels, cfg.Base, cfg.Latent)
+		t := &trainer{cfg: cfg, opt: Options{Backend: be(b)}, arch: arch, ctx: context.New().Checked(false)}
+		if err := t.ctx.SetRNGStateFromSeed(cfg.Seed); err != nil {
+			benchGAN.err = err
+			return
+		}
+		// Random "images" in [-1, 1]: the step's cost does not depend on them.
+		t.n = cfg.DataN
+		t.data = make([]float32, t.n*cfg.Size*cfg.Size*cfg.Channels)
+		r := rand.New(rand.NewPCG(1, 2))
+		for i := range t.data {
+			t.data[i] = 2*r.Float32() - 1
+		}
+		benchGAN.err = engine.Safe("build", t.build)
+		if benchGAN.err != nil {
+			return
+		}
+		// The first step compiles the graph and creates the variables: untimed.
+		benchGAN.err = engine.Safe("first step", func() error { _, err := t.runStep(0); return err })
+		benchGAN.step = 1
+		benchGAN.t = t
+	})
+	if benchGAN.err != nil {
+		b.Fatal(benchGAN.err)
+	}
+	return benchGAN.t
+}
+
+// paramCount returns the number of trainable scalars under prefix and one
+// "scope/name shape=size" entry per variable, sorted.
+func paramCount(ctx *context.Context, prefix string) (int, []string) {
+	n := 0
+	var lines []string
+	for _, v := range engine.Variables(ctx, prefix) {
+		sz := v.Shape().Size()
+		n += sz
+		lines = append(lines, strings.TrimPrefix(v.ScopeAndName(), prefix+"/")+fmt.Sprint(v.Shape().Dimensions)+"="+strconv.Itoa(sz))
+	}
+	sort.Strings(lines)
+	return n, lines
+}
+
+// BenchmarkGANStep32 times one full training step of the default 32×32 GAN,
+// exactly the graph Train runs (trainer.build): G forward, D on real, on
+// detached fake and on fake, both non-saturating losses, both Adam updates
+// (β1 = 0.5), the spectral-norm power iterations and the EMA update, plus
+// runStep's host side (batch gather, latent noise, reading the 6 scalars).
+func BenchmarkGANStep32(b *testing.B) {
+	t := ganTrainer(b)
+	nG, gLines := paramCount(t.ctx, "/generator")
+	nD, dLines := paramCount(t.ctx, "/discriminator")
+	if b.N == 1 { // log once, not on every call of the benchmark function
+		// Three lines: without -v the testing package keeps only ten.
+		b.Logf("params G=%d D=%d total=%d", nG, nD, nG+nD)
+		b.Logf("G: %s", strings.Join(gLines, ", "))
+		b.Logf("D: %s", strings.Join(dLines, ", "))
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := t.runStep(benchGAN.step); err != nil {
+			b.Fatal(err)
+		}
+		benchGAN.step++
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/1e3/float64(b.N), "ms/step")
+	b.ReportMetric(float64(nG), "G-params")
+	b.ReportMetric(float64(nD), "D-params")
+}
+
+// BenchmarkGeneratorForward32 times sampling a batch of 64 images from the
+// default 32×32 generator (forward only, no gradient).
+func BenchmarkGeneratorForward32(b *testing.B) {
+	cfg := benchConfig()
+	arch, err := NewArch(cfg.Size, cfg.Channels, cfg.Base, cfg.Latent)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.New().Checked(false)
+	if err := ctx.SetRNGStateFromSeed(cfg.Seed); err != nil {
+		b.Fatal(err)
+	}
+	exec, err := context.NewExec(be(b), ctx, func(ctx *context.Context, z *graph.Node) *graph.Node {
+		return arch.Generate(ctx.In("generator"), z)
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const batch = 64
+	flat := make([]float32, 0, batch*cfg.Latent)
+	for _, v := range Latents(1, batch, cfg.Latent) {
+		flat = append(flat, v...)
+	}
+	zt := tensors.FromFlatDataAndDimensions(flat, batch, cfg.Latent)
+	run := func() error {
+		return engine.Safe("sample", func() error {
+			out, err := exec.Exec(zt)
+			if err != nil {
+				return err
+			}
+			for _, o := range out {
+				o.FinalizeAll()
+			}
+			return nil
+		})
+	}
+	if err := run(); err != nil { // compile outside the timer
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := run(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/1e3/float64(b.N), "ms/batch")
+}
