@@ -390,7 +390,7 @@ func (t *trainer) writeCurves() error {
 			losses = append(losses, smooth(s, 25))
 		}
 	}
-	if err := report.LinePlot(filepath.Join(t.opt.Out, CurvesPNG), fmt.Sprintf("%s on %s", t.cfg.Kind, t.cfg.Dataset), "step", "loss (moving average of 25)", losses); err != nil {
+	if err := report.LinePlot(filepath.Join(t.opt.Out, CurvesPNG), fmt.Sprintf("%s on %s", t.cfg.Kind, t.cfg.Dataset), "step", "value (moving average of 25)", losses); err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
 	return atomicfile.Write(filepath.Join(t.opt.Out, CurvesCSV), func(w io.Writer) error {

@@ -1,15 +1,115 @@
 package main
 
 import (
+	"fmt"
+	"html/template"
+	"image"
 	"io"
+	"os"
+	"path/filepath"
+
+	"latentedit/dataset"
+	"latentedit/engine"
+	"latentedit/generator"
+	"latentedit/internal/atomicfile"
+	"latentedit/internal/progress"
+	"latentedit/models"
+	"latentedit/report"
 )
 
+// runDemo is the README's main job. Until the evaluation report exists it
+// shows what the project has: each embedded default model's samples, drawn
+// now from fixed seeds on this machine, beside contact sheets of the data it
+// was trained on.
 func runDemo(args []string, stdout, stderr io.Writer) error {
-	return errUsage{errNotYet("demo")}
+	fs := newFlags("demo", stderr)
+	out := fs.String("out", "latentedit-report", "folder for the report")
+	backend := fs.String("backend", "", "go (CPU, default) or xla:/abs/path/plugin.so")
+	jsonOut := fs.Bool("json", false, "progress as JSON lines; print the report path as JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	be, err := engine.NewBackend(*backend)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return err
+	}
+	cache := filepath.Join(*out, ".models")
+	type section struct {
+		Name, Dataset, Samples, Data, Curves string
+		Info                                 generator.Info
+	}
+	var secs []section
+	names := models.Names()
+	bar := progress.New(stderr, len(names), "demo", *jsonOut)
+	for i, name := range names {
+		dir, err := models.Extract(name, cache)
+		if err != nil {
+			return err
+		}
+		m, err := generator.Load(dir, be)
+		if err != nil {
+			return err
+		}
+		imgs, err := m.Generate(generator.Latents(1, 64, m.LatentDim()))
+		if err != nil {
+			return err
+		}
+		s := section{Name: name, Dataset: m.Info.Dataset, Info: m.Info,
+			Samples: name + "-samples.png", Data: name + "-data.png", Curves: name + "-curves.png"}
+		if err := report.Grid(filepath.Join(*out, s.Samples), imgs, 8, 512); err != nil {
+			return err
+		}
+		ds, err := dataset.Open(m.Info.Dataset, dataset.Options{N: 64, Seed: 1, Size: m.Info.Height})
+		if err != nil {
+			return err
+		}
+		real := make([]image.Image, min(64, ds.Len()))
+		for j := range real {
+			if real[j], _, err = ds.Sample(j); err != nil {
+				return err
+			}
+		}
+		if err := report.Grid(filepath.Join(*out, s.Data), real, 8, 512); err != nil {
+			return err
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, generator.CurvesPNG)); err == nil {
+			if err := atomicfile.WriteFile(filepath.Join(*out, s.Curves), b, atomicfile.DefaultPerm); err != nil {
+				return err
+			}
+		}
+		secs = append(secs, s)
+		bar.Set(i+1, nil)
+	}
+	bar.Finish()
+	index := filepath.Join(*out, "index.html")
+	err = atomicfile.Write(index, func(w io.Writer) error { return demoPage.Execute(w, secs) })
+	if err != nil {
+		return err
+	}
+	abs, _ := filepath.Abs(index)
+	if *jsonOut {
+		fmt.Fprintf(stdout, "{\"report\":%q}\n", abs)
+	} else {
+		fmt.Fprintf(stdout, "report written: %s\n", abs)
+	}
+	return nil
 }
 
-func errNotYet(s string) error { return notYetErr(s) }
-
-type notYetErr string
-
-func (e notYetErr) Error() string { return string(e) + ": not implemented yet" }
+var demoPage = template.Must(template.New("demo").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>latentedit — default models</title>
+<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
+.row{display:flex;gap:16px;flex-wrap:wrap}figure{margin:0}img{image-rendering:pixelated;width:512px;border:1px solid #ccc}
+code{background:#f3f3f3;padding:1px 4px}</style></head><body>
+<h1>latentedit — the default models</h1>
+<p>Each generator below ships inside the binary. Left: 64 samples drawn now from seeds 1–64; right: the training data it imitates.
+Editing directions, metrics and the comparison of methods come with the evaluation report.</p>
+{{range .}}<h2>{{.Name}}</h2>
+<p>{{.Info.Kind}} on <code>{{.Dataset}}</code>, {{.Info.Height}}×{{.Info.Width}}×{{.Info.Channels}}, latent dimension {{.Info.LatentDim}}, {{.Info.Step}} training steps.</p>
+<div class="row"><figure><img src="{{.Samples}}" alt="samples of {{.Name}}"><figcaption>generated</figcaption></figure>
+<figure><img src="{{.Data}}" alt="training data of {{.Name}}"><figcaption>training data</figcaption></figure></div>
+<figure><img src="{{.Curves}}" alt="training curves" style="width:700px"><figcaption>training curves</figcaption></figure>
+{{end}}</body></html>
+`))
