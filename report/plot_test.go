@@ -1,0 +1,44 @@
+package report
+
+import (
+	"image"
+	"image/png"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestLinePlotWritesPNGAndSkipsNaN(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.png")
+	err := LinePlot(p, "t", "x", "y", []Series{
+		{Name: "a", X: []float64{1, 2, 3}, Y: []float64{1, math.NaN(), 2}},
+		{Name: "b", X: []float64{1, 2}, Y: []float64{math.Inf(1), 3}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _ := os.Open(p)
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil || img.Bounds().Dx() < 300 {
+		t.Fatalf("plot PNG: %v %v", err, img)
+	}
+}
+
+func TestGrid(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "g.png")
+	imgs := []image.Image{image.NewGray(image.Rect(0, 0, 8, 8)), image.NewGray(image.Rect(0, 0, 8, 8))}
+	if err := Grid(p, imgs, 2, 100); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := os.Open(p)
+	defer f.Close()
+	img, _ := png.Decode(f)
+	if img.Bounds().Dx() < 100 {
+		t.Fatalf("grid %v narrower than asked", img.Bounds())
+	}
+	if err := Grid(p, nil, 2, 100); err == nil {
+		t.Fatal("empty grid accepted")
+	}
+}
