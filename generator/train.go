@@ -387,7 +387,7 @@ func (t *trainer) writeCurves() error {
 	var losses []report.Series
 	for _, s := range series {
 		if len(s.Name) < 4 || s.Name[:4] != "grad" {
-			losses = append(losses, smooth(s, 25))
+			losses = append(losses, report.Smooth(s, 25))
 		}
 	}
 	if err := report.LinePlot(filepath.Join(t.opt.Out, CurvesPNG), fmt.Sprintf("%s on %s", t.cfg.Kind, t.cfg.Dataset), "step", "value (moving average of 25)", losses); err != nil {
@@ -406,19 +406,6 @@ func (t *trainer) writeCurves() error {
 		cw.Flush()
 		return cw.Error()
 	})
-}
-
-func smooth(s report.Series, k int) report.Series {
-	out := report.Series{Name: s.Name, X: s.X, Y: make([]float64, len(s.Y))}
-	sum := 0.0
-	for i, v := range s.Y {
-		sum += v
-		if i >= k {
-			sum -= s.Y[i-k]
-		}
-		out.Y[i] = sum / float64(min(i+1, k))
-	}
-	return out
 }
 
 // readCurves restores the loss history of a resumed run up to step.

@@ -86,3 +86,18 @@ func Grid(path string, imgs []image.Image, cols, minWidth int) error {
 	}
 	return atomicfile.WriteFile(path, buf.Bytes(), atomicfile.DefaultPerm)
 }
+
+// Smooth returns s with Y replaced by its trailing moving average over k
+// points: training curves are noisy step to step.
+func Smooth(s Series, k int) Series {
+	out := Series{Name: s.Name, X: s.X, Y: make([]float64, len(s.Y))}
+	sum := 0.0
+	for i, v := range s.Y {
+		sum += v
+		if i >= k {
+			sum -= s.Y[i-k]
+		}
+		out.Y[i] = sum / float64(min(i+1, k))
+	}
+	return out
+}

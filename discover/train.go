@@ -1,0 +1,349 @@
+package discover
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+
+	"latentedit/edit"
+	"latentedit/engine"
+	"latentedit/generator"
+	"latentedit/internal/atomicfile"
+	"latentedit/internal/progress"
+	"latentedit/report"
+)
+
+// Files a discovery run adds to the editor directory, beside edit's.
+const (
+	StateFile  = "train.ckpt" // editor + reconstructor + optimiser, for --resume
+	ConfigFile = "discover.json"
+	CurvesCSV  = "curves.csv"
+	CurvesPNG  = "curves.png"
+)
+
+// Scopes of the trainer's own variables in the model's context.
+const (
+	reconScope = "/reconstructor"
+	optimName  = "discover"
+)
+
+// Options are run-time settings.
+type Options struct {
+	Out    string    // editor directory (model/editors/<name>)
+	Resume bool      // continue from Out's train state
+	Log    io.Writer // progress (nil: discard)
+	JSON   bool
+}
+
+// Result of a run.
+type Result struct {
+	Editor edit.Editor
+	Step   int
+	Last   map[string]float64
+	RCA    float64 // reconstructor accuracy on fresh samples after training
+}
+
+// ErrNonFinite is wrapped by the error of a run stopped by NaN or Inf.
+var ErrNonFinite = errors.New("non-finite value")
+
+// Trainer trains one editor on one frozen generator.
+type Trainer struct {
+	cfg    Config
+	m      *generator.Model
+	e      edit.Trainable
+	ctx    *context.Context
+	be     backends.Backend
+	step   *context.Exec
+	eval   *context.Exec
+	keys   []string
+	curves [][]float64
+	epsLo  float64
+	epsHi  float64
+}
+
+// New prepares a trainer: the editor's and reconstructor's variables are
+// added to the model's context (the generator's stay frozen there).
+func New(m *generator.Model, cfg Config) (*Trainer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ctx := m.Context().Checked(false)
+	ed, err := edit.New(cfg.Method, cfg.K, m.LatentDim(), cfg.Options, ctx, m.Backend())
+	if err != nil {
+		return nil, err
+	}
+	te, ok := ed.(edit.Trainable)
+	if !ok {
+		return nil, fmt.Errorf("discover: %s is not trainable", cfg.Method)
+	}
+	t := &Trainer{cfg: cfg, m: m, e: te, ctx: ctx, be: m.Backend()}
+	t.epsLo, t.epsHi = te.EpsRange()
+	if cfg.EpsMax > 0 {
+		t.epsLo, t.epsHi = cfg.EpsMin, cfg.EpsMax
+	}
+	t.keys = []string{"loss", "ce", "l1", "penalty", "acc"}
+	if err := engine.Safe("discover: build", t.build); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// Editor is the editor being trained.
+func (t *Trainer) Editor() edit.Editor { return t.e }
+
+// forward builds the shared part of the training and evaluation graphs.
+func (t *Trainer) forward(ctx *context.Context, z, onehot, eps *graph.Node) (loss, ce, l1, penalty, acc *graph.Node) {
+	shifted, pen := t.e.Shift(ctx, z, onehot, eps)
+	x0 := t.m.Build(ctx, z)
+	x1 := t.m.Build(ctx, shifted)
+	logits, epsPred := Reconstruct(ctx.InAbsPath(reconScope), x0, x1, t.cfg.K, t.cfg.Width)
+	ce = graph.Neg(graph.ReduceAllMean(graph.ReduceSum(graph.Mul(onehot, graph.LogSoftmax(logits, -1)), -1)))
+	l1 = graph.ReduceAllMean(graph.Abs(graph.Sub(epsPred, eps)))
+	loss = graph.Add(ce, graph.MulScalar(l1, t.cfg.Lambda))
+	penalty = graph.ScalarZero(z.Graph(), z.DType())
+	if pen != nil {
+		penalty = pen
+		loss = graph.Add(loss, graph.MulScalar(pen, t.cfg.LogDet))
+	}
+	picked := graph.ReduceSum(graph.Mul(logits, onehot), -1)
+	best := graph.ReduceMax(logits, -1)
+	acc = graph.ReduceAllMean(graph.ConvertDType(graph.GreaterOrEqual(picked, best), z.DType()))
+	return
+}
+
+func (t *Trainer) build() error {
+	var err error
+	t.step, err = context.NewExec(t.be, t.ctx, func(ctx *context.Context, z, onehot, eps *graph.Node) []*graph.Node {
+		loss, ce, l1, pen, acc := t.forward(ctx, z, onehot, eps)
+		vars := append(engine.Variables(ctx, edit.Scope), engine.Variables(ctx, reconScope)...)
+		engine.Adam{Name: optimName, LR: t.cfg.LR}.Minimize(ctx, loss, vars)
+		return []*graph.Node{loss, ce, l1, pen, acc}
+	})
+	if err != nil {
+		return err
+	}
+	t.eval, err = context.NewExec(t.be, t.ctx, func(ctx *context.Context, z, onehot, eps *graph.Node) *graph.Node {
+		_, _, _, _, acc := t.forward(ctx, z, onehot, eps)
+		return acc
+	})
+	return err
+}
+
+// sample draws the batch of step s (or of evaluation batch s with salt 1):
+// z ~ N(0, I), k uniform, ε = ±U[lo, hi], all functions of (seed, s, salt).
+func (t *Trainer) sample(s int, salt uint64) (z, onehot, eps *tensors.Tensor) {
+	r := rand.New(rand.NewPCG(uint64(t.cfg.Seed)^salt<<32, uint64(s)))
+	b, d, k := t.cfg.Batch, t.m.LatentDim(), t.cfg.K
+	zs := make([]float32, b*d)
+	for i := range zs {
+		zs[i] = float32(r.NormFloat64())
+	}
+	oh := make([]float32, b*k)
+	es := make([]float32, b)
+	for i := 0; i < b; i++ {
+		oh[i*k+r.IntN(k)] = 1
+		e := t.epsLo + (t.epsHi-t.epsLo)*r.Float64()
+		if r.IntN(2) == 0 {
+			e = -e
+		}
+		es[i] = float32(e)
+	}
+	return tensors.FromFlatDataAndDimensions(zs, b, d), tensors.FromFlatDataAndDimensions(oh, b, k), tensors.FromFlatDataAndDimensions(es, b)
+}
+
+// Step runs training step s and returns loss, ce, l1, penalty, acc.
+func (t *Trainer) Step(s int) ([]float64, error) {
+	var vals []float64
+	err := engine.Safe("discover: step", func() error {
+		out, err := t.step.Exec(t.sample(s, 0))
+		if err != nil {
+			return err
+		}
+		for _, o := range out {
+			vals = append(vals, float64(tensors.ToScalar[float32](o)))
+			o.FinalizeAll()
+		}
+		return nil
+	})
+	return vals, err
+}
+
+// RCA is the reconstructor's accuracy at telling which direction moved, on
+// n fresh samples never used in training (a separate random stream).
+func (t *Trainer) RCA(n int) (float64, error) {
+	batches := max(1, n/t.cfg.Batch)
+	sum := 0.0
+	err := engine.Safe("discover: rca", func() error {
+		for i := 0; i < batches; i++ {
+			out, err := t.eval.Exec(t.sample(i, 1))
+			if err != nil {
+				return err
+			}
+			sum += float64(tensors.ToScalar[float32](out[0]))
+		}
+		return nil
+	})
+	return sum / float64(batches), err
+}
+
+// Run trains for cfg.Steps steps into opt.Out (resuming if asked), writes
+// the editor, curves and a traversal grid, and measures the final RCA.
+func Run(m *generator.Model, cfg Config, opt Options) (*Result, error) {
+	if opt.Log == nil {
+		opt.Log = io.Discard
+	}
+	if err := os.MkdirAll(opt.Out, 0o755); err != nil {
+		return nil, fmt.Errorf("discover: %w", err)
+	}
+	start := 0
+	if opt.Resume {
+		raw, err := os.ReadFile(filepath.Join(opt.Out, ConfigFile))
+		if err != nil {
+			return nil, fmt.Errorf("discover --resume: %w", err)
+		}
+		steps := cfg.Steps
+		if err := json.Unmarshal(raw, &cfg); err != nil {
+			return nil, fmt.Errorf("discover --resume: %s: %w", ConfigFile, err)
+		}
+		cfg.Steps = max(cfg.Steps, steps)
+	}
+	t, err := New(m, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if opt.Resume {
+		meta, err := engine.LoadCheckpoint(t.ctx, filepath.Join(opt.Out, StateFile))
+		if err != nil {
+			return nil, fmt.Errorf("discover --resume: %w", err)
+		}
+		if start, err = strconv.Atoi(meta["step"]); err != nil {
+			return nil, fmt.Errorf("discover --resume: %s: step %q", StateFile, meta["step"])
+		}
+		t.readCurves(filepath.Join(opt.Out, CurvesCSV), start)
+	}
+	raw, _ := json.MarshalIndent(cfg, "", "  ")
+	if err := atomicfile.WriteFile(filepath.Join(opt.Out, ConfigFile), append(raw, '\n'), atomicfile.DefaultPerm); err != nil {
+		return nil, err
+	}
+	bar := progress.New(opt.Log, cfg.Steps, "discover "+cfg.Method, opt.JSON)
+	bar.Set(start, nil)
+	last := map[string]float64{}
+	var accRun float64
+	for s := start; s < cfg.Steps; s++ {
+		vals, err := t.Step(s)
+		if err != nil {
+			return nil, fmt.Errorf("discover: step %d: %w", s+1, err)
+		}
+		for i, k := range t.keys {
+			if math.IsNaN(vals[i]) || math.IsInf(vals[i], 0) {
+				return nil, fmt.Errorf("discover: step %d: %s is %v: %w; the last checkpoint is kept in %s", s+1, k, vals[i], ErrNonFinite, filepath.Join(opt.Out, StateFile))
+			}
+			last[k] = vals[i]
+		}
+		accRun = 0.95*accRun + 0.05*vals[4]
+		if s == start {
+			accRun = vals[4]
+		}
+		t.curves = append(t.curves, append([]float64{float64(s + 1)}, vals...))
+		bar.Set(s+1, map[string]float64{"loss": vals[0], "rca_running": accRun})
+		if (s+1)%cfg.CheckpointEvery == 0 || s+1 == cfg.Steps {
+			if err := t.checkpoint(opt.Out, s+1, nil); err != nil {
+				return nil, err
+			}
+		}
+	}
+	bar.Finish()
+	rca, err := t.RCA(512)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.checkpoint(opt.Out, cfg.Steps, map[string]any{"steps": cfg.Steps, "rca": rca, "k": cfg.K}); err != nil {
+		return nil, err
+	}
+	return &Result{Editor: t.e, Step: cfg.Steps, Last: last, RCA: rca}, nil
+}
+
+// checkpoint writes the train state, the editor (editor.json + editor.ckpt)
+// and the curves.
+func (t *Trainer) checkpoint(dir string, step int, notes map[string]any) error {
+	vals := map[string]*tensors.Tensor{}
+	for v := range t.ctx.IterVariables() {
+		if engine.InScope(v.Scope(), edit.Scope) || engine.InScope(v.Scope(), reconScope) || engine.InScope(v.Scope(), "/optim/"+optimName) {
+			vals[v.ScopeAndName()] = v.MustValue()
+		}
+	}
+	if err := engine.SaveTensors(filepath.Join(dir, StateFile), vals, map[string]string{"step": strconv.Itoa(step)}); err != nil {
+		return err
+	}
+	if notes == nil {
+		notes = map[string]any{"steps": step}
+	}
+	if err := edit.Save(dir, t.e, notes); err != nil {
+		return err
+	}
+	return t.writeCurves(dir)
+}
+
+func (t *Trainer) writeCurves(dir string) error {
+	series := []report.Series{{Name: "loss"}, {Name: "ce"}, {Name: "l1 (ε)"}, {Name: "accuracy"}}
+	cols := []int{1, 2, 3, 5}
+	for _, r := range t.curves {
+		for i, c := range cols {
+			series[i].X = append(series[i].X, r[0])
+			series[i].Y = append(series[i].Y, r[c])
+		}
+	}
+	for i := range series {
+		series[i] = report.Smooth(series[i], 25)
+	}
+	if err := report.LinePlot(filepath.Join(dir, CurvesPNG), "discover "+t.cfg.Method, "step", "value (moving average of 25)", series); err != nil {
+		return err
+	}
+	return atomicfile.Write(filepath.Join(dir, CurvesCSV), func(w io.Writer) error {
+		cw := csv.NewWriter(w)
+		cw.Write(append([]string{"step"}, t.keys...))
+		for _, r := range t.curves {
+			row := make([]string, len(r))
+			for i, v := range r {
+				row[i] = strconv.FormatFloat(v, 'g', 7, 64)
+			}
+			cw.Write(row)
+		}
+		cw.Flush()
+		return cw.Error()
+	})
+}
+
+func (t *Trainer) readCurves(path string, upto int) {
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	rows, _ := csv.NewReader(f).ReadAll()
+	for i, row := range rows {
+		if i == 0 {
+			continue
+		}
+		var r []float64
+		for _, v := range row {
+			x, _ := strconv.ParseFloat(v, 64)
+			r = append(r, x)
+		}
+		if len(r) == len(t.keys)+1 && int(r[0]) <= upto {
+			t.curves = append(t.curves, r)
+		}
+	}
+}
