@@ -59,7 +59,7 @@ func pixelNorm(x *graph.Node) *graph.Node {
 func (a Arch) Generate(ctx *context.Context, z *graph.Node) *graph.Node {
 	b := z.Shape().Dimensions[0]
 	w0 := a.width(-1)
-	x := engine.Dense(ctx.In("dense"), pixelNorm(z), a.Start*a.Start*w0, true)
+	x := a.FirstLayer(ctx, z)
 	x = lrelu(pixelNorm(graph.Reshape(x, b, a.Start, a.Start, w0))) // [B, s0, s0, w0]
 	for i := 0; i < a.Ups; i++ {
 		x = engine.Upsample2x(x)                                                    // [B, 2s, 2s, w]
@@ -68,6 +68,12 @@ func (a Arch) Generate(ctx *context.Context, z *graph.Node) *graph.Node {
 	}
 	x = engine.Conv(ctx.In("to_image"), x).Filters(a.Channels).Kernel(3).Done() // [B, S, S, C]
 	return graph.Tanh(x)
+}
+
+// FirstLayer is G's first, linear layer: z [B, Latent] → [B, Start²·width].
+// GANSpace takes principal axes of its output and SeFa factorises its weights.
+func (a Arch) FirstLayer(ctx *context.Context, z *graph.Node) *graph.Node {
+	return engine.Dense(ctx.In("dense"), pixelNorm(z), a.Start*a.Start*a.width(-1), true)
 }
 
 // trunk is the shared downsampling stack of the discriminator and the VAE

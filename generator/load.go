@@ -226,3 +226,54 @@ func (m *Model) Encode(imgs []image.Image) ([][]float32, error) {
 	}
 	return out, nil
 }
+
+// FirstLayerWeights returns the weight matrix of G's first layer with one
+// row per latent dimension (d × F): the layer computes z·W (SeFa's input).
+func (m *Model) FirstLayerWeights() ([][]float32, error) {
+	v := m.ctx.GetVariableByScopeAndName("/generator/dense", "weights")
+	if v == nil {
+		return nil, fmt.Errorf("model %s: no first-layer weights /generator/dense/weights", m.Dir)
+	}
+	t := v.MustValue()
+	dims := t.Shape().Dimensions
+	flat := tensors.MustCopyFlatData[float32](t)
+	rows := make([][]float32, dims[0])
+	for i := range rows {
+		rows[i] = flat[i*dims[1] : (i+1)*dims[1]]
+	}
+	return rows, nil
+}
+
+// FirstLayerActivations returns G's first-layer outputs for the latents
+// (GANSpace's PCA is taken there).
+func (m *Model) FirstLayerActivations(z [][]float32) ([][]float32, error) {
+	d := m.Info.LatentDim
+	flat := make([]float32, 0, len(z)*d)
+	for _, v := range z {
+		if len(v) != d {
+			return nil, fmt.Errorf("first layer: latent of %d values, want %d", len(v), d)
+		}
+		flat = append(flat, v...)
+	}
+	var out []float32
+	var f int
+	err := engine.Safe("first layer", func() error {
+		res, err := context.ExecOnce(m.backend, m.ctx, func(ctx *context.Context, z *graph.Node) *graph.Node {
+			return m.Arch.FirstLayer(ctx.InAbsPath("/generator").Reuse(), z)
+		}, tensors.FromFlatDataAndDimensions(flat, len(z), d))
+		if err != nil {
+			return err
+		}
+		f = res.Shape().Dimensions[1]
+		out = tensors.MustCopyFlatData[float32](res)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	rows := make([][]float32, len(z))
+	for i := range rows {
+		rows[i] = out[i*f : (i+1)*f]
+	}
+	return rows, nil
+}

@@ -35,6 +35,9 @@ type Bar struct {
 // jsonLines it writes at most one JSON line per second (and the last step);
 // otherwise it draws a bar on w.
 func New(w io.Writer, total int, what string, jsonLines bool) *Bar {
+	if w == nil {
+		w = io.Discard
+	}
 	b := &Bar{w: w, json: jsonLines, total: total, what: what, start: time.Now()}
 	if !jsonLines {
 		b.bar = progressbar.NewOptions(total,

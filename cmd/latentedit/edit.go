@@ -1,0 +1,145 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"image"
+	_ "image/jpeg"
+	_ "image/png"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/image/draw"
+
+	"latentedit/edit"
+	"latentedit/generator"
+	"latentedit/report/editgrid"
+)
+
+// parseSeq parses "3:+2,smile:-1.5" against an editor's directions.
+func parseSeq(e edit.Editor, s string) ([]edit.Step, error) {
+	var steps []edit.Step
+	if s == "" {
+		return nil, fmt.Errorf("--seq is empty")
+	}
+	for _, part := range strings.Split(s, ",") {
+		dir, amount, ok := strings.Cut(strings.TrimSpace(part), ":")
+		if !ok {
+			return nil, fmt.Errorf("--seq: %q is not direction:amount", part)
+		}
+		k, err := edit.Direction(e, dir)
+		if err != nil {
+			return nil, fmt.Errorf("--seq: %w", err)
+		}
+		t, err := strconv.ParseFloat(amount, 32)
+		if err != nil {
+			return nil, fmt.Errorf("--seq: amount %q: %w", amount, err)
+		}
+		steps = append(steps, edit.Step{K: k, T: float32(t)})
+	}
+	return steps, nil
+}
+
+func parseSeeds(s string) ([]int64, error) {
+	var seeds []int64
+	for _, p := range strings.Split(s, ",") {
+		v, err := strconv.ParseInt(strings.TrimSpace(p), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("--seeds: %q: %w", p, err)
+		}
+		seeds = append(seeds, v)
+	}
+	return seeds, nil
+}
+
+func runEdit(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("edit", stderr)
+	model := fs.String("model", "", "model directory or embedded model name (required)")
+	editor := fs.String("editor", "", "editor name (under the model's editors/) or editor directory (required)")
+	seeds := fs.String("seeds", "1", "comma-separated seeds")
+	seq := fs.String("seq", "", `edits in order, "direction:amount,…"; directions by index or name (required)`)
+	imgPath := fs.String("image", "", "edit this PNG/JPEG instead of seeds (VAE models: it is encoded)")
+	out := fs.String("out", "edit.png", "output PNG grid")
+	backend := fs.String("backend", "", "go (CPU) or xla:/abs/path/plugin.so")
+	jsonOut := fs.Bool("json", false, "print the result as JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *model == "" || *editor == "" {
+		return errUsage{fmt.Errorf("--model and --editor are required")}
+	}
+	m, err := loadModel(*model, *backend)
+	if err != nil {
+		return err
+	}
+	dir := *editor
+	if _, err := os.Stat(filepath.Join(dir, edit.SpecFile)); err != nil {
+		dir = editorDir(*model, m, *editor)
+	}
+	e, err := edit.Load(dir, m.LatentDim(), m.Backend())
+	if err != nil {
+		return err
+	}
+	steps, err := parseSeq(e, *seq)
+	if err != nil {
+		return errUsage{err}
+	}
+	var zs [][]float32
+	if *imgPath != "" {
+		z, err := encodeImage(m, *imgPath)
+		if err != nil {
+			return err
+		}
+		zs = [][]float32{z}
+	} else {
+		ss, err := parseSeeds(*seeds)
+		if err != nil {
+			return errUsage{err}
+		}
+		for _, s := range ss {
+			zs = append(zs, generator.Latent(s, m.LatentDim()))
+		}
+	}
+	if err := editgrid.Sequence(*out, m, e, zs, steps); err != nil {
+		return err
+	}
+	if *jsonOut {
+		b, _ := json.Marshal(map[string]any{"out": *out, "rows": len(zs), "steps": len(steps)})
+		fmt.Fprintln(stdout, string(b))
+	} else {
+		fmt.Fprintf(stdout, "wrote %s: %d rows (original, then each of %d edits)\n", *out, len(zs), len(steps))
+	}
+	return nil
+}
+
+// encodeImage reads an image, fits it to the model's size (centre crop,
+// bilinear resize) and encodes it with the VAE encoder.
+func encodeImage(m *generator.Model, path string) ([]float32, error) {
+	if m.Info.Kind != "vae" {
+		return nil, fmt.Errorf("--image: model %s is a %s; editing a real image needs a VAE's encoder", m.Dir, m.Info.Kind)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	img, _, err := image.Decode(f)
+	if err != nil {
+		return nil, fmt.Errorf("--image %s: %w", path, err)
+	}
+	h, w, _ := m.ImageShape()
+	b := img.Bounds()
+	side := min(b.Dx(), b.Dy())
+	crop := image.Rect(b.Min.X+(b.Dx()-side)/2, b.Min.Y+(b.Dy()-side)/2, 0, 0)
+	crop.Max = crop.Min.Add(image.Pt(side, side))
+	dst := image.NewRGBA(image.Rect(0, 0, w, h))
+	draw.BiLinear.Scale(dst, dst.Bounds(), img, crop, draw.Src, nil)
+	z, err := m.Encode([]image.Image{dst})
+	if err != nil {
+		return nil, err
+	}
+	return z[0], nil
+}

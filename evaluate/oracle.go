@@ -1,0 +1,329 @@
+// Package evaluate judges edits: oracles that read a dataset's ground-truth
+// factors off an image, and the metrics built on them. It imports the movers
+// (edit) and the generators; nothing below it imports it.
+package evaluate
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+
+	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+
+	"latentedit/dataset"
+	"latentedit/engine"
+	"latentedit/internal/atomicfile"
+	"latentedit/internal/progress"
+)
+
+// cyclic names the factors that are hues: an oracle predicts (cos, sin) of
+// their angle so that 0.99 and 0.01 are close, as they look.
+var cyclic = map[string]bool{"hair_colour": true, "eye_colour": true, "background": true}
+
+// Oracle is a CNN regressor from an image to a dataset's factors.
+type Oracle struct {
+	Factors []string           `json:"factors"`
+	Size    int                `json:"size"`
+	Chan    int                `json:"channels"`
+	Width   int                `json:"width"`
+	Mean    []float64          `json:"mean"` // target normalisation
+	Std     []float64          `json:"std"`
+	R2      map[string]float64 `json:"r2"` // held-out R² per factor
+	Steps   int                `json:"steps"`
+
+	ctx  *context.Context
+	be   backends.Backend
+	exec *context.Exec
+}
+
+// Oracle files inside a model directory.
+const (
+	OracleDir     = "oracle"
+	oracleSpec    = "oracle.json"
+	oracleWeights = "oracle.ckpt"
+)
+
+// targets encodes factor values: hues become (cos, sin).
+func (o *Oracle) width() int {
+	n := 0
+	for _, f := range o.Factors {
+		if cyclic[f] {
+			n += 2
+		} else {
+			n++
+		}
+	}
+	return n
+}
+
+func (o *Oracle) encode(labels []float32, dst []float32) {
+	j := 0
+	for i, f := range o.Factors {
+		if cyclic[f] {
+			a := 2 * math.Pi * float64(labels[i])
+			dst[j], dst[j+1] = float32(math.Cos(a)), float32(math.Sin(a))
+			j += 2
+		} else {
+			dst[j] = labels[i]
+			j++
+		}
+	}
+}
+
+func (o *Oracle) decode(enc []float32) []float64 {
+	out := make([]float64, len(o.Factors))
+	j := 0
+	for i, f := range o.Factors {
+		if cyclic[f] {
+			c := float64(enc[j])*o.Std[j] + o.Mean[j]
+			s := float64(enc[j+1])*o.Std[j+1] + o.Mean[j+1]
+			h := math.Atan2(s, c) / (2 * math.Pi)
+			if h < 0 {
+				h++
+			}
+			out[i] = h
+			j += 2
+		} else {
+			out[i] = float64(enc[j])*o.Std[j] + o.Mean[j]
+			j++
+		}
+	}
+	return out
+}
+
+// net is the oracle CNN: 3×3 stem, stride-2 4×4 blocks to ≤ 8 px, dense.
+func (o *Oracle) net(ctx *context.Context, x *graph.Node) *graph.Node {
+	lrelu := func(x *graph.Node) *graph.Node { return graph.Max(x, graph.MulScalar(x, 0.2)) }
+	b := x.Shape().Dimensions[0]
+	x = lrelu(engine.Conv(ctx.In("stem"), x).Filters(o.Width).Kernel(3).Done())
+	w := o.Width
+	for i := 0; x.Shape().Dimensions[1] > 8; i++ {
+		w = min(2*w, 8*o.Width)
+		x = lrelu(engine.Conv(ctx.Inf("down%d", i), x).Filters(w).Kernel(4).Stride(2).Pad(1).Done())
+	}
+	d := x.Shape().Dimensions
+	h := lrelu(engine.Dense(ctx.In("hidden"), graph.Reshape(x, b, d[1]*d[2]*d[3]), 256, true))
+	return engine.Dense(ctx.In("out"), h, o.width(), true)
+}
+
+// TrainOracle fits an oracle on n rendered images of ds (which must have
+// factors) for steps steps, then measures R² per factor on 1000 held-out
+// images from another seed.
+func TrainOracle(ds, heldOut dataset.Dataset, be backends.Backend, steps, batch int, log io.Writer) (*Oracle, error) {
+	h, w, c := ds.Shape()
+	o := &Oracle{Factors: ds.Factors(), Size: h, Chan: c, Width: 16, Steps: steps, ctx: context.New().Checked(false), be: be}
+	if len(o.Factors) == 0 {
+		return nil, fmt.Errorf("oracle: dataset %s has no factors", ds.Name())
+	}
+	if h != w {
+		return nil, fmt.Errorf("oracle: square images only")
+	}
+	n := ds.Len()
+	pix, lab, err := dataset.Batch(ds, seq(n))
+	if err != nil {
+		return nil, err
+	}
+	nt := o.width()
+	enc := make([]float32, n*nt)
+	nf := len(o.Factors)
+	for i := 0; i < n; i++ {
+		o.encode(lab[i*nf:(i+1)*nf], enc[i*nt:(i+1)*nt])
+	}
+	o.Mean, o.Std = make([]float64, nt), make([]float64, nt)
+	for j := 0; j < nt; j++ {
+		var s, s2 float64
+		for i := 0; i < n; i++ {
+			v := float64(enc[i*nt+j])
+			s += v
+			s2 += v * v
+		}
+		o.Mean[j] = s / float64(n)
+		o.Std[j] = math.Sqrt(math.Max(s2/float64(n)-o.Mean[j]*o.Mean[j], 1e-8))
+	}
+	for i := 0; i < n; i++ {
+		for j := 0; j < nt; j++ {
+			enc[i*nt+j] = float32((float64(enc[i*nt+j]) - o.Mean[j]) / o.Std[j])
+		}
+	}
+	if err := o.ctx.SetRNGStateFromSeed(1); err != nil {
+		return nil, err
+	}
+	step, err := context.NewExec(be, o.ctx, func(ctx *context.Context, x, y *graph.Node) *graph.Node {
+		pred := o.net(ctx.In("oracle"), x)
+		loss := graph.ReduceAllMean(graph.Square(graph.Sub(pred, y)))
+		engine.Adam{Name: "oracle", LR: 1e-3}.Minimize(ctx, loss, engine.Variables(ctx, "/oracle"))
+		return loss
+	})
+	if err != nil {
+		return nil, err
+	}
+	sz := h * w * c
+	r := rand.New(rand.NewPCG(7, 7))
+	bar := progress.New(log, steps, "oracle "+ds.Name(), false)
+	xb := make([]float32, batch*sz)
+	yb := make([]float32, batch*nt)
+	for s := 0; s < steps; s++ {
+		for j := 0; j < batch; j++ {
+			i := r.IntN(n)
+			copy(xb[j*sz:(j+1)*sz], pix[i*sz:(i+1)*sz])
+			copy(yb[j*nt:(j+1)*nt], enc[i*nt:(i+1)*nt])
+		}
+		var loss float64
+		err := engine.Safe("oracle step", func() error {
+			out, err := step.Exec(tensors.FromFlatDataAndDimensions(xb, batch, h, w, c), tensors.FromFlatDataAndDimensions(yb, batch, nt))
+			if err != nil {
+				return err
+			}
+			loss = float64(tensors.ToScalar[float32](out[0]))
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		bar.Set(s+1, map[string]float64{"mse": loss})
+	}
+	bar.Finish()
+	return o, o.measureR2(heldOut)
+}
+
+func seq(n int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = i
+	}
+	return s
+}
+
+// measureR2 sets o.R2 from held-out data. Hues are scored on their (cos,
+// sin) encoding, averaged.
+func (o *Oracle) measureR2(ds dataset.Dataset) error {
+	n := ds.Len()
+	pix, lab, err := dataset.Batch(ds, seq(n))
+	if err != nil {
+		return err
+	}
+	pred, err := o.predictEncoded(pix, n)
+	if err != nil {
+		return err
+	}
+	nt, nf := o.width(), len(o.Factors)
+	truth := make([]float32, nt)
+	ssRes, ssTot := make([]float64, nt), make([]float64, nt)
+	mean := make([]float64, nt)
+	all := make([][]float32, n)
+	for i := 0; i < n; i++ {
+		o.encode(lab[i*nf:(i+1)*nf], truth)
+		all[i] = append([]float32(nil), truth...)
+		for j := range truth {
+			mean[j] += float64(truth[j]) / float64(n)
+		}
+	}
+	for i := 0; i < n; i++ {
+		for j := 0; j < nt; j++ {
+			p := float64(pred[i*nt+j])*o.Std[j] + o.Mean[j]
+			ssRes[j] += (p - float64(all[i][j])) * (p - float64(all[i][j]))
+			ssTot[j] += (float64(all[i][j]) - mean[j]) * (float64(all[i][j]) - mean[j])
+		}
+	}
+	o.R2 = map[string]float64{}
+	j := 0
+	for _, f := range o.Factors {
+		k := 1
+		if cyclic[f] {
+			k = 2
+		}
+		r := 0.0
+		for q := 0; q < k; q++ {
+			r += (1 - ssRes[j+q]/math.Max(ssTot[j+q], 1e-12)) / float64(k)
+		}
+		o.R2[f] = r
+		j += k
+	}
+	return nil
+}
+
+func (o *Oracle) predictEncoded(pix []float32, n int) ([]float32, error) {
+	if o.exec == nil {
+		exec, err := context.NewExec(o.be, o.ctx, func(ctx *context.Context, x *graph.Node) *graph.Node {
+			return o.net(ctx.In("oracle").Reuse(), x)
+		})
+		if err != nil {
+			return nil, err
+		}
+		o.exec = exec
+	}
+	var out []float32
+	const chunk = 256
+	sz := o.Size * o.Size * o.Chan
+	err := engine.Safe("oracle predict", func() error {
+		for s := 0; s < n; s += chunk {
+			e := min(n, s+chunk)
+			res, err := o.exec.Exec(tensors.FromFlatDataAndDimensions(pix[s*sz:e*sz], e-s, o.Size, o.Size, o.Chan))
+			if err != nil {
+				return err
+			}
+			out = append(out, tensors.MustCopyFlatData[float32](res[0])...)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Predict returns the factor values of n images (flat [n, H, W, C] in [-1, 1]).
+func (o *Oracle) Predict(pix []float32, n int) ([][]float64, error) {
+	if len(pix) != n*o.Size*o.Size*o.Chan {
+		return nil, fmt.Errorf("oracle: %d values for %d images of %dx%dx%d", len(pix), n, o.Size, o.Size, o.Chan)
+	}
+	enc, err := o.predictEncoded(pix, n)
+	if err != nil {
+		return nil, err
+	}
+	nt := o.width()
+	out := make([][]float64, n)
+	for i := range out {
+		out[i] = o.decode(enc[i*nt : (i+1)*nt])
+	}
+	return out, nil
+}
+
+// Save writes the oracle into dir (model/oracle) atomically.
+func (o *Oracle) Save(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := engine.SaveCheckpoint(o.ctx, filepath.Join(dir, oracleWeights), "/oracle", nil); err != nil {
+		return err
+	}
+	raw, _ := json.MarshalIndent(o, "", "  ")
+	return atomicfile.WriteFile(filepath.Join(dir, oracleSpec), append(raw, '\n'), atomicfile.DefaultPerm)
+}
+
+// LoadOracle reads an oracle directory.
+func LoadOracle(dir string, be backends.Backend) (*Oracle, error) {
+	raw, err := os.ReadFile(filepath.Join(dir, oracleSpec))
+	if err != nil {
+		return nil, fmt.Errorf("oracle: %w", err)
+	}
+	o := &Oracle{}
+	if err := json.Unmarshal(raw, o); err != nil {
+		return nil, fmt.Errorf("oracle %s: %w", filepath.Join(dir, oracleSpec), err)
+	}
+	if len(o.Factors) == 0 || len(o.Mean) != o.width() || len(o.Std) != o.width() || o.Size < 8 || o.Width < 1 {
+		return nil, fmt.Errorf("oracle %s: inconsistent fields (factors %d, mean %d, std %d, size %d)", filepath.Join(dir, oracleSpec), len(o.Factors), len(o.Mean), len(o.Std), o.Size)
+	}
+	o.ctx, o.be = context.New().Checked(false), be
+	if _, err := engine.LoadCheckpoint(o.ctx, filepath.Join(dir, oracleWeights)); err != nil {
+		return nil, err
+	}
+	if _, err := o.Predict(make([]float32, o.Size*o.Size*o.Chan), 1); err != nil {
+		return nil, fmt.Errorf("oracle %s: weights do not fit: %w", dir, err)
+	}
+	return o, nil
+}
