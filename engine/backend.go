@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 
 	"github.com/gomlx/gomlx/backends"
@@ -27,7 +26,11 @@ const EnvBackend = "GOMLX_BACKEND"
 
 // DefaultCPU is the configuration of the pure-Go backend we use by default.
 // packgemm is the fastest matmul path measured on our 2-core machines.
-const DefaultCPU = "go:packgemm"
+// ops_sequential runs one op at a time (each matmul still uses every core):
+// with ops in parallel, simplego's worker pool deadlocks when several
+// matmuls wait for pool slots held by each other — seen here on 2 cores, a
+// discovery run hung for minutes with four DotGeneral tasks in WaitToStart.
+const DefaultCPU = "go:packgemm,ops_sequential"
 
 // xlaCompiled is set by xla.go when the binary is built with `-tags xla`.
 var xlaCompiled bool
@@ -49,8 +52,9 @@ func NewBackend(config string) (b backends.Backend, err error) {
 	name, opts, _ := strings.Cut(config, ":")
 	switch name {
 	case "go":
-		if runtime.GOMAXPROCS(0) == 1 && !strings.Contains(opts, "ops_sequential") {
-			// With one thread the parallel op scheduler deadlocks (GOMLX-NOTES trap 6).
+		if !strings.Contains(opts, "ops_sequential") && !strings.Contains(opts, "ops_parallel") {
+			// The parallel op scheduler deadlocks (GOMLX-NOTES trap 6, and
+			// with two cores too: see DefaultCPU); ops_parallel asks for it anyway.
 			if opts != "" {
 				opts += ","
 			}

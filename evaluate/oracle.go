@@ -260,7 +260,7 @@ func (o *Oracle) predictEncoded(pix []float32, n int) ([]float32, error) {
 		o.exec = exec
 	}
 	var out []float32
-	const chunk = 256
+	const chunk = 128
 	sz := o.Size * o.Size * o.Chan
 	err := engine.Safe("oracle predict", func() error {
 		for s := 0; s < n; s += chunk {
@@ -270,6 +270,7 @@ func (o *Oracle) predictEncoded(pix []float32, n int) ([]float32, error) {
 				return err
 			}
 			out = append(out, tensors.MustCopyFlatData[float32](res[0])...)
+			res[0].FinalizeAll()
 		}
 		return nil
 	})

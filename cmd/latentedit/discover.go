@@ -9,10 +9,13 @@ import (
 	"strconv"
 	"strings"
 
+	"latentedit/dataset"
 	"latentedit/discover"
 	"latentedit/edit"
 	"latentedit/engine"
+	"latentedit/evaluate"
 	"latentedit/generator"
+	"latentedit/internal/progress"
 	"latentedit/models"
 	"latentedit/report/editgrid"
 )
@@ -35,13 +38,18 @@ func loadModel(model, backend string) (*generator.Model, error) {
 	return generator.Load(dir, be)
 }
 
-// editorDir is where an editor of a model lives: the model's editors/NAME,
-// or, for an embedded model (read-only), ./editors/MODEL/NAME.
-func editorDir(model string, m *generator.Model, name string) string {
+// workDir is where a model's editors and oracle live: the model directory
+// itself, or, for an embedded model (read-only), ./work/MODEL.
+func workDir(model string, m *generator.Model) string {
 	if filepath.Clean(m.Dir) == filepath.Clean(model) {
-		return filepath.Join(m.Dir, "editors", name)
+		return m.Dir
 	}
-	return filepath.Join("editors", model, name)
+	return filepath.Join("work", model)
+}
+
+// editorDir is where editor NAME of a model lives.
+func editorDir(model string, m *generator.Model, name string) string {
+	return filepath.Join(workDir(model, m), "editors", name)
 }
 
 // parseOptions reads "key=value,key=value" method options; numbers and
@@ -71,13 +79,14 @@ func runDiscover(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("discover", stderr)
 	d := discover.Default("linear")
 	model := fs.String("model", "", "model directory or embedded model name (required)")
-	method := fs.String("method", "linear", "linear, warped, curvilinear (learned); ganspace, sefa (fitted)")
+	method := fs.String("method", "linear", "linear, warped, curvilinear (learned); ganspace, sefa, interfacegan (fitted)")
 	name := fs.String("name", "", "editor name (default: the method)")
 	resume := fs.Bool("resume", false, "continue a learned editor's run")
 	backend := fs.String("backend", "", "go (CPU) or xla:/abs/path/plugin.so")
 	jsonOut := fs.Bool("json", false, "progress and result as JSON")
-	opts := fs.String("opt", "", "method options key=value,… (orthonormal=true, dipoles=16, step=0.5, flow=coupling|ode, layers=4, mode=latent|activations)")
-	samples := fs.Int("samples", 5000, "ganspace: latents sampled for PCA")
+	opts := fs.String("opt", "", "method options key=value,… (orthonormal=true, dipoles=16, step=0.5, flow=coupling|ode, layers=4, mode=latent|activations, solver=logistic|svm, condition=smile:pitch+yaw;bangs:hair_length, factors=smile+bangs)")
+	samples := fs.Int("samples", 3000, "ganspace, interfacegan: latents sampled")
+	oracleSteps := fs.Int("oracle-steps", 600, "interfacegan: steps to train the oracle if the model has none")
 	maxT := fs.Float64("t", 0, "traversal grid: largest |t| (0: the method's default)")
 	fs.IntVar(&d.K, "k", d.K, "number of directions")
 	fs.IntVar(&d.Steps, "steps", d.Steps, "training steps (learned methods)")
@@ -119,6 +128,13 @@ func runDiscover(args []string, stdout, stderr io.Writer) error {
 		}
 		e = res.Editor
 		notes["rca"] = res.RCA
+	case "interfacegan":
+		if e, err = fitInterFaceGAN(m, workDir(*model, m), *samples, *oracleSteps, d.Seed, o, stderr); err != nil {
+			return err
+		}
+		if err := edit.Save(out, e, map[string]any{"samples": *samples}); err != nil {
+			return err
+		}
 	case "ganspace", "sefa":
 		if e, err = fitClosedForm(m, *method, d.K, *samples, d.Seed, o); err != nil {
 			return err
@@ -127,7 +143,7 @@ func runDiscover(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	default:
-		return errUsage{fmt.Errorf("--method %q: want linear, warped, curvilinear, ganspace or sefa (interfacegan needs labels: see evaluate)", *method)}
+		return errUsage{fmt.Errorf("--method %q: want linear, warped, curvilinear, ganspace, sefa or interfacegan", *method)}
 	}
 	t := float32(*maxT)
 	if t == 0 {
@@ -170,4 +186,104 @@ func fitClosedForm(m *generator.Model, method string, k, samples int, seed int64
 		return nil, err
 	}
 	return edit.NewGANSpaceActivations(z, act, k, m.Backend())
+}
+
+// fitInterFaceGAN labels sampled latents with the dataset's oracle (trained
+// now and kept in work/oracle if there is none yet) and fits one boundary
+// per factor. Options: factors=a+b (default: all the oracle's factors),
+// solver=logistic|svm, condition=smile:pitch+yaw;bangs:hair_length.
+func fitInterFaceGAN(m *generator.Model, work string, samples, oracleSteps int, seed int64, o edit.Options, log io.Writer) (edit.Editor, error) {
+	orc, err := oracleFor(m, work, oracleSteps, log)
+	if err != nil {
+		return nil, err
+	}
+	z := generator.Latents(seed*7_000_003, samples, m.LatentDim())
+	labels := make([][]float32, 0, samples)
+	bar := progress.New(log, samples, "label latents", false)
+	for s := 0; s < samples; s += 250 {
+		e := min(samples, s+250)
+		var flat []float32
+		for _, v := range z[s:e] {
+			flat = append(flat, v...)
+		}
+		pix, err := m.GenerateFloats(flat, e-s)
+		if err != nil {
+			return nil, err
+		}
+		pred, err := orc.Predict(pix, e-s)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range pred {
+			row := make([]float32, len(p))
+			for i, v := range p {
+				row[i] = float32(v)
+			}
+			labels = append(labels, row)
+		}
+		bar.Set(e, nil)
+	}
+	bar.Finish()
+	factors := orc.Factors
+	if f, ok := o["factors"].(string); ok && f != "" {
+		factors = strings.Split(f, "+")
+	}
+	cols := make([]int, len(factors))
+	for i, f := range factors {
+		cols[i] = -1
+		for j, g := range orc.Factors {
+			if g == f {
+				cols[i] = j
+			}
+		}
+		if cols[i] < 0 {
+			return nil, fmt.Errorf("interfacegan: factor %q is not one of the oracle's %v", f, orc.Factors)
+		}
+	}
+	sel := make([][]float32, len(labels))
+	for i, row := range labels {
+		sel[i] = make([]float32, len(cols))
+		for j, c := range cols {
+			sel[i][j] = row[c]
+		}
+	}
+	opt := edit.InterFaceGANOptions{}
+	if s, ok := o["solver"].(string); ok {
+		opt.Solver = s
+	}
+	if c, ok := o["condition"].(string); ok && c != "" {
+		opt.Condition = map[string][]string{}
+		for _, part := range strings.Split(c, ";") {
+			main, conds, ok := strings.Cut(part, ":")
+			if !ok {
+				return nil, fmt.Errorf("interfacegan: condition %q is not factor:other+other", part)
+			}
+			opt.Condition[main] = strings.Split(conds, "+")
+		}
+	}
+	return edit.NewInterFaceGAN(z, sel, factors, opt, m.Backend())
+}
+
+// oracleFor loads work/oracle or trains one on the model's dataset.
+func oracleFor(m *generator.Model, work string, steps int, log io.Writer) (*evaluate.Oracle, error) {
+	dir := filepath.Join(work, evaluate.OracleDir)
+	if o, err := evaluate.LoadOracle(dir, m.Backend()); err == nil {
+		return o, nil
+	}
+	opt := dataset.Options{N: 6000, Seed: 12345, Size: m.Info.Height}
+	train, err := dataset.Open(m.Info.Dataset, opt)
+	if err != nil {
+		return nil, err
+	}
+	opt.N, opt.Seed = 1000, 54321
+	held, err := dataset.Open(m.Info.Dataset, opt)
+	if err != nil {
+		return nil, err
+	}
+	o, err := evaluate.TrainOracle(train, held, m.Backend(), steps, 64, log)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(log, "oracle held-out R²: %v\n", o.R2)
+	return o, o.Save(dir)
 }
