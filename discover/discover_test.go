@@ -35,7 +35,7 @@ func shortConfig(method string, steps int) Config {
 }
 
 func TestDiscoverRCARises(t *testing.T) {
-	for _, method := range []string{"linear"} {
+	for _, method := range []string{"linear", "warped", "curvilinear"} {
 		t.Run(method, func(t *testing.T) {
 			m := loadDefault(t, "mnist-gan")
 			cfg := shortConfig(method, 60)
@@ -49,5 +49,22 @@ func TestDiscoverRCARises(t *testing.T) {
 				t.Fatalf("RCA %.3f not well above chance %.2f", res.RCA, chance)
 			}
 		})
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	bad := []Config{
+		func() Config { c := Default("ganspace"); return c }(),
+		func() Config { c := Default("linear"); c.K = 1; return c }(),
+		func() Config { c := Default("linear"); c.Batch = 1; return c }(),
+		func() Config { c := Default("linear"); c.EpsMin, c.EpsMax = 3, 1; return c }(),
+	}
+	for i, c := range bad {
+		if c.Validate() == nil {
+			t.Errorf("config %d (%+v) accepted", i, c)
+		}
+	}
+	if err := Default("curvilinear").Validate(); err != nil {
+		t.Fatal(err)
 	}
 }
