@@ -134,6 +134,7 @@ type named interface {
 	Params() Options
 	SetNames([]string) error
 	Context() *context.Context
+	backend() backends.Backend
 }
 
 // Save writes dir/editor.json and dir/editor.ckpt atomically; notes (may be
@@ -147,6 +148,10 @@ func Save(dir string, e Editor, notes map[string]any) error {
 		return fmt.Errorf("edit: save: %w", err)
 	}
 	wpath := filepath.Join(dir, WeightsFile)
+	// A fresh, never-run editor has variables without values yet.
+	if err := engine.Safe("edit: save", func() error { return n.Context().InitializeVariables(n.backend(), nil) }); err != nil {
+		return fmt.Errorf("edit: save: %w", err)
+	}
 	if err := engine.SaveCheckpoint(n.Context(), wpath, Scope, map[string]string{"method": e.Method()}); err != nil {
 		return fmt.Errorf("edit: save: %w", err)
 	}
@@ -213,7 +218,12 @@ func Load(dir string, latentDim int, be backends.Backend) (Editor, error) {
 	}
 	e, err := New(spec.Method, spec.K, spec.LatentDim, Options(spec.Params), ctx, be)
 	if err != nil {
-		return nil, fmt.Errorf("load editor %s: %w", dir, err)
+		return nil, fmt.Errorf("load editor %s: %s does not fit %s with k=%d: %w", dir, wpath, spec.Method, spec.K, err)
+	}
+	for v := range ctx.IterVariables() {
+		if engine.InScope(v.Scope(), Scope) && !v.HasValue() {
+			return nil, fmt.Errorf("load editor %s: %s lacks variable %s that %s needs", dir, wpath, v.ScopeAndName(), spec.Method)
+		}
 	}
 	// One edit exercises every variable: a missing or reshaped one fails here.
 	if _, err := e.Edit(make([]float32, latentDim), 0, 0.5); err != nil {
@@ -257,6 +267,7 @@ func (b *base) LatentDim() int            { return b.d }
 func (b *base) Names() []string           { return append([]string(nil), b.names...) }
 func (b *base) Params() Options           { return b.opt }
 func (b *base) Context() *context.Context { return b.ctx }
+func (b *base) backend() backends.Backend { return b.be }
 func (b *base) SetNames(n []string) error {
 	if len(n) != b.k {
 		return fmt.Errorf("edit: %d names for %d directions", len(n), b.k)
