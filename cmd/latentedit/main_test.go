@@ -63,3 +63,58 @@ func TestBadFlagsAndDataset(t *testing.T) {
 		t.Errorf("unknown dataset: code %d, %s", code, errb.String())
 	}
 }
+
+// TestDiscoverAndEditCommands fits a SeFa editor on the embedded MNIST GAN,
+// edits two seeds with it, and edits an uploaded image through the faces
+// VAE's encoder; then checks the errors of bad requests.
+func TestDiscoverAndEditCommands(t *testing.T) {
+	work := t.TempDir()
+	t.Chdir(work)
+	var out, errb bytes.Buffer
+	if code := run([]string{"discover", "--model", "mnist-gan", "--method", "sefa", "--k", "4", "--json"}, &out, &errb); code != 0 {
+		t.Fatalf("discover: %d %s", code, errb.String())
+	}
+	for _, f := range []string{"work/mnist-gan/editors/sefa/editor.json", "work/mnist-gan/editors/sefa/traversal.png"} {
+		if _, err := os.Stat(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code := run([]string{"edit", "--model", "mnist-gan", "--editor", "sefa", "--seeds", "1,2", "--seq", "0:2,sefa 1:-1.5", "--out", "e.png"}, &out, &errb); code != 0 {
+		t.Fatalf("edit: %d %s", code, errb.String())
+	}
+	if _, err := os.Stat("e.png"); err != nil {
+		t.Fatal(err)
+	}
+	// Real-image editing needs an encoder: the GAN refuses, the VAE encodes.
+	img := filepath.Join(work, "in.png")
+	if code := run([]string{"data", "faces", "--n", "1", "--out", "face"}, &out, &errb); code != 0 {
+		t.Fatal(errb.String())
+	}
+	os.Rename("face/images/000000.png", img)
+	errb.Reset()
+	if code := run([]string{"edit", "--model", "mnist-gan", "--editor", "sefa", "--image", img, "--seq", "0:1"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "VAE") {
+		t.Fatalf("GAN + --image: %d %s", code, errb.String())
+	}
+	if code := run([]string{"discover", "--model", "faces-vae", "--method", "sefa", "--k", "3"}, &out, &errb); code != 0 {
+		t.Fatal(errb.String())
+	}
+	if code := run([]string{"edit", "--model", "faces-vae", "--editor", "sefa", "--image", img, "--seq", "0:2", "--out", "v.png"}, &out, &errb); code != 0 {
+		t.Fatalf("VAE + --image: %d %s", code, errb.String())
+	}
+	for _, bad := range [][]string{
+		{"edit", "--model", "mnist-gan", "--editor", "sefa", "--seq", "9:1"},
+		{"edit", "--model", "mnist-gan", "--editor", "sefa", "--seq", "0"},
+		{"edit", "--model", "mnist-gan", "--editor", "sefa", "--seq", "0:x"},
+		{"edit", "--model", "mnist-gan", "--editor", "sefa", "--seq", "0:1", "--seeds", "a"},
+		{"discover", "--model", "mnist-gan", "--method", "magic"},
+	} {
+		errb.Reset()
+		if code := run(bad, &out, &errb); code != exitUsage {
+			t.Errorf("%v: code %d (%s), want %d", bad, code, errb.String(), exitUsage)
+		}
+	}
+	errb.Reset()
+	if code := run([]string{"edit", "--model", "nosuch", "--editor", "x", "--seq", "0:1"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "nosuch") {
+		t.Errorf("missing model: %d %s", code, errb.String())
+	}
+}
