@@ -30,7 +30,7 @@ func loadDefault(t testing.TB, name string) *generator.Model {
 // learning rate and large moves so the reconstructor can tell them apart.
 func shortConfig(method string, steps int) Config {
 	c := Default(method)
-	c.K, c.Batch, c.Steps, c.LR, c.Width, c.CheckpointEvery = 4, 16, steps, 1e-3, 8, steps
+	c.K, c.Batch, c.Steps, c.LR, c.Width, c.CheckpointEvery = 4, 16, steps, 1e-3, 16, steps
 	return c
 }
 
@@ -38,7 +38,7 @@ func TestDiscoverRCARises(t *testing.T) {
 	for _, method := range []string{"linear", "warped", "curvilinear"} {
 		t.Run(method, func(t *testing.T) {
 			m := loadDefault(t, "mnist-gan")
-			cfg := shortConfig(method, 60)
+			cfg := shortConfig(method, 80)
 			res, err := Run(m, cfg, Options{Out: t.TempDir()})
 			if err != nil {
 				t.Fatal(err)

@@ -80,6 +80,11 @@ func New(m *generator.Model, cfg Config) (*Trainer, error) {
 		return nil, err
 	}
 	ctx := m.Context().Checked(false)
+	// Fresh variables are initialised from the context's random stream: seed
+	// it so that a run is a function of its config.
+	if err := ctx.SetRNGStateFromSeed(cfg.Seed); err != nil {
+		return nil, err
+	}
 	ed, err := edit.New(cfg.Method, cfg.K, m.LatentDim(), cfg.Options, ctx, m.Backend())
 	if err != nil {
 		return nil, err

@@ -328,3 +328,24 @@ func LoadOracle(dir string, be backends.Backend) (*Oracle, error) {
 	}
 	return o, nil
 }
+
+// Features returns the oracle's normalised outputs for n images (flat
+// [n, H, W, C] in [-1, 1]): the feature space of the Fréchet distance.
+func (o *Oracle) Features(pix []float32, n int) ([][]float64, error) {
+	if len(pix) != n*o.Size*o.Size*o.Chan {
+		return nil, fmt.Errorf("oracle: %d values for %d images of %dx%dx%d", len(pix), n, o.Size, o.Size, o.Chan)
+	}
+	enc, err := o.predictEncoded(pix, n)
+	if err != nil {
+		return nil, err
+	}
+	nt := o.width()
+	out := make([][]float64, n)
+	for i := range out {
+		out[i] = make([]float64, nt)
+		for j := range out[i] {
+			out[i][j] = float64(enc[i*nt+j])
+		}
+	}
+	return out, nil
+}

@@ -28,7 +28,7 @@ var commands = map[string]command{
 	"train":      {"train a GAN or VAE into a model directory", runTrain},
 	"discover":   {"learn an editor (linear, warped, curvilinear) or fit one (ganspace, sefa)", runDiscover},
 	"edit":       {"apply a sequence of edits to seeds or an image and write a PNG grid", runEdit},
-	"evaluate":   {"metrics and an HTML report for one or many editors", notYet("evaluate")},
+	"evaluate":   {"measure editors with the oracle: attribute change, matching (names directions), leakage, commutativity", runEvaluate},
 	"serve":      {"the web editor and its JSON API", notYet("serve")},
 	"pseudocase": {"retinal pseudo-case generation", notYet("pseudocase")},
 }
