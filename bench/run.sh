@@ -52,8 +52,16 @@ print("params  Go: G=%s D=%s   torch: G=%d D=%d   %s" % (gG, gD, t["params_G"], 
       "match" if (gG, gD) == (t["params_G"], t["params_D"]) else "MISMATCH"))
 if step is None:
     sys.exit("no BenchmarkGANStep32 result in the Go output")
-print("GAN step     Go %10.1f ms   torch %s %8.1f ms   ratio ours/PyTorch %.1fx"
+def metric(name, unit):
+    m = re.search(r"^Benchmark%s-\d+\s.*?\s([0-9.]+) %s\b" % (name, re.escape(unit)), go, re.M)
+    return float(m.group(1)) if m else None
+print("GAN step     Go %10.1f ms   torch %s %8.1f ms   ratio ours/PyTorch %.1fx  (means)"
       % (step, t["torch"], t["ms_per_step"], step / t["ms_per_step"]))
+for what, unit, key in (("median", "median-ms/step", "ms_per_step_median"), ("min", "min-ms/step", "ms_per_step_min")):
+    v = metric("GANStep32", unit)
+    if v is not None:
+        print("GAN step     Go %10.1f ms   torch %s %8.1f ms   ratio ours/PyTorch %.1fx  (%ss)"
+              % (v, t["torch"], t[key], v / t[key], what))
 if fwd is not None and "gen_forward_ms" in t:
     print("G forward 64 Go %10.1f ms   torch %s %8.1f ms   ratio ours/PyTorch %.1fx"
           % (fwd, t["torch"], t["gen_forward_ms"], fwd / t["gen_forward_ms"]))
