@@ -13,6 +13,7 @@ import (
 	"latentedit/evaluate"
 	"latentedit/generator"
 	"latentedit/internal/atomicfile"
+	"latentedit/internal/progress"
 )
 
 // editorMetrics is what evaluate measures of one editor.
@@ -76,7 +77,9 @@ func runEvaluate(args []string, stdout, stderr io.Writer) error {
 	}
 	results := map[string]*editorMetrics{}
 	zs := generator.Latents(424242, 8, m.LatentDim())
-	for _, name := range names {
+	bar := progress.New(stderr, len(names), "evaluate", *jsonOut)
+	for i, name := range names {
+		bar.Set(i, map[string]float64{})
 		dir := editorDir(*model, m, name)
 		e, err := edit.Load(dir, m.LatentDim(), m.Backend())
 		if err != nil {
@@ -111,7 +114,9 @@ func runEvaluate(args []string, stdout, stderr io.Writer) error {
 		}
 		r.Names = newNames
 		results[name] = r
+		bar.Set(i+1, nil)
 	}
+	bar.Finish()
 	raw, _ := json.MarshalIndent(map[string]any{"model": *model, "oracle_r2": orc.R2, "editors": results}, "", "  ")
 	out := filepath.Join(work, "reports", "metrics.json")
 	os.MkdirAll(filepath.Dir(out), 0o755)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -100,6 +101,27 @@ func TestDiscoverAndEditCommands(t *testing.T) {
 	}
 	if code := run([]string{"edit", "--model", "faces-vae", "--editor", "sefa", "--image", img, "--seq", "0:2", "--out", "v.png"}, &out, &errb); code != 0 {
 		t.Fatalf("VAE + --image: %d %s", code, errb.String())
+	}
+	// evaluate trains a (short) oracle, measures the editor and names it.
+	out.Reset()
+	if code := run([]string{"evaluate", "--model", "faces-vae", "--editors", "sefa", "--n", "4", "--oracle-steps", "15", "--json"}, &out, &errb); code != 0 {
+		t.Fatalf("evaluate: %d %s", code, errb.String())
+	}
+	var metrics struct {
+		Editors map[string]struct {
+			Names         []string    `json:"names"`
+			Effect        [][]float64 `json:"effect_per_unit_step"`
+			Commutativity float64     `json:"latent_commutativity"`
+		} `json:"editors"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &metrics); err != nil {
+		t.Fatalf("evaluate --json: %v: %s", err, out.String())
+	}
+	if s := metrics.Editors["sefa"]; len(s.Names) != 3 || len(s.Effect) != 3 || len(s.Effect[0]) != 10 || s.Commutativity > 1e-6 {
+		t.Fatalf("metrics %+v", metrics)
+	}
+	if _, err := os.Stat("work/faces-vae/reports/metrics.json"); err != nil {
+		t.Fatal(err)
 	}
 	for _, bad := range [][]string{
 		{"edit", "--model", "mnist-gan", "--editor", "sefa", "--seq", "9:1"},
