@@ -24,8 +24,8 @@ type editorMetrics struct {
 	Factors       []string    `json:"factors"`
 	Effect        [][]float64 `json:"effect_per_unit_step"`
 	Matched       []string    `json:"matched_factor"`
-	TargetEffect  []float64   `json:"target_effect"`
-	Leakage       []float64   `json:"leakage"`
+	TargetEffect  []*float64  `json:"target_effect"` // null for an unmatched direction
+	Leakage       []*float64  `json:"leakage"`
 	Commutativity float64     `json:"latent_commutativity"`
 }
 
@@ -96,7 +96,7 @@ func runEvaluate(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("editor %s: %w", name, err)
 		}
 		r := &editorMetrics{Method: e.Method(), K: e.K(), Factors: ac.Factors, Effect: ac.Effect,
-			TargetEffect: eff, Leakage: leak, Commutativity: comm}
+			TargetEffect: nullable(eff), Leakage: nullable(leak), Commutativity: comm}
 		newNames := e.Names()
 		for k, f := range match {
 			r.Matched = append(r.Matched, "")
@@ -117,7 +117,10 @@ func runEvaluate(args []string, stdout, stderr io.Writer) error {
 		bar.Set(i+1, nil)
 	}
 	bar.Finish()
-	raw, _ := json.MarshalIndent(map[string]any{"model": *model, "oracle_r2": orc.R2, "editors": results}, "", "  ")
+	raw, err := json.MarshalIndent(map[string]any{"model": *model, "oracle_r2": orc.R2, "editors": results}, "", "  ")
+	if err != nil {
+		return fmt.Errorf("evaluate: encoding the metrics: %w", err)
+	}
 	out := filepath.Join(work, "reports", "metrics.json")
 	os.MkdirAll(filepath.Dir(out), 0o755)
 	if err := atomicfile.WriteFile(out, append(raw, '\n'), atomicfile.DefaultPerm); err != nil {
@@ -131,7 +134,7 @@ func runEvaluate(args []string, stdout, stderr io.Writer) error {
 		r := results[name]
 		fmt.Fprintf(stdout, "%s (%s, K=%d): latent commutativity %.4f·‖z‖\n", name, r.Method, r.K, r.Commutativity)
 		for k := range r.Names {
-			fmt.Fprintf(stdout, "  %-22s matched %-12s effect %.2f leakage %.2f\n", r.Names[k], r.Matched[k], r.TargetEffect[k], r.Leakage[k])
+			fmt.Fprintf(stdout, "  %-22s matched %-12s effect %s leakage %s\n", r.Names[k], r.Matched[k], fmtNull(r.TargetEffect[k]), fmtNull(r.Leakage[k]))
 		}
 	}
 	fmt.Fprintf(stdout, "metrics: %s\n", out)
@@ -159,4 +162,22 @@ func setNames(dir string, e edit.Editor, names []string) error {
 	spec.Names = names
 	out, _ := json.MarshalIndent(spec, "", "  ")
 	return atomicfile.WriteFile(path, append(out, '\n'), atomicfile.DefaultPerm)
+}
+
+// nullable maps NaN (JSON cannot hold it) to null.
+func nullable(v []float64) []*float64 {
+	out := make([]*float64, len(v))
+	for i := range v {
+		if !math.IsNaN(v[i]) && !math.IsInf(v[i], 0) {
+			out[i] = &v[i]
+		}
+	}
+	return out
+}
+
+func fmtNull(p *float64) string {
+	if p == nil {
+		return "  — "
+	}
+	return fmt.Sprintf("%.2f", *p)
 }
