@@ -279,10 +279,7 @@ func (o *Oracle) predictEncoded(pix []float32, n int) ([]float32, error) {
 
 // Predict returns the factor values of n images (flat [n, H, W, C] in [-1, 1]).
 func (o *Oracle) Predict(pix []float32, n int) ([][]float64, error) {
-	if len(pix) != n*o.Size*o.Size*o.Chan {
-		return nil, fmt.Errorf("oracle: %d values for %d images of %dx%dx%d", len(pix), n, o.Size, o.Size, o.Chan)
-	}
-	enc, err := o.predictEncoded(pix, n)
+	enc, err := o.checkedEncoded(pix, n)
 	if err != nil {
 		return nil, err
 	}
@@ -332,10 +329,7 @@ func LoadOracle(dir string, be backends.Backend) (*Oracle, error) {
 // Features returns the oracle's normalised outputs for n images (flat
 // [n, H, W, C] in [-1, 1]): the feature space of the Fréchet distance.
 func (o *Oracle) Features(pix []float32, n int) ([][]float64, error) {
-	if len(pix) != n*o.Size*o.Size*o.Chan {
-		return nil, fmt.Errorf("oracle: %d values for %d images of %dx%dx%d", len(pix), n, o.Size, o.Size, o.Chan)
-	}
-	enc, err := o.predictEncoded(pix, n)
+	enc, err := o.checkedEncoded(pix, n)
 	if err != nil {
 		return nil, err
 	}
@@ -348,4 +342,12 @@ func (o *Oracle) Features(pix []float32, n int) ([][]float64, error) {
 		}
 	}
 	return out, nil
+}
+
+// checkedEncoded validates the input size, then predicts the normalised encoding.
+func (o *Oracle) checkedEncoded(pix []float32, n int) ([]float32, error) {
+	if n < 1 || len(pix) != n*o.Size*o.Size*o.Chan {
+		return nil, fmt.Errorf("oracle: %d values for %d images of %dx%dx%d", len(pix), n, o.Size, o.Size, o.Chan)
+	}
+	return o.predictEncoded(pix, n)
 }
