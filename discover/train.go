@@ -1,7 +1,6 @@
 package discover
 
 import (
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -68,7 +67,7 @@ type Trainer struct {
 	step   *context.Exec
 	eval   *context.Exec
 	keys   []string
-	curves [][]float64
+	curves *report.Curves
 	epsLo  float64
 	epsHi  float64
 }
@@ -99,6 +98,7 @@ func New(m *generator.Model, cfg Config) (*Trainer, error) {
 		t.epsLo, t.epsHi = cfg.EpsMin, cfg.EpsMax
 	}
 	t.keys = []string{"loss", "ce", "l1", "penalty", "acc"}
+	t.curves = report.NewCurves(t.keys...)
 	if err := engine.Safe("discover: build", t.build); err != nil {
 		return nil, err
 	}
@@ -236,7 +236,7 @@ func Run(m *generator.Model, cfg Config, opt Options) (*Result, error) {
 		if start, err = strconv.Atoi(meta["step"]); err != nil {
 			return nil, fmt.Errorf("discover --resume: %s: step %q", StateFile, meta["step"])
 		}
-		t.readCurves(filepath.Join(opt.Out, CurvesCSV), start)
+		t.curves = report.ReadCurves(filepath.Join(opt.Out, CurvesCSV), start, t.keys...)
 	}
 	raw, _ := json.MarshalIndent(cfg, "", "  ")
 	if err := atomicfile.WriteFile(filepath.Join(opt.Out, ConfigFile), append(raw, '\n'), atomicfile.DefaultPerm); err != nil {
@@ -261,7 +261,7 @@ func Run(m *generator.Model, cfg Config, opt Options) (*Result, error) {
 		if s == start {
 			accRun = vals[4]
 		}
-		t.curves = append(t.curves, append([]float64{float64(s + 1)}, vals...))
+		t.curves.Add(s+1, vals)
 		bar.Set(s+1, map[string]float64{"loss": vals[0], "rca_running": accRun})
 		if (s+1)%cfg.CheckpointEvery == 0 || s+1 == cfg.Steps {
 			if err := t.checkpoint(opt.Out, s+1, nil); err != nil {
@@ -302,53 +302,12 @@ func (t *Trainer) checkpoint(dir string, step int, notes map[string]any) error {
 }
 
 func (t *Trainer) writeCurves(dir string) error {
-	series := []report.Series{{Name: "loss"}, {Name: "ce"}, {Name: "l1 (ε)"}, {Name: "accuracy"}}
-	cols := []int{1, 2, 3, 5}
-	for _, r := range t.curves {
-		for i, c := range cols {
-			series[i].X = append(series[i].X, r[0])
-			series[i].Y = append(series[i].Y, r[c])
-		}
-	}
-	for i := range series {
-		series[i] = report.Smooth(series[i], 25)
+	var series []report.Series
+	for _, kn := range [][2]string{{"loss", ""}, {"ce", ""}, {"l1", "l1 (ε)"}, {"acc", "accuracy"}} {
+		series = append(series, report.Smooth(t.curves.Series(kn[0], kn[1]), 25))
 	}
 	if err := report.LinePlot(filepath.Join(dir, CurvesPNG), "discover "+t.cfg.Method, "step", "value (moving average of 25)", series); err != nil {
 		return err
 	}
-	return atomicfile.Write(filepath.Join(dir, CurvesCSV), func(w io.Writer) error {
-		cw := csv.NewWriter(w)
-		cw.Write(append([]string{"step"}, t.keys...))
-		for _, r := range t.curves {
-			row := make([]string, len(r))
-			for i, v := range r {
-				row[i] = strconv.FormatFloat(v, 'g', 7, 64)
-			}
-			cw.Write(row)
-		}
-		cw.Flush()
-		return cw.Error()
-	})
-}
-
-func (t *Trainer) readCurves(path string, upto int) {
-	f, err := os.Open(path)
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	rows, _ := csv.NewReader(f).ReadAll()
-	for i, row := range rows {
-		if i == 0 {
-			continue
-		}
-		var r []float64
-		for _, v := range row {
-			x, _ := strconv.ParseFloat(v, 64)
-			r = append(r, x)
-		}
-		if len(r) == len(t.keys)+1 && int(r[0]) <= upto {
-			t.curves = append(t.curves, r)
-		}
-	}
+	return t.curves.WriteCSV(filepath.Join(dir, CurvesCSV))
 }

@@ -1,7 +1,6 @@
 package generator
 
 import (
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/gomlx/gomlx/backends"
@@ -58,13 +58,8 @@ type trainer struct {
 	permEpoch int
 	step      *context.Exec
 	sample    *context.Exec
-	curves    []curveRow
+	curves    *report.Curves
 	lossKey   []string
-}
-
-type curveRow struct {
-	step int
-	vals []float64
 }
 
 // Train runs cfg into the model directory opt.Out: sample grids and loss
@@ -122,9 +117,6 @@ func Train(cfg Config, opt Options) (res *Result, err error) {
 		if start, err = strconv.Atoi(meta["step"]); err != nil {
 			return nil, fmt.Errorf("train --resume: %s: meta step %q: %w", TrainStateFile, meta["step"], err)
 		}
-		if err := t.readCurves(start); err != nil {
-			return nil, err
-		}
 	}
 	if err := t.loadData(ds); err != nil {
 		return nil, err
@@ -132,6 +124,10 @@ func Train(cfg Config, opt Options) (res *Result, err error) {
 	err = engine.Safe("train", func() error { return t.build() })
 	if err != nil {
 		return nil, err
+	}
+	t.curves = report.NewCurves(t.lossKey...) // build names the logged values
+	if opt.Resume {
+		t.curves = report.ReadCurves(filepath.Join(opt.Out, CurvesCSV), start, t.lossKey...)
 	}
 	bar := progress.New(opt.Log, cfg.Steps, "train "+cfg.Kind+" "+cfg.Dataset, opt.JSON)
 	bar.Set(start, nil)
@@ -155,7 +151,7 @@ func Train(cfg Config, opt Options) (res *Result, err error) {
 					s+1, k, vals[i], ErrNonFinite, lastGood, filepath.Join(opt.Out, TrainStateFile))
 			}
 		}
-		t.curves = append(t.curves, curveRow{step: s + 1, vals: vals})
+		t.curves.Add(s+1, vals)
 		bar.Set(s+1, last)
 		done := s+1 == cfg.Steps
 		if (s+1)%cfg.SampleEvery == 0 || done {
@@ -373,65 +369,17 @@ func (t *trainer) writeSamples() error {
 }
 
 func (t *trainer) writeCurves() error {
-	series := make([]report.Series, len(t.lossKey))
-	for i, k := range t.lossKey {
-		series[i].Name = k
-	}
-	for _, r := range t.curves {
-		for i := range t.lossKey {
-			series[i].X = append(series[i].X, float64(r.step))
-			series[i].Y = append(series[i].Y, r.vals[i])
-		}
-	}
 	// Gradient norms live on another scale; plot only the losses.
 	var losses []report.Series
-	for _, s := range series {
-		if len(s.Name) < 4 || s.Name[:4] != "grad" {
-			losses = append(losses, report.Smooth(s, 25))
+	for _, k := range t.lossKey {
+		if !strings.HasPrefix(k, "grad") {
+			losses = append(losses, report.Smooth(t.curves.Series(k, ""), 25))
 		}
 	}
 	if err := report.LinePlot(filepath.Join(t.opt.Out, CurvesPNG), fmt.Sprintf("%s on %s", t.cfg.Kind, t.cfg.Dataset), "step", "value (moving average of 25)", losses); err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
-	return atomicfile.Write(filepath.Join(t.opt.Out, CurvesCSV), func(w io.Writer) error {
-		cw := csv.NewWriter(w)
-		cw.Write(append([]string{"step"}, t.lossKey...))
-		for _, r := range t.curves {
-			row := []string{strconv.Itoa(r.step)}
-			for _, v := range r.vals {
-				row = append(row, strconv.FormatFloat(v, 'g', 7, 64))
-			}
-			cw.Write(row)
-		}
-		cw.Flush()
-		return cw.Error()
-	})
-}
-
-// readCurves restores the loss history of a resumed run up to step.
-func (t *trainer) readCurves(step int) error {
-	f, err := os.Open(filepath.Join(t.opt.Out, CurvesCSV))
-	if err != nil {
-		return nil // curves are for people; a run without them still resumes
-	}
-	defer f.Close()
-	rows, err := csv.NewReader(f).ReadAll()
-	if err != nil || len(rows) == 0 {
-		return nil
-	}
-	for _, row := range rows[1:] {
-		s, err := strconv.Atoi(row[0])
-		if err != nil || s > step {
-			continue
-		}
-		r := curveRow{step: s}
-		for _, v := range row[1:] {
-			x, _ := strconv.ParseFloat(v, 64)
-			r.vals = append(r.vals, x)
-		}
-		t.curves = append(t.curves, r)
-	}
-	return nil
+	return t.curves.WriteCSV(filepath.Join(t.opt.Out, CurvesCSV))
 }
 
 // checkpoint writes the full train state, the sampling weights and model.json,

@@ -42,3 +42,24 @@ func TestGrid(t *testing.T) {
 		t.Fatal("empty grid accepted")
 	}
 }
+
+func TestCurvesRoundTrip(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.csv")
+	c := NewCurves("loss", "acc")
+	for s := 1; s <= 5; s++ {
+		c.Add(s, []float64{1 / float64(s), float64(s) / 10})
+	}
+	if err := c.WriteCSV(p); err != nil {
+		t.Fatal(err)
+	}
+	back := ReadCurves(p, 3, "loss", "acc")
+	if len(back.Rows) != 3 || back.Rows[2][0] != 3 || back.Series("acc", "").Y[1] != 0.2 {
+		t.Fatalf("read back %+v", back.Rows)
+	}
+	if other := ReadCurves(p, 10, "loss"); len(other.Rows) != 0 {
+		t.Fatalf("rows of another width accepted: %v", other.Rows)
+	}
+	if missing := ReadCurves(filepath.Join(t.TempDir(), "none.csv"), 10, "loss"); len(missing.Rows) != 0 {
+		t.Fatal("missing file gave rows")
+	}
+}
