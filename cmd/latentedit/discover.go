@@ -4,53 +4,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
-	"latentedit/dataset"
 	"latentedit/discover"
 	"latentedit/edit"
-	"latentedit/engine"
-	"latentedit/evaluate"
 	"latentedit/generator"
 	"latentedit/internal/progress"
-	"latentedit/models"
 	"latentedit/report/editgrid"
+	"latentedit/workspace"
 )
-
-// loadModel opens --model: a model directory, or the name of an embedded
-// default model ("faces-gan").
-func loadModel(model, backend string) (*generator.Model, error) {
-	be, err := engine.NewBackend(backend)
-	if err != nil {
-		return nil, err
-	}
-	dir := model
-	if _, err := os.Stat(filepath.Join(model, generator.InfoFile)); err != nil {
-		if d, err2 := models.Extract(model, ""); err2 == nil {
-			dir = d
-		} else {
-			return nil, fmt.Errorf("model %s: %w (nor is it an embedded model: %v)", model, err, models.Names())
-		}
-	}
-	return generator.Load(dir, be)
-}
-
-// workDir is where a model's editors and oracle live: the model directory
-// itself, or, for an embedded model (read-only), ./work/MODEL.
-func workDir(model string, m *generator.Model) string {
-	if filepath.Clean(m.Dir) == filepath.Clean(model) {
-		return m.Dir
-	}
-	return filepath.Join("work", model)
-}
-
-// editorDir is where editor NAME of a model lives.
-func editorDir(model string, m *generator.Model, name string) string {
-	return filepath.Join(workDir(model, m), "editors", name)
-}
 
 // parseOptions reads "key=value,key=value" method options; numbers and
 // booleans are typed, anything else stays a string.
@@ -109,14 +73,15 @@ func runDiscover(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return errUsage{err}
 	}
-	m, err := loadModel(*model, *backend)
+	ws, err := workspace.Open(*model, *backend)
 	if err != nil {
 		return err
 	}
+	m := ws.Model
 	if *name == "" {
 		*name = *method
 	}
-	out := editorDir(*model, m, *name)
+	out := ws.NewEditorDir(*name)
 	var e edit.Editor
 	notes := map[string]any{}
 	switch *method {
@@ -129,7 +94,7 @@ func runDiscover(args []string, stdout, stderr io.Writer) error {
 		e = res.Editor
 		notes["rca"] = res.RCA
 	case "interfacegan":
-		if e, err = fitInterFaceGAN(m, workDir(*model, m), *samples, *oracleSteps, d.Seed, o, stderr); err != nil {
+		if e, err = fitInterFaceGAN(ws, *samples, *oracleSteps, d.Seed, o, stderr); err != nil {
 			return err
 		}
 		if err := edit.Save(out, e, map[string]any{"samples": *samples}); err != nil {
@@ -192,8 +157,9 @@ func fitClosedForm(m *generator.Model, method string, k, samples int, seed int64
 // now and kept in work/oracle if there is none yet) and fits one boundary
 // per factor. Options: factors=a+b (default: all the oracle's factors),
 // solver=logistic|svm, condition=smile:pitch+yaw;bangs:hair_length.
-func fitInterFaceGAN(m *generator.Model, work string, samples, oracleSteps int, seed int64, o edit.Options, log io.Writer) (edit.Editor, error) {
-	orc, err := oracleFor(m, work, oracleSteps, log)
+func fitInterFaceGAN(ws *workspace.Workspace, samples, oracleSteps int, seed int64, o edit.Options, log io.Writer) (edit.Editor, error) {
+	m := ws.Model
+	orc, err := ws.Oracle(oracleSteps, log)
 	if err != nil {
 		return nil, err
 	}
@@ -262,28 +228,4 @@ func fitInterFaceGAN(m *generator.Model, work string, samples, oracleSteps int, 
 		}
 	}
 	return edit.NewInterFaceGAN(z, sel, factors, opt, m.Backend())
-}
-
-// oracleFor loads work/oracle or trains one on the model's dataset.
-func oracleFor(m *generator.Model, work string, steps int, log io.Writer) (*evaluate.Oracle, error) {
-	dir := filepath.Join(work, evaluate.OracleDir)
-	if o, err := evaluate.LoadOracle(dir, m.Backend()); err == nil {
-		return o, nil
-	}
-	opt := dataset.Options{N: 6000, Seed: 12345, Size: m.Info.Height}
-	train, err := dataset.Open(m.Info.Dataset, opt)
-	if err != nil {
-		return nil, err
-	}
-	opt.N, opt.Seed = 1000, 54321
-	held, err := dataset.Open(m.Info.Dataset, opt)
-	if err != nil {
-		return nil, err
-	}
-	o, err := evaluate.TrainOracle(train, held, m.Backend(), steps, 64, log)
-	if err != nil {
-		return nil, err
-	}
-	fmt.Fprintf(log, "oracle held-out R²: %v\n", o.R2)
-	return o, o.Save(dir)
 }

@@ -8,7 +8,6 @@ import (
 	_ "image/png"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -17,6 +16,7 @@ import (
 	"latentedit/edit"
 	"latentedit/generator"
 	"latentedit/report/editgrid"
+	"latentedit/workspace"
 )
 
 // parseSeq parses "3:+2,smile:-1.5" against an editor's directions.
@@ -71,15 +71,12 @@ func runEdit(args []string, stdout, stderr io.Writer) error {
 	if *model == "" || *editor == "" {
 		return errUsage{fmt.Errorf("--model and --editor are required")}
 	}
-	m, err := loadModel(*model, *backend)
+	ws, err := workspace.Open(*model, *backend)
 	if err != nil {
 		return err
 	}
-	dir := *editor
-	if _, err := os.Stat(filepath.Join(dir, edit.SpecFile)); err != nil {
-		dir = editorDir(*model, m, *editor)
-	}
-	e, err := edit.Load(dir, m.LatentDim(), m.Backend())
+	m := ws.Model
+	e, _, err := ws.LoadEditor(*editor)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"latentedit/generator"
 	"latentedit/internal/atomicfile"
 	"latentedit/internal/progress"
+	"latentedit/workspace"
 )
 
 // editorMetrics is what evaluate measures of one editor.
@@ -53,25 +54,19 @@ func runEvaluate(args []string, stdout, stderr io.Writer) error {
 	if *n < 1 || *step <= 0 || *step > edit.MaxStep {
 		return errUsage{fmt.Errorf("--n must be ≥1 and --t in (0, %d]", edit.MaxStep)}
 	}
-	m, err := loadModel(*model, *backend)
+	ws, err := workspace.Open(*model, *backend)
 	if err != nil {
 		return err
 	}
-	work := workDir(*model, m)
+	m := ws.Model
 	names := strings.Split(*editors, ",")
 	if *editors == "" {
-		entries, _ := os.ReadDir(filepath.Join(work, "editors"))
-		names = nil
-		for _, e := range entries {
-			if e.IsDir() {
-				names = append(names, e.Name())
-			}
-		}
+		names = ws.Editors()
 	}
 	if len(names) == 0 {
-		return fmt.Errorf("no editors under %s: run discover first", filepath.Join(work, "editors"))
+		return fmt.Errorf("no editors under %s: run discover first", ws.NewEditorDir(""))
 	}
-	orc, err := oracleFor(m, work, *oracleSteps, stderr)
+	orc, err := ws.Oracle(*oracleSteps, stderr)
 	if err != nil {
 		return err
 	}
@@ -80,8 +75,7 @@ func runEvaluate(args []string, stdout, stderr io.Writer) error {
 	bar := progress.New(stderr, len(names), "evaluate", *jsonOut)
 	for i, name := range names {
 		bar.Set(i, map[string]float64{})
-		dir := editorDir(*model, m, name)
-		e, err := edit.Load(dir, m.LatentDim(), m.Backend())
+		e, dir, err := ws.LoadEditor(name)
 		if err != nil {
 			return err
 		}
@@ -107,7 +101,7 @@ func runEvaluate(args []string, stdout, stderr io.Writer) error {
 				}
 			}
 		}
-		if *rename {
+		if *rename && !ws.IsShipped(dir) { // shipped editors are read-only and named already
 			if err := setNames(dir, e, newNames); err != nil {
 				return err
 			}
@@ -121,7 +115,7 @@ func runEvaluate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("evaluate: encoding the metrics: %w", err)
 	}
-	out := filepath.Join(work, "reports", "metrics.json")
+	out := filepath.Join(ws.ReportsDir(), "metrics.json")
 	os.MkdirAll(filepath.Dir(out), 0o755)
 	if err := atomicfile.WriteFile(out, append(raw, '\n'), atomicfile.DefaultPerm); err != nil {
 		return err

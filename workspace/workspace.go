@@ -1,0 +1,183 @@
+// Package workspace resolves a --model argument (a model directory, or the
+// name of an embedded default model) to the generator and the two places its
+// editors and oracle can live: the writable work folder, and — for embedded
+// models — the read-only files shipped with the binary.
+//
+// Every command and the server find editors the same way through it, so an
+// editor trained with `discover` is seen by `edit`, `evaluate`, `serve` and
+// `pseudocase` alike. A trained editor in the work folder shadows a shipped
+// one of the same name: what a user trained is what they meant.
+package workspace
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"latentedit/dataset"
+	"latentedit/edit"
+	"latentedit/engine"
+	"latentedit/evaluate"
+	"latentedit/generator"
+	"latentedit/models"
+)
+
+// Folder names inside a model or work directory.
+const (
+	EditorsDir = "editors"
+	OracleDir  = "oracle"
+	ReportsDir = "reports"
+)
+
+// Workspace is one opened model and where its companions live.
+type Workspace struct {
+	Model *generator.Model
+	// Work is where new editors, oracles and reports are written: the model
+	// directory itself, or ./work/NAME for an embedded model.
+	Work string
+	// Shipped is the extracted embedded model directory (read-only), or ""
+	// when the model is a directory of the user's.
+	Shipped string
+}
+
+// Open loads the model named by arg on the backend (see engine.NewBackend).
+func Open(arg, backend string) (*Workspace, error) {
+	be, err := engine.NewBackend(backend)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(arg, generator.InfoFile)); err == nil {
+		m, err := generator.Load(arg, be)
+		if err != nil {
+			return nil, err
+		}
+		return &Workspace{Model: m, Work: arg}, nil
+	} else if !os.IsNotExist(err) {
+		return nil, fmt.Errorf("model %s: %w", arg, err)
+	}
+	dir, err2 := models.Extract(arg, "")
+	if err2 != nil {
+		return nil, fmt.Errorf("model %s: not a model directory (no %s) nor an embedded model (%v)", arg, generator.InfoFile, models.Names())
+	}
+	m, err := generator.Load(dir, be)
+	if err != nil {
+		return nil, err
+	}
+	return &Workspace{Model: m, Work: filepath.Join("work", arg), Shipped: dir}, nil
+}
+
+// NewEditorDir is where an editor called name is written.
+func (w *Workspace) NewEditorDir(name string) string {
+	return filepath.Join(w.Work, EditorsDir, name)
+}
+
+// EditorDir is where editor name is read from: the work folder if it has
+// it, else the shipped files. ok is false when neither has it.
+func (w *Workspace) EditorDir(name string) (dir string, ok bool) {
+	for _, root := range w.roots() {
+		d := filepath.Join(root, EditorsDir, name)
+		if _, err := os.Stat(filepath.Join(d, edit.SpecFile)); err == nil {
+			return d, true
+		}
+	}
+	return w.NewEditorDir(name), false
+}
+
+// IsShipped reports whether dir is inside the read-only shipped files.
+func (w *Workspace) IsShipped(dir string) bool {
+	if w.Shipped == "" {
+		return false
+	}
+	rel, err := filepath.Rel(w.Shipped, dir)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
+// Editors lists the editor names found in the work folder and the shipped
+// files, sorted, each once.
+func (w *Workspace) Editors() []string {
+	seen := map[string]bool{}
+	var names []string
+	for _, root := range w.roots() {
+		entries, _ := os.ReadDir(filepath.Join(root, EditorsDir))
+		for _, e := range entries {
+			if !e.IsDir() || seen[e.Name()] {
+				continue
+			}
+			if _, err := os.Stat(filepath.Join(root, EditorsDir, e.Name(), edit.SpecFile)); err != nil {
+				continue
+			}
+			seen[e.Name()] = true
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// LoadEditor loads editor name (a name under editors/, or a directory
+// holding editor.json).
+func (w *Workspace) LoadEditor(name string) (edit.Editor, string, error) {
+	dir := name
+	if _, err := os.Stat(filepath.Join(dir, edit.SpecFile)); err != nil {
+		var ok bool
+		if dir, ok = w.EditorDir(name); !ok {
+			return nil, "", fmt.Errorf("editor %q: not found under %s (have %v)", name, filepath.Join(w.Work, EditorsDir), w.Editors())
+		}
+	}
+	e, err := edit.Load(dir, w.Model.LatentDim(), w.Model.Backend())
+	return e, dir, err
+}
+
+// OracleDir is where the oracle is read from: the work folder if it has
+// one, else the shipped one, else the work folder (where one is trained).
+func (w *Workspace) OracleDir() string {
+	for _, root := range w.roots() {
+		d := filepath.Join(root, OracleDir)
+		if _, err := os.Stat(d); err == nil {
+			return d
+		}
+	}
+	return filepath.Join(w.Work, OracleDir)
+}
+
+// ReportsDir is where evaluation output is written.
+func (w *Workspace) ReportsDir() string { return filepath.Join(w.Work, ReportsDir) }
+
+func (w *Workspace) roots() []string {
+	if w.Shipped == "" {
+		return []string{w.Work}
+	}
+	return []string{w.Work, w.Shipped}
+}
+
+// Oracle loads the model's oracle (work folder, then shipped) or, when there
+// is none, trains one for steps steps on 6000 rendered images of the model's
+// dataset, measures it on 1000 others and saves it in the work folder.
+func (w *Workspace) Oracle(steps int, log io.Writer) (*evaluate.Oracle, error) {
+	dir := w.OracleDir()
+	if o, err := evaluate.LoadOracle(dir, w.Model.Backend()); err == nil {
+		return o, nil
+	} else if _, statErr := os.Stat(dir); statErr == nil {
+		return nil, err // present but broken: say so rather than silently retrain over it
+	}
+	m := w.Model
+	opt := dataset.Options{N: 6000, Seed: 12345, Size: m.Info.Height}
+	train, err := dataset.Open(m.Info.Dataset, opt)
+	if err != nil {
+		return nil, err
+	}
+	opt.N, opt.Seed = 1000, 54321
+	held, err := dataset.Open(m.Info.Dataset, opt)
+	if err != nil {
+		return nil, err
+	}
+	o, err := evaluate.TrainOracle(train, held, m.Backend(), steps, 64, log)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(log, "oracle held-out R²: %v\n", o.R2)
+	return o, o.Save(filepath.Join(w.Work, OracleDir))
+}
