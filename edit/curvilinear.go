@@ -358,6 +358,33 @@ func (c *Curvilinear) fromV(v []float32) (z []float32, err error) {
 	return z, err
 }
 
+// ToV is f(z): the point of V where edits are additions. The server fuses
+// two characters there (a mix in V, mapped back once) for curvilinear editors.
+func (c *Curvilinear) ToV(z []float32) ([]float32, error) {
+	if err := checkLatent(c, z); err != nil {
+		return nil, err
+	}
+	v, _, err := c.toV(z)
+	return v, err
+}
+
+// FromV is f⁻¹(v), the latent of a point of V.
+func (c *Curvilinear) FromV(v []float32) ([]float32, error) {
+	if len(v) != c.d {
+		return nil, fmt.Errorf("edit: curvilinear: point of V has %d values, want %d", len(v), c.d)
+	}
+	z, err := c.fromV(v)
+	if err != nil {
+		return nil, err
+	}
+	for i, x := range z {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return nil, fmt.Errorf("edit: curvilinear: f⁻¹ gave %v at coordinate %d", x, i)
+		}
+	}
+	return z, nil
+}
+
 // Edit implements Editor: f⁻¹(f(z) + t·e_k).
 func (c *Curvilinear) Edit(z []float32, k int, t float32) ([]float32, error) {
 	out, err := c.EditSequence(z, []Step{{k, t}})

@@ -5,17 +5,17 @@ import (
 	"fmt"
 	"image"
 	_ "image/jpeg"
-	_ "image/png"
+	"image/png"
 	"io"
 	"os"
 	"strconv"
 	"strings"
 
-	"golang.org/x/image/draw"
-
 	"latentedit/edit"
 	"latentedit/generator"
+	"latentedit/internal/atomicfile"
 	"latentedit/report/editgrid"
+	"latentedit/server"
 	"latentedit/workspace"
 )
 
@@ -65,8 +65,12 @@ func runEdit(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "edit.png", "output PNG grid")
 	backend := fs.String("backend", "", "go (CPU) or xla:/abs/path/plugin.so")
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
+	recipe := fs.String("recipe", "", "replay a recipe JSON saved by the web editor: writes its one picture to --out (--model defaults to the recipe's)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *recipe != "" {
+		return replayRecipe(*recipe, *model, *backend, *out, *jsonOut, stdout)
 	}
 	if *model == "" || *editor == "" {
 		return errUsage{fmt.Errorf("--model and --editor are required")}
@@ -128,15 +132,44 @@ func encodeImage(m *generator.Model, path string) ([]float32, error) {
 		return nil, fmt.Errorf("--image %s: %w", path, err)
 	}
 	h, w, _ := m.ImageShape()
-	b := img.Bounds()
-	side := min(b.Dx(), b.Dy())
-	crop := image.Rect(b.Min.X+(b.Dx()-side)/2, b.Min.Y+(b.Dy()-side)/2, 0, 0)
-	crop.Max = crop.Min.Add(image.Pt(side, side))
-	dst := image.NewRGBA(image.Rect(0, 0, w, h))
-	draw.BiLinear.Scale(dst, dst.Bounds(), img, crop, draw.Src, nil)
+	dst := server.FitImage(img, w, h)
 	z, err := m.Encode([]image.Image{dst})
 	if err != nil {
 		return nil, err
 	}
 	return z[0], nil
+}
+
+// replayRecipe redraws a recipe from the web editor: the same latent, the
+// same edits in the same order, the same pixels as the page showed.
+func replayRecipe(path, model, backend, out string, jsonOut bool, stdout io.Writer) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if model == "" {
+		var r server.Recipe
+		if err := json.Unmarshal(raw, &r); err != nil || r.Model == "" {
+			return errUsage{fmt.Errorf("--recipe %s names no model; give --model", path)}
+		}
+		model = r.Model
+	}
+	ws, err := workspace.Open(model, backend)
+	if err != nil {
+		return err
+	}
+	_, img, err := server.Replay(ws, raw)
+	if err != nil {
+		return fmt.Errorf("--recipe %s: %w", path, err)
+	}
+	if err := atomicfile.Write(out, func(w io.Writer) error { return png.Encode(w, img) }); err != nil {
+		return err
+	}
+	if jsonOut {
+		b, _ := json.Marshal(map[string]any{"out": out, "model": model})
+		fmt.Fprintln(stdout, string(b))
+	} else {
+		fmt.Fprintf(stdout, "wrote %s: the recipe's picture\n", out)
+	}
+	return nil
 }

@@ -29,7 +29,7 @@ var commands = map[string]command{
 	"discover":   {"learn an editor (linear, warped, curvilinear) or fit one (ganspace, sefa)", runDiscover},
 	"edit":       {"apply a sequence of edits to seeds or an image and write a PNG grid", runEdit},
 	"evaluate":   {"measure editors with the oracle: attribute change, matching (names directions), leakage, commutativity", runEvaluate},
-	"serve":      {"the web editor and its JSON API", notYet("serve")},
+	"serve":      {"the web editor and its JSON API (127.0.0.1:8080 by default)", runServe},
 	"pseudocase": {"retinal pseudo-case generation", notYet("pseudocase")},
 }
 
