@@ -60,6 +60,10 @@ func NewBackend(config string) (b backends.Backend, err error) {
 			}
 			opts += "ops_sequential"
 		}
+		if extra := fastDotBackendOption(); extra != "" && !strings.Contains(opts, "dotgeneral_") {
+			// Keep DotGeneral operands untiled so OpenBLAS can take them (fastdot.go).
+			opts += "," + extra
+		}
 		config = "go:" + opts
 		if opts == "" {
 			config = "go"

@@ -81,6 +81,22 @@ func TestMatMulGradientSharedInput(t *testing.T) {
 	}, 1e-6, []int{4, 6}, []int{6, 3})
 }
 
+// TestMatMulOwnsGradient checks that MatMul's gradient is set on its
+// DotGeneral node (not the copying fallback), and that the fallback's
+// gradient is right too.
+func TestMatMulOwnsGradient(t *testing.T) {
+	g := graph.NewGraph(backend(t), "matmul")
+	a := graph.Parameter(g, "a", shapesF32(4, 6))
+	b := graph.Parameter(g, "b", shapesF32(6, 3))
+	if y := MatMul(a, b); y.Type() != graph.NodeTypeDotGeneral || y.CustomGradient() == nil {
+		t.Errorf("MatMul built %s with custom gradient %v; want a DotGeneral carrying its own gradient", y.Type(), y.CustomGradient() != nil)
+	}
+	checkGrad(t, func(xs []*graph.Node) *graph.Node {
+		ab := linkedMatMul(xs[0], xs[1])
+		return linkedMatMul(ab, graph.Transpose(ab, 0, 1))
+	}, 1e-6, []int{4, 6}, []int{6, 3})
+}
+
 func TestConvGradient(t *testing.T) {
 	cases := []struct {
 		name                string

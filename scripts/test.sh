@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
 [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need+=(dataset-fashion-mnist)
+# OpenBLAS: the CPU backend's matmuls (engine/fastdot.go opens it at run time).
+ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so\.0' || need+=(libopenblas0)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
   echo "installing ${need[*]}"

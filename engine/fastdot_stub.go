@@ -1,0 +1,11 @@
+//go:build !cgo || noblas
+
+package engine
+
+// Without cgo (or with -tags noblas) the pure-Go backend runs its own
+// matmuls; see fastdot.go for the OpenBLAS path.
+
+// CPUKernels describes how the pure-Go backend runs matmuls in this binary.
+func CPUKernels() string { return "pure-Go DotGeneral (built without cgo or with -tags noblas)" }
+
+func fastDotBackendOption() string { return "" }

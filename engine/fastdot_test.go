@@ -1,0 +1,100 @@
+//go:build cgo && !noblas
+
+package engine
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+)
+
+// TestFastDotInstalled fails where OpenBLAS is missing (scripts/test.sh
+// installs it) or simplego's internals moved: either way the CPU would
+// silently run 5–20× slower.
+func TestFastDotInstalled(t *testing.T) {
+	if stockKernelsOnly() {
+		t.Logf("%s=stock: %s", EnvKernels, CPUKernels())
+		return
+	}
+	if !fastDot.installed {
+		t.Fatalf("OpenBLAS DotGeneral not installed: %s", fastDot.reason)
+	}
+	t.Log(CPUKernels())
+}
+
+// TestFastDotMatchesStock runs DotGenerals of every layout our graphs use
+// (and some they do not) through sgemm and through simplego's own executor,
+// and compares the results; and MatMul with its gradient (three DotGenerals
+// of three layouts), the way every conv and dense layer uses it.
+func TestFastDotMatchesStock(t *testing.T) {
+	if !fastDot.installed {
+		t.Skip("OpenBLAS path not installed: " + fastDot.reason) // TestFastDotInstalled reports it
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, tc := range []struct {
+		name   string
+		a, b   []int
+		ac, ab []int
+		bc, bb []int
+		sgemm  bool // whether sgemm can take the layout
+	}{
+		{"MK·KN", []int{37, 19}, []int{19, 23}, []int{1}, nil, []int{0}, nil, true},
+		{"MK·NK", []int{37, 19}, []int{23, 19}, []int{1}, nil, []int{1}, nil, true},
+		{"KM·KN", []int{19, 37}, []int{19, 23}, []int{0}, nil, []int{0}, nil, true},
+		{"KM·NK", []int{19, 37}, []int{23, 19}, []int{0}, nil, []int{1}, nil, true},
+		{"large MK·KN, split in rows", []int{300, 200}, []int{200, 150}, []int{1}, nil, []int{0}, nil, true},
+		{"large KM·KN, split in rows", []int{300, 400}, []int{300, 20}, []int{0}, nil, []int{0}, nil, true},
+		{"large MK·NK, split in columns", []int{40, 300}, []int{500, 300}, []int{1}, nil, []int{1}, nil, true},
+		{"large KM·NK, split in columns", []int{300, 40}, []int{500, 300}, []int{0}, nil, []int{1}, nil, true},
+		{"vector", []int{1, 64}, []int{64, 1}, []int{1}, nil, []int{0}, nil, true},
+		{"batched", []int{5, 7, 11}, []int{5, 11, 3}, []int{2}, []int{0}, []int{1}, []int{0}, true},
+		{"batched KM·NK", []int{5, 11, 7}, []int{5, 3, 11}, []int{1}, []int{0}, []int{2}, []int{0}, true},
+		{"two contracting axes", []int{6, 4, 5}, []int{4, 5, 7}, []int{1, 2}, nil, []int{0, 1}, nil, true},
+		{"split cross axes", []int{3, 6, 5}, []int{5, 7}, []int{2}, nil, []int{0}, nil, true},
+		{"contracting in the middle", []int{3, 6, 5}, []int{6, 7}, []int{1}, nil, []int{0}, nil, false},
+		{"MatMul with gradient", []int{130, 70}, []int{70, 90}, nil, nil, nil, nil, true},
+		{"batch axis last", []int{7, 11, 5}, []int{11, 3, 5}, []int{1}, []int{2}, []int{0}, []int{2}, false},
+	} {
+		wantCalls := 0
+		if tc.sgemm {
+			wantCalls = 1
+		}
+		exec := graph.MustNewExec(backend(t), func(a, b *graph.Node) []*graph.Node {
+			return []*graph.Node{graph.DotGeneral(a, tc.ac, tc.ab, b, tc.bc, tc.bb)}
+		})
+		if tc.name == "MatMul with gradient" {
+			wantCalls = 3
+			exec = graph.MustNewExec(backend(t), func(a, b *graph.Node) []*graph.Node {
+				y := MatMul(a, b)
+				w := graph.Sin(graph.IotaFull(y.Graph(), y.Shape()))
+				grads := graph.Gradient(graph.ReduceAllSum(graph.Mul(y, w)), a, b)
+				return []*graph.Node{y, grads[0], grads[1]}
+			})
+		}
+		a := tensors.FromFlatDataAndDimensions(randVec32r(r, prod(tc.a)), tc.a...)
+		b := tensors.FromFlatDataAndDimensions(randVec32r(r, prod(tc.b)), tc.b...)
+		run := func(fast bool) [][]float32 {
+			fastDot.on.Store(fast)
+			defer fastDot.on.Store(true)
+			var out [][]float32
+			for _, o := range exec.MustExec(a, b) {
+				out = append(out, tensors.MustCopyFlatData[float32](o))
+			}
+			return out
+		}
+		stock := run(false)
+		before := fastDot.calls.Load()
+		fast := run(true)
+		calls := fastDot.calls.Load() - before
+		for i := range stock {
+			if d := maxRelDiff(fast[i], stock[i]); !(d < 1e-5) {
+				t.Errorf("%s: output %d differs from the stock DotGeneral by %g (relative)", tc.name, i, d)
+			}
+		}
+		if calls != int64(wantCalls) {
+			t.Errorf("%s: %d DotGenerals ran through sgemm, want %d", tc.name, calls, wantCalls)
+		}
+	}
+}

@@ -1,0 +1,86 @@
+package engine
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+)
+
+// TestFastKernelsInstalled fails when simplego's internals moved and the
+// pure-Go fast executors could not be installed.
+func TestFastKernelsInstalled(t *testing.T) {
+	if stockKernelsOnly() {
+		t.Logf("%s=stock: stock executors only", EnvKernels)
+		return
+	}
+	if !fastSlice.installed {
+		t.Fatalf("fast Slice not installed: %s", simplegoHooks.reason)
+	}
+}
+
+// TestFastSliceMatchesStock compares the fast Slice with simplego's on
+// slices of every kind: whole trailing axes, strided, strided last axis,
+// single elements, the kernel taps of a convolution.
+func TestFastSliceMatchesStock(t *testing.T) {
+	if !fastSlice.installed {
+		t.Skip("fast Slice not installed") // TestFastKernelsInstalled reports why
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, tc := range []struct {
+		name   string
+		dims   []int
+		ranges []graph.SliceAxisSpec
+	}{
+		{"rows", []int{300, 200}, []graph.SliceAxisSpec{graph.AxisRange(10, 290), graph.AxisRange()}},
+		{"columns", []int{300, 200}, []graph.SliceAxisSpec{graph.AxisRange(), graph.AxisRange(3, 150)}},
+		{"conv tap s1", []int{8, 34, 34, 16}, []graph.SliceAxisSpec{graph.AxisRange(), graph.AxisRange(1, 33), graph.AxisRange(2, 34), graph.AxisRange()}},
+		{"conv tap s2", []int{8, 34, 34, 3}, []graph.SliceAxisSpec{graph.AxisRange(), graph.AxisRange(3, 34).Stride(2), graph.AxisRange(0, 31).Stride(2), graph.AxisRange()}},
+		{"strided last axis", []int{40, 50, 60}, []graph.SliceAxisSpec{graph.AxisRange(1, 39), graph.AxisRange(), graph.AxisRange(1, 60).Stride(3)}},
+		{"one element", []int{4, 5}, []graph.SliceAxisSpec{graph.AxisRange(2, 3), graph.AxisRange(4, 5)}},
+		{"vector", []int{100000}, []graph.SliceAxisSpec{graph.AxisRange(7, 99999).Stride(5)}},
+	} {
+		exec := graph.MustNewExec(backend(t), func(x *graph.Node) *graph.Node { return graph.Slice(x, tc.ranges...) })
+		x := tensors.FromFlatDataAndDimensions(randVec32r(r, prod(tc.dims)), tc.dims...)
+		run := func(fast bool) []float32 {
+			fastSlice.on.Store(fast)
+			defer fastSlice.on.Store(true)
+			return tensors.MustCopyFlatData[float32](exec.MustExec(x)[0])
+		}
+		stock := run(false)
+		before := fastSlice.calls.Load()
+		fast := run(true)
+		if fastSlice.calls.Load() == before {
+			t.Errorf("%s: the fast Slice did not run", tc.name)
+		}
+		if len(fast) != len(stock) {
+			t.Fatalf("%s: %d elements, stock %d", tc.name, len(fast), len(stock))
+		}
+		for i := range stock {
+			if fast[i] != stock[i] {
+				t.Errorf("%s: element %d is %g, stock %g", tc.name, i, fast[i], stock[i])
+				break
+			}
+		}
+	}
+}
+
+func randVec32r(r *rand.Rand, n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(r.NormFloat64())
+	}
+	return v
+}
+
+// maxRelDiff is max |a-b| / max |b|.
+func maxRelDiff(a, b []float32) float64 {
+	var d, m float64
+	for i := range b {
+		d = math.Max(d, math.Abs(float64(a[i]-b[i])))
+		m = math.Max(m, math.Abs(float64(b[i])))
+	}
+	return d / math.Max(m, 1e-30)
+}
