@@ -49,10 +49,7 @@ func MeasureAttributeChange(m *generator.Model, e edit.Editor, o *Oracle, n int,
 		ac.Effect[k] = make([]float64, len(o.Factors))
 		for i := 0; i < n; i++ {
 			for f, name := range o.Factors {
-				d := rp[i][f] - rm[i][f]
-				if cyclic[name] {
-					d -= math.Round(d)
-				}
+				d := FactorDiff(name, rp[i][f], rm[i][f])
 				ac.Effect[k][f] += d / (2 * float64(t)) / float64(n)
 			}
 		}
@@ -202,44 +199,4 @@ func Hungarian(score [][]float64) []int {
 		}
 	}
 	return match
-}
-
-// Commutativity is the mean latent-space commutativity error relative to
-// ‖z‖: E‖φ_k^t∘φ_l^s(z) − φ_l^s∘φ_k^t(z)‖ / ‖z‖ over all pairs k≠l, for
-// latents from seed and steps t, s.
-func Commutativity(e edit.Editor, zs [][]float32, t, s float32) (float64, error) {
-	sum, cnt := 0.0, 0
-	for _, z := range zs {
-		nz := 0.0
-		for _, v := range z {
-			nz += float64(v) * float64(v)
-		}
-		nz = math.Sqrt(nz)
-		for k := 0; k < e.K(); k++ {
-			for l := 0; l < e.K(); l++ {
-				if k == l {
-					continue
-				}
-				a, err := edit.Apply(e, z, []edit.Step{{K: l, T: s}, {K: k, T: t}})
-				if err != nil {
-					return 0, err
-				}
-				b, err := edit.Apply(e, z, []edit.Step{{K: k, T: t}, {K: l, T: s}})
-				if err != nil {
-					return 0, err
-				}
-				d := 0.0
-				for i := range z {
-					x := float64(a[1][i] - b[1][i])
-					d += x * x
-				}
-				sum += math.Sqrt(d) / nz
-				cnt++
-			}
-		}
-	}
-	if cnt == 0 {
-		return 0, fmt.Errorf("commutativity: need at least two directions and one latent")
-	}
-	return sum / float64(cnt), nil
 }

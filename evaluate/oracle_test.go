@@ -4,9 +4,14 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/gomlx/gomlx/backends"
+
 	"latentedit/dataset"
 	_ "latentedit/dataset/faces"
+	"latentedit/edit"
 	"latentedit/engine"
+	"latentedit/generator"
+	"latentedit/models"
 )
 
 // TestOracleLearnsFaces trains a short oracle and checks it reads the big
@@ -41,5 +46,42 @@ func TestOracleLearnsFaces(t *testing.T) {
 	b, _ := o2.Predict(pix, 2)
 	if a[1][3] != b[1][3] {
 		t.Fatalf("reloaded oracle predicts %v, original %v", b[1], a[1])
+	}
+	knownAnswers(t, o, be)
+}
+
+// knownAnswers checks the image-level metrics where the answer is known:
+// a linear editor commutes in pixels and attributes too (edits are sums),
+// and a zero step changes no factor.
+func knownAnswers(t *testing.T, o *Oracle, be backends.Backend) {
+	dir, err := models.Extract("faces-gan", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := generator.Load(dir, be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := m.LatentDim()
+	a, b := make([]float32, d), make([]float32, d)
+	a[0], b[1], b[2] = 1, 0.6, 0.8
+	e, err := edit.NewFixed("ganspace", [][]float32{a, b}, nil, be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zs := generator.Latents(5, 3, d)
+	c, err := MeasureCommutativity(m, e, o, zs, 2, -1.5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Latent > 1e-6 || c.Image > 1e-4 || c.AttributeMean > 1e-3 || c.Pairs != 1 || len(c.Attribute) != len(o.Factors) {
+		t.Fatalf("linear editor commutativity %+v, want ≈0", c)
+	}
+	target, nuis, err := Identity(m, e, o, zs, 0, 0, 0)
+	if err != nil || target != 0 || nuis != 0 {
+		t.Fatalf("zero step: target %g nuisance %g (%v), want 0", target, nuis, err)
+	}
+	if _, nuis, _ = Identity(m, e, o, zs, 1, 0, 4); !(nuis > 0) {
+		t.Fatalf("a step of 4 changed no factor (nuisance %g)", nuis)
 	}
 }

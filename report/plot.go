@@ -62,13 +62,9 @@ func LinePlot(path, title, xLabel, yLabel string, series []Series) error {
 }
 
 func savePlot(p *plot.Plot, path string, w, h vg.Length) error {
-	c := vgimg.PngCanvas{Canvas: vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(96), vgimg.UseBackgroundColor(color.White))}
+	c := vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(96), vgimg.UseBackgroundColor(color.White))
 	p.Draw(draw.New(c))
-	var buf bytes.Buffer
-	if _, err := c.WriteTo(&buf); err != nil {
-		return fmt.Errorf("plot %s: %w", path, err)
-	}
-	return atomicfile.WriteFile(path, buf.Bytes(), atomicfile.DefaultPerm)
+	return writeCanvas(c, path)
 }
 
 // Grid writes imgs as a PNG grid with cols columns, upscaled with nearest

@@ -104,24 +104,39 @@ func TestDiscoverAndEditCommands(t *testing.T) {
 	}
 	// evaluate trains a (short) oracle, measures the editor and names it.
 	out.Reset()
-	if code := run([]string{"evaluate", "--model", "faces-vae", "--editors", "sefa", "--n", "4", "--oracle-steps", "15", "--json"}, &out, &errb); code != 0 {
+	if code := run([]string{"evaluate", "--model", "faces-vae", "--editors", "sefa", "--n", "4", "--comm-n", "2", "--quality-n", "16",
+		"--seeds", "3", "--oracle-steps", "15", "--json"}, &out, &errb); code != 0 {
 		t.Fatalf("evaluate: %d %s", code, errb.String())
 	}
-	var metrics struct {
-		Editors map[string]struct {
-			Names         []string    `json:"names"`
-			Effect        [][]float64 `json:"effect_per_unit_step"`
-			Commutativity float64     `json:"latent_commutativity"`
-		} `json:"editors"`
+	var res struct {
+		Report  string `json:"report"`
+		Metrics struct {
+			Editors []struct {
+				Name          string      `json:"name"`
+				Names         []string    `json:"names"`
+				Effect        [][]float64 `json:"effect_per_unit_step"`
+				Commutativity struct {
+					Latent float64 `json:"latent"`
+					Image  float64 `json:"image"`
+				} `json:"commutativity"`
+			} `json:"editors"`
+		} `json:"metrics"`
 	}
-	if err := json.Unmarshal(out.Bytes(), &metrics); err != nil {
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
 		t.Fatalf("evaluate --json: %v: %s", err, out.String())
 	}
-	if s := metrics.Editors["sefa"]; len(s.Names) != 3 || len(s.Effect) != 3 || len(s.Effect[0]) != 10 || s.Commutativity > 1e-6 {
-		t.Fatalf("metrics %+v", metrics)
+	eds := res.Metrics.Editors
+	if len(eds) != 1 || eds[0].Name != "sefa" || len(eds[0].Names) != 3 || len(eds[0].Effect) != 3 || len(eds[0].Effect[0]) != 10 ||
+		eds[0].Commutativity.Latent > 1e-6 || eds[0].Commutativity.Image > 1e-4 {
+		t.Fatalf("metrics %+v", res.Metrics)
 	}
-	if _, err := os.Stat("work/faces-vae/reports/metrics.json"); err != nil {
-		t.Fatal(err)
+	for _, f := range []string{"index.html", "metrics.json", "commutativity.png", "sequence-seed3.png", "sefa-attributes.png", "sefa-traversal.png"} {
+		if _, err := os.Stat(filepath.Join("work/faces-vae/reports", f)); err != nil {
+			t.Error(err)
+		}
+	}
+	if page, err := os.ReadFile(res.Report); err != nil || !strings.Contains(string(page), "sefa-attributes.png") {
+		t.Errorf("report page %s: %v", res.Report, err)
 	}
 	for _, bad := range [][]string{
 		{"edit", "--model", "mnist-gan", "--editor", "sefa", "--seq", "9:1"},
