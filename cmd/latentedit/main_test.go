@@ -20,15 +20,6 @@ func TestUsageAndUnknownCommand(t *testing.T) {
 	}
 }
 
-func TestNotImplementedExits2(t *testing.T) {
-	for _, c := range []string{"pseudocase"} {
-		var out, errb bytes.Buffer
-		if code := run([]string{c}, &out, &errb); code != exitUsage || !strings.Contains(errb.String(), "not implemented yet") {
-			t.Errorf("%s: code %d, stderr %q", c, code, errb.String())
-		}
-	}
-}
-
 func TestDataWritesFiles(t *testing.T) {
 	dir := t.TempDir()
 	var out, errb bytes.Buffer

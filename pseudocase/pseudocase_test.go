@@ -1,0 +1,329 @@
+package pseudocase
+
+import (
+	"bytes"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"latentedit/dataset"
+	"latentedit/dataset/fundus"
+	"latentedit/edit"
+	"latentedit/engine"
+	"latentedit/evaluate"
+	"latentedit/workspace"
+)
+
+func TestParseRequest(t *testing.T) {
+	r, err := ParseRequest("detachment:0.6@45,haemorrhage:3, cup:0.7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r) != 3 || r[0].Kind != Detachment || !r[0].HasAngle || r[0].Angle != 45 || r[1].Amount != 3 || r[2].Kind != Cup {
+		t.Fatalf("parsed %+v", r)
+	}
+	tg := r.Targets()
+	if math.Abs(tg["detachment_cos"]-0.6*math.Sqrt(0.5)) > 1e-12 || math.Abs(tg["detachment_sin"]-0.6*math.Sqrt(0.5)) > 1e-12 || tg[Haemorrhage] != 3 {
+		t.Errorf("targets %v", tg)
+	}
+	if again, err := ParseRequest(r.String()); err != nil || again.String() != r.String() {
+		t.Errorf("round trip %q: %v %v", r.String(), again, err)
+	}
+	if r, _ := ParseRequest("detachment:0.5@-90"); r[0].Angle != 270 {
+		t.Errorf("angle -90 normalised to %v, want 270", r[0].Angle)
+	}
+	bad := map[string]string{
+		"":                     "empty",
+		"detachment":           "kind:amount",
+		"tumour:1":             "unknown lesion",
+		"detachment:1.5":       "out of (0, 1]",
+		"detachment:0":         "out of (0, 1]",
+		"detachment:x":         "not a number",
+		"detachment:0.5@north": "not a number of degrees",
+		"haemorrhage:2.5":      "whole number",
+		"haemorrhage:9":        "whole number",
+		"haemorrhage:2@30":     "only a detachment",
+		"cup:0.95":             "out of [0.2, 0.9]",
+		"cup:0.5,glaucoma:0.6": "given twice",
+		"detachment:NaN":       "not a number",
+		"detachment:0.5,":      "kind:amount",
+	}
+	for spec, want := range bad {
+		if _, err := ParseRequest(spec); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseRequest(%q) = %v, want an error with %q", spec, err, want)
+		}
+	}
+}
+
+func TestParseShard(t *testing.T) {
+	for _, bad := range []string{"1", "a/b", "2/2", "-1/2", "0/0", "1/-3", "0/1/2"} {
+		if _, err := ParseShard(bad); err == nil || !strings.Contains(err.Error(), "--shard") {
+			t.Errorf("ParseShard(%q) = %v, want an error", bad, err)
+		}
+	}
+	// The parts cover 0..n-1 in order, each case once, for any n and N.
+	for _, n := range []int{1, 5, 17, 500} {
+		for parts := 1; parts <= 7; parts++ {
+			next := 0
+			for i := 0; i < parts; i++ {
+				s, err := ParseShard(strings.Join([]string{itoa(i), itoa(parts)}, "/"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				lo, hi := s.Range(n)
+				if lo != next || hi < lo {
+					t.Fatalf("n %d, %d/%d: range [%d,%d) after %d", n, i, parts, lo, hi, next)
+				}
+				next = hi
+			}
+			if next != n {
+				t.Fatalf("n %d in %d parts covers %d", n, parts, next)
+			}
+		}
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+func TestInvert(t *testing.T) {
+	a := [][]float64{{2, 1, 0}, {1, 3, 1}, {0, 1, 4}}
+	inv, err := invert(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range a {
+		for j := range a {
+			var s float64
+			for k := range a {
+				s += a[i][k] * inv[k][j]
+			}
+			want := 0.0
+			if i == j {
+				want = 1
+			}
+			if math.Abs(s-want) > 1e-12 {
+				t.Fatalf("A·A⁻¹[%d][%d] = %v", i, j, s)
+			}
+		}
+	}
+	if _, err := invert([][]float64{{1, 2}, {2, 4}}); err == nil {
+		t.Error("singular matrix inverted")
+	}
+}
+
+func TestSegmenterLearnsAndRefusesCorruptFiles(t *testing.T) {
+	be, err := engine.NewBackend("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var losses []float64
+	opt := SegmenterOptions{N: 16, Held: 8, Steps: 30, Batch: 2, Width: 4, Seed: 3, LR: 5e-3, Losses: &losses}
+	s, err := TrainSegmenter(be, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, last := mean(losses[:5]), mean(losses[len(losses)-5:])
+	t.Logf("loss %.4f → %.4f; held-out Dice %v; disc error %.2f px", first, last, s.Dice, s.DiscErrPx)
+	if !(last < 0.7*first) {
+		t.Errorf("loss did not fall: first steps %.4f, last steps %.4f", first, last)
+	}
+	if len(s.Dice) != numChannels {
+		t.Errorf("held-out Dice %v, want one per channel", s.Dice)
+	}
+
+	dir := t.TempDir()
+	if err := s.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	back, err := LoadSegmenter(dir, be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pix, _, _, err := renderSet(2, 64, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1, _ := s.Predict(pix, 2)
+	p2, err := back.Predict(pix, 2)
+	if err != nil || !equalStructure(p1, p2) {
+		t.Fatalf("loaded segmenter predicts differently (err %v)", err)
+	}
+
+	ckpt := filepath.Join(dir, SegmenterWeights)
+	good, _ := os.ReadFile(ckpt)
+	spec := filepath.Join(dir, SegmenterSpec)
+	goodSpec, _ := os.ReadFile(spec)
+	flipped := append([]byte(nil), good...)
+	flipped[len(flipped)/2] ^= 0x40
+	corrupt := []struct {
+		name       string
+		ckpt, spec []byte
+		want       string
+	}{
+		{"flipped byte", flipped, goodSpec, "checksum"},
+		{"truncated", good[:len(good)/3], goodSpec, "checksum"},
+		{"empty", nil, goodSpec, "too short"},
+		{"bad spec", good, []byte("{"), "segmenter.json"},
+		{"wrong width", good, bytes.Replace(goodSpec, []byte(`"width": 4`), []byte(`"width": 5`), 1), "do not fit"},
+		{"zero width", good, bytes.Replace(goodSpec, []byte(`"width": 4`), []byte(`"width": 0`), 1), "field width"},
+		{"format", good, bytes.Replace(goodSpec, []byte(`"format_version": 1`), []byte(`"format_version": 7`), 1), "format_version"},
+	}
+	for _, c := range corrupt {
+		os.WriteFile(ckpt, c.ckpt, 0o644)
+		os.WriteFile(spec, c.spec, 0o644)
+		if _, err := LoadSegmenter(dir, be); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: LoadSegmenter = %v, want an error with %q", c.name, err, c.want)
+		}
+	}
+}
+
+func mean(x []float64) float64 {
+	var s float64
+	for _, v := range x {
+		s += v
+	}
+	return s / float64(len(x))
+}
+
+func equalStructure(a, b []Structure) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].DiscX != b[i].DiscX || a[i].DiscY != b[i].DiscY {
+			return false
+		}
+		for c := range a[i].Masks {
+			for j := range a[i].Masks[c] {
+				if a[i].Masks[c][j] != b[i].Masks[c][j] {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+func TestDiscMaskCentredOnParams(t *testing.T) {
+	p := fundus.Draw(rand.New(rand.NewPCG(4, 4)))
+	m := DiscMask(p, 64)
+	var sx, sy, n float64
+	for j, v := range m {
+		if v == 1 {
+			sx += float64(j%64) + 0.5
+			sy += float64(j/64) + 0.5
+			n++
+		}
+	}
+	if n < 20 || math.Hypot(sx/n-p.Disc.X*64, sy/n-p.Disc.Y*64) > 0.5 {
+		t.Errorf("disc mask: %v pixels centred at (%.2f, %.2f), params (%.2f, %.2f)", n, sx/n, sy/n, p.Disc.X*64, p.Disc.Y*64)
+	}
+}
+
+// TestShardsConcatenate runs 5 cases whole and in two shards on the embedded
+// fundus GAN (a throw-away oracle, segmenter and editor: the property is
+// about bytes, not quality) and compares every file.
+func TestShardsConcatenate(t *testing.T) {
+	ws, err := workspace.Open("fundus-gan", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	be := ws.Model.Backend()
+	train, _ := dataset.Open("fundus", dataset.Options{N: 16, Seed: 5, Size: 64})
+	held, _ := dataset.Open("fundus", dataset.Options{N: 8, Seed: 6, Size: 64})
+	orc, err := evaluate.TrainOracle(train, held, be, 2, 4, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seg, err := TrainSegmenter(be, SegmenterOptions{N: 8, Held: 4, Steps: 1, Batch: 2, Width: 4, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	dirs := make([][]float32, len(orc.Factors))
+	for i := range dirs {
+		dirs[i] = make([]float32, ws.Model.LatentDim())
+		for j := range dirs[i] {
+			dirs[i][j] = float32(r.NormFloat64())
+		}
+	}
+	ed, err := edit.NewFixed("linear", dirs, nil, be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Only the two requested factors get a direction: calibration measures
+	// just those, which keeps the test short.
+	names := edit.DefaultNames(len(dirs))
+	names[3], names[4] = orc.Factors[3], orc.Factors[4]
+	if err := ed.SetNames(names); err != nil {
+		t.Fatal(err)
+	}
+	cal, err := Calibrate(ws.Model, ed, "test", orc, 2, 77, 1.5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tools := Tools{Model: ws.Model, Editor: ed, EditorName: "test", Oracle: orc, Segmenter: seg, Cal: cal}
+	req, _ := ParseRequest("haemorrhage:3,cup:0.7")
+	whole, parts := t.TempDir(), t.TempDir()
+	const n = 5
+	if _, err := Run(tools, Options{Request: req, N: n, Seed: 100, Shard: Shard{0, 1}, Out: whole}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if _, err := Run(tools, Options{Request: req, N: n, Seed: 100, Shard: Shard{i, 2}, Out: parts}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, _ := os.ReadFile(filepath.Join(whole, "cases.csv"))
+	p0, _ := os.ReadFile(filepath.Join(parts, "cases-0000-of-0002.csv"))
+	p1, _ := os.ReadFile(filepath.Join(parts, "cases-0001-of-0002.csv"))
+	if lines := bytes.Count(want, []byte("\n")); lines != n+1 {
+		t.Fatalf("cases.csv has %d lines, want header + %d", lines, n)
+	}
+	if got := append(append([]byte(nil), p0...), p1...); !bytes.Equal(got, want) {
+		t.Errorf("shards concatenate to\n%s\nwant\n%s", got, want)
+	}
+	files, _ := filepath.Glob(filepath.Join(whole, "cases", "*.png"))
+	if len(files) != 5*n {
+		t.Fatalf("%d case images, want %d", len(files), 5*n)
+	}
+	for _, f := range files {
+		a, _ := os.ReadFile(f)
+		b, err := os.ReadFile(filepath.Join(parts, "cases", filepath.Base(f)))
+		if err != nil || !bytes.Equal(a, b) {
+			t.Errorf("%s differs between the whole run and its shards (%v)", filepath.Base(f), err)
+		}
+	}
+
+	// The page of the whole run: one section, its grid beside it.
+	rep := t.TempDir()
+	if err := WriteReport(rep, []string{whole}); err != nil {
+		t.Fatal(err)
+	}
+	html, _ := os.ReadFile(filepath.Join(rep, ReportFile))
+	if !strings.Contains(string(html), "<h2>"+req.String()+"</h2>") || !strings.Contains(string(html), "pseudocase-haemorrhage3_cup0p7-test.png") {
+		t.Errorf("report lacks the run: %.400s", html)
+	}
+	if _, err := os.Stat(filepath.Join(rep, "pseudocase-haemorrhage3_cup0p7-test.png")); err != nil {
+		t.Error(err)
+	}
+	if err := WriteReport(rep, []string{parts}); err == nil || !strings.Contains(err.Error(), "summary.json") {
+		t.Errorf("report of a sharded dir: %v, want a missing summary.json error", err)
+	}
+
+	// A request the editor has no direction for is refused before any work.
+	ed2, _ := edit.NewFixed("linear", dirs[:2], nil, be)
+	ed2.SetNames([]string{"haemorrhages", "dir 1"})
+	cal2, err := Calibrate(ws.Model, ed2, "two", orc, 1, 77, 1.5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	det, _ := ParseRequest("detachment:0.5@90")
+	if _, err := cal2.Plan(det, 6); err == nil || !strings.Contains(err.Error(), "no direction for detachment") {
+		t.Errorf("plan without a detachment direction: %v", err)
+	}
+}

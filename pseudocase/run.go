@@ -1,0 +1,443 @@
+package pseudocase
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/png"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"latentedit/dataset"
+	"latentedit/edit"
+	"latentedit/evaluate"
+	"latentedit/generator"
+	"latentedit/internal/atomicfile"
+	"latentedit/internal/progress"
+)
+
+// Tools are the trained parts a run needs; nothing is trained during a run.
+type Tools struct {
+	Model      *generator.Model
+	Editor     edit.Editor
+	EditorName string
+	Oracle     *evaluate.Oracle
+	Segmenter  *Segmenter
+	Cal        *Calibration
+}
+
+// Options of one run.
+type Options struct {
+	Request Request
+	N       int   // cases in the whole (unsharded) run
+	Seed    int64 // case i edits the latent of seed Seed+i
+	Shard   Shard
+	Out     string
+	// MaxStep bounds each edit step (default 6: z ~ N(0, I), so a step of
+	// six already crosses most of the latent distribution).
+	MaxStep float64
+	Log     io.Writer
+	JSON    bool
+}
+
+// Case is one pseudo-case's record: a row of cases.csv.
+type Case struct {
+	Index  int
+	Seed   int64
+	Before []float64 // oracle reading, in the oracle's factor order
+	After  []float64
+	Steps  []edit.Step
+	// VesselDice is the Dice overlap of the segmented vessels before and
+	// after, outside the lesion area (the union of both images' segmented
+	// lesions, grown by one pixel); 1 when neither has a vessel there.
+	VesselDice float64
+	// LesionArea is the fraction of the image excluded from VesselDice.
+	LesionArea float64
+	// DiscShift is the distance in pixels between the located disc centres
+	// (NaN when the disc was not found in one of the images).
+	DiscShift float64
+}
+
+// Summary is the mean of a run's cases.
+type Summary struct {
+	Editor  string             `json:"editor"`
+	Method  string             `json:"method"`
+	Request string             `json:"request"`
+	Cases   int                `json:"cases"`
+	Lo      int                `json:"first_case"`
+	Seed    int64              `json:"seed"`
+	Factors []string           `json:"factors"`
+	Target  map[string]float64 `json:"target"`
+	Before  map[string]float64 `json:"mean_before"`
+	After   map[string]float64 `json:"mean_after"`
+	// Reached: fraction of cases whose after reading of each requested
+	// factor is nearer the target than the before reading was.
+	Reached        map[string]float64 `json:"fraction_moved_towards_target"`
+	VesselDice     float64            `json:"mean_vessel_dice_outside_lesion"`
+	VesselDiceGood float64            `json:"fraction_vessel_dice_ge_0_85"`
+	DiscShift      *float64           `json:"mean_disc_shift_px"` // null when no disc was found
+	DiscShiftGood  float64            `json:"fraction_disc_shift_le_2px"`
+	DiscMissing    int                `json:"disc_not_found"`
+	LesionArea     float64            `json:"mean_lesion_area_fraction"`
+	Seconds        float64            `json:"seconds"`
+}
+
+// Names of the files a run writes.
+func csvName(s Shard) string {
+	if s.N == 1 {
+		return "cases.csv"
+	}
+	return fmt.Sprintf("cases-%04d-of-%04d.csv", s.I, s.N)
+}
+
+func summaryName(s Shard) string {
+	if s.N == 1 {
+		return "summary.json"
+	}
+	return fmt.Sprintf("summary-%04d-of-%04d.json", s.I, s.N)
+}
+
+// CaseFile is the path of one image of case i: kind is before, after,
+// before-vessels, after-vessels or lesion-area.
+func CaseFile(out string, i int, kind string) string {
+	return filepath.Join(out, "cases", fmt.Sprintf("%06d-%s.png", i, kind))
+}
+
+// Run makes the shard's pseudo-cases: for each, the before image G(z), the
+// oracle's reading of it, the steps that take it to the request's targets,
+// the after image, both read by the oracle and the segmenter. It writes the
+// images, masks, a CSV (header only in shard 0, so the parts in order
+// concatenate to the unsharded file) and a summary.
+func Run(t Tools, opt Options) (*Summary, error) {
+	if opt.N < 1 {
+		return nil, fmt.Errorf("pseudocase: --n must be ≥ 1, got %d", opt.N)
+	}
+	if opt.MaxStep == 0 {
+		opt.MaxStep = 6
+	}
+	if h, w, c := t.Model.ImageShape(); h != t.Segmenter.Size || w != h || c != 3 || t.Oracle.Size != h {
+		return nil, fmt.Errorf("pseudocase: model images are %dx%dx%d; the segmenter reads %dx%dx3 and the oracle %dx%d", h, w, c, t.Segmenter.Size, t.Segmenter.Size, t.Oracle.Size, t.Oracle.Size)
+	}
+	plan, err := t.Cal.Plan(opt.Request, opt.MaxStep)
+	if err != nil {
+		return nil, err
+	}
+	targets := opt.Request.Targets()
+	lo, hi := opt.Shard.Range(opt.N)
+	if err := os.MkdirAll(filepath.Join(opt.Out, "cases"), 0o755); err != nil {
+		return nil, fmt.Errorf("pseudocase: %w", err)
+	}
+	start := timeNow()
+	bar := progress.New(opt.Log, hi-lo, "pseudocases", opt.JSON)
+	var cases []Case
+	for s := lo; s < hi; s += predictChunk {
+		e := min(hi, s+predictChunk)
+		block, err := runBlock(t, plan, targets, opt, s, e)
+		if err != nil {
+			return nil, err
+		}
+		cases = append(cases, block...)
+		bar.Set(e-lo, nil)
+	}
+	bar.Finish()
+	if err := writeCSV(filepath.Join(opt.Out, csvName(opt.Shard)), t, opt, plan, cases, lo == 0); err != nil {
+		return nil, err
+	}
+	sum := summarize(t, opt, targets, cases, lo)
+	sum.Seconds = timeNow().Sub(start).Seconds()
+	raw, err := json.MarshalIndent(sum, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("pseudocase: summary: %w", err)
+	}
+	if err := atomicfile.WriteFile(filepath.Join(opt.Out, summaryName(opt.Shard)), append(raw, '\n'), atomicfile.DefaultPerm); err != nil {
+		return nil, err
+	}
+	return sum, nil
+}
+
+// runBlock makes cases [s, e), at most predictChunk of them.
+func runBlock(t Tools, plan *Plan, targets map[string]float64, opt Options, s, e int) ([]Case, error) {
+	m := t.Model
+	var zs [][]float32
+	for i := s; i < e; i++ {
+		zs = append(zs, generator.Latent(opt.Seed+int64(i), m.LatentDim()))
+	}
+	before, err := generate(m, zs)
+	if err != nil {
+		return nil, err
+	}
+	rb, err := readImages(t.Oracle, before, len(zs))
+	if err != nil {
+		return nil, err
+	}
+	cases := make([]Case, len(zs))
+	var zAfter [][]float32
+	for i, z := range zs {
+		steps := plan.Steps(t.Cal, targets, rb[i])
+		path, err := edit.Apply(t.Editor, z, steps)
+		if err != nil {
+			return nil, fmt.Errorf("case %d: %w", s+i, err)
+		}
+		za := z
+		if len(path) > 0 {
+			za = path[len(path)-1]
+		}
+		zAfter = append(zAfter, za)
+		cases[i] = Case{Index: s + i, Seed: opt.Seed + int64(s+i), Before: rb[i], Steps: steps}
+	}
+	after, err := generate(m, zAfter)
+	if err != nil {
+		return nil, err
+	}
+	ra, err := readImages(t.Oracle, after, len(zs))
+	if err != nil {
+		return nil, err
+	}
+	sb, err := t.Segmenter.Predict(before, len(zs))
+	if err != nil {
+		return nil, err
+	}
+	sa, err := t.Segmenter.Predict(after, len(zs))
+	if err != nil {
+		return nil, err
+	}
+	h, w, c := m.ImageShape()
+	sz := h * w * c
+	for i := range cases {
+		cases[i].After = ra[i]
+		cases[i].VesselDice, cases[i].LesionArea, cases[i].DiscShift = compareStructure(sb[i], sa[i], h)
+		area := lesionArea(sb[i], sa[i], h)
+		files := map[string]image.Image{
+			"before":         dataset.FromFloats(before[i*sz:(i+1)*sz], h, w, c),
+			"after":          dataset.FromFloats(after[i*sz:(i+1)*sz], h, w, c),
+			"before-vessels": maskImage(sb[i].Masks[ChanVessels], h),
+			"after-vessels":  maskImage(sa[i].Masks[ChanVessels], h),
+			"lesion-area":    maskImage(area, h),
+		}
+		for _, kind := range []string{"before", "after", "before-vessels", "after-vessels", "lesion-area"} {
+			if err := writePNG(CaseFile(opt.Out, cases[i].Index, kind), files[kind]); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return cases, nil
+}
+
+// generate renders latents in fixed chunks of predictChunk (the last padded
+// with zeros), so a latent's image never depends on its batch neighbours.
+func generate(m *generator.Model, zs [][]float32) ([]float32, error) {
+	d := m.LatentDim()
+	h, w, c := m.ImageShape()
+	sz := h * w * c
+	out := make([]float32, 0, len(zs)*sz)
+	for s := 0; s < len(zs); s += predictChunk {
+		e := min(len(zs), s+predictChunk)
+		flat := make([]float32, predictChunk*d)
+		for i := s; i < e; i++ {
+			copy(flat[(i-s)*d:], zs[i])
+		}
+		pix, err := m.GenerateFloats(flat, predictChunk)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, pix[:(e-s)*sz]...)
+	}
+	return out, nil
+}
+
+// readImages reads n images with the oracle in fixed, padded chunks.
+func readImages(o *evaluate.Oracle, pix []float32, n int) ([][]float64, error) {
+	sz := o.Size * o.Size * o.Chan
+	var out [][]float64
+	for s := 0; s < n; s += predictChunk {
+		e := min(n, s+predictChunk)
+		buf := make([]float32, predictChunk*sz)
+		copy(buf, pix[s*sz:e*sz])
+		r, err := o.Predict(buf, predictChunk)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r[:e-s]...)
+	}
+	return out, nil
+}
+
+func readOracle(m *generator.Model, o *evaluate.Oracle, zs [][]float32) ([][]float64, error) {
+	pix, err := generate(m, zs)
+	if err != nil {
+		return nil, err
+	}
+	return readImages(o, pix, len(zs))
+}
+
+// lesionArea is the union of both images' segmented lesions grown by one
+// pixel: vessels there are allowed to change (a detachment blurs and
+// displaces them, a haemorrhage covers them).
+func lesionArea(b, a Structure, size int) []bool {
+	out := make([]bool, size*size)
+	for y := 0; y < size; y++ {
+		for x := 0; x < size; x++ {
+			j := y*size + x
+			if !b.Masks[ChanLesions][j] && !a.Masks[ChanLesions][j] {
+				continue
+			}
+			for dy := -1; dy <= 1; dy++ {
+				for dx := -1; dx <= 1; dx++ {
+					yy, xx := y+dy, x+dx
+					if yy >= 0 && yy < size && xx >= 0 && xx < size {
+						out[yy*size+xx] = true
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// compareStructure returns the vessel Dice outside the lesion area, the
+// area's fraction of the image and the disc shift in pixels.
+func compareStructure(b, a Structure, size int) (dice, area, shift float64) {
+	excl := lesionArea(b, a, size)
+	var inter, sum, nx float64
+	for j, x := range excl {
+		if x {
+			nx++
+			continue
+		}
+		vb, va := b.Masks[ChanVessels][j], a.Masks[ChanVessels][j]
+		if vb && va {
+			inter++
+		}
+		if vb {
+			sum++
+		}
+		if va {
+			sum++
+		}
+	}
+	dice = 1
+	if sum > 0 {
+		dice = 2 * inter / sum
+	}
+	shift = math.NaN()
+	if b.DiscFound && a.DiscFound {
+		shift = math.Hypot(a.DiscX-b.DiscX, a.DiscY-b.DiscY)
+	}
+	return dice, nx / float64(len(excl)), shift
+}
+
+func maskImage(m []bool, size int) *image.Gray {
+	g := image.NewGray(image.Rect(0, 0, size, size))
+	for j, v := range m {
+		if v {
+			g.Pix[j] = 255
+		}
+	}
+	return g
+}
+
+func writePNG(path string, img image.Image) error {
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		return fmt.Errorf("pseudocase: %s: %w", path, err)
+	}
+	return atomicfile.WriteFile(path, buf.Bytes(), atomicfile.DefaultPerm)
+}
+
+// num formats a float for the CSV: fixed precision keeps sharded and whole
+// runs byte-identical and the file readable; NaN is empty.
+func num(v float64) string {
+	if math.IsNaN(v) {
+		return ""
+	}
+	return strconv.FormatFloat(v, 'f', 4, 64)
+}
+
+func writeCSV(path string, t Tools, opt Options, plan *Plan, cases []Case, header bool) error {
+	targets := opt.Request.Targets()
+	return atomicfile.Write(path, func(w io.Writer) error {
+		cw := csv.NewWriter(w)
+		if header {
+			row := []string{"case", "seed", "editor", "method", "request"}
+			for _, f := range t.Oracle.Factors {
+				row = append(row, "target_"+f, "before_"+f, "after_"+f)
+			}
+			for _, f := range plan.Factors {
+				row = append(row, "step_"+f)
+			}
+			row = append(row, "vessel_dice_outside_lesion", "lesion_area_fraction", "disc_shift_px")
+			if err := cw.Write(row); err != nil {
+				return err
+			}
+		}
+		for _, c := range cases {
+			row := []string{strconv.Itoa(c.Index), strconv.FormatInt(c.Seed, 10), t.EditorName, t.Editor.Method(), opt.Request.String()}
+			for f, name := range t.Oracle.Factors {
+				tg := ""
+				if v, ok := targets[name]; ok {
+					tg = num(v)
+				}
+				row = append(row, tg, num(c.Before[f]), num(c.After[f]))
+			}
+			for _, s := range c.Steps {
+				row = append(row, num(float64(s.T)))
+			}
+			row = append(row, num(c.VesselDice), num(c.LesionArea), num(c.DiscShift))
+			if err := cw.Write(row); err != nil {
+				return err
+			}
+		}
+		cw.Flush()
+		return cw.Error()
+	})
+}
+
+func summarize(t Tools, opt Options, targets map[string]float64, cases []Case, lo int) *Summary {
+	fs := t.Oracle.Factors
+	s := &Summary{Editor: t.EditorName, Method: t.Editor.Method(), Request: opt.Request.String(), Cases: len(cases), Lo: lo,
+		Seed: opt.Seed, Factors: fs, Target: targets, Before: map[string]float64{}, After: map[string]float64{}, Reached: map[string]float64{}}
+	n := float64(len(cases))
+	if n == 0 {
+		return s
+	}
+	var discN, shift float64
+	for _, c := range cases {
+		for f, name := range fs {
+			s.Before[name] += c.Before[f] / n
+			s.After[name] += c.After[f] / n
+			if tg, ok := targets[name]; ok && math.Abs(c.After[f]-tg) < math.Abs(c.Before[f]-tg) {
+				s.Reached[name] += 1 / n
+			}
+		}
+		s.VesselDice += c.VesselDice / n
+		s.LesionArea += c.LesionArea / n
+		if c.VesselDice >= 0.85 {
+			s.VesselDiceGood += 1 / n
+		}
+		if math.IsNaN(c.DiscShift) {
+			s.DiscMissing++
+			continue
+		}
+		shift += c.DiscShift
+		discN++
+		if c.DiscShift <= 2 {
+			s.DiscShiftGood++
+		}
+	}
+	if discN > 0 {
+		shift /= discN
+		s.DiscShift = &shift
+		s.DiscShiftGood /= discN
+	}
+	return s
+}
+
+// timeNow is time.Now; a variable so the summary's only clock reading is
+// obvious (the CSV and images never depend on it).
+var timeNow = time.Now
