@@ -222,7 +222,7 @@ func TestInvertByOptimisationReportsProgress(t *testing.T) {
 	if c := post(t, url+"/api/invert", InvertRequest{Image: u}, &st); c != 200 {
 		t.Fatalf("status %d: %+v", c, st)
 	}
-	if st.ID == "" || st.Steps != testInvertSteps || st.Method != InvertOptimise || !strings.HasPrefix(st.Target, "data:image/png") {
+	if st.ID == "" || st.Steps != s.cfg.InvertSteps || st.Method != InvertOptimise || !strings.HasPrefix(st.Target, "data:image/png") {
 		t.Fatalf("first status %+v", st)
 	}
 	var losses []float64

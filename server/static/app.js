@@ -121,6 +121,17 @@ function pick(ch) {
   refresh();
 }
 
+// What the order of edits means for each method: what the "other order"
+// toggle will show.
+const methodNotes = {
+  linear: "straight-line directions: the order of edits does not matter",
+  ganspace: "straight-line directions (PCA): the order of edits does not matter",
+  sefa: "straight-line directions (from G's first layer): the order of edits does not matter",
+  interfacegan: "straight-line directions (fitted to labels): the order of edits does not matter",
+  warped: "curved paths: a different order of edits gives a different character — try “show the other order”",
+  curvilinear: "curved paths that add up in a learned space V: the order of edits does not matter",
+};
+
 function chooseEditor(name) {
   state.editor = state.info.editors.find((e) => e.name === name);
   state.edits = [];
@@ -144,9 +155,7 @@ function chooseEditor(name) {
     input.oninput = () => setAmount(dir, Number(input.value));
     box.append(label, input, out);
   });
-  $("method-note").textContent = state.editor.commutes
-    ? "curvilinear: edits add up in its space V, so their order does not matter"
-    : "edits compose in order: a different order can give a different character";
+  $("method-note").textContent = methodNotes[state.editor.method] || "";
   refresh();
 }
 
@@ -255,7 +264,7 @@ async function compareOrders() {
   const pa = px(a), pb = px(b);
   let sum = 0, n = 0;
   for (let i = 0; i < pa.length && i < pb.length; i++) { if (i % 4 !== 3) { sum += Math.abs(pa[i] - pb[i]); n++; } }
-  $("other-caption").textContent = `same edits, reverse order — mean difference ${(sum / Math.max(1, n)).toFixed(1)} of 255`;
+  $("other-caption").textContent = `same edits in reverse order: differs by ${(sum / Math.max(1, n)).toFixed(1)} of 255 per pixel`;
 }
 
 function setSlot(which, ch) {
