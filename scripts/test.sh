@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The test suite, from a clean Debian machine with Go: installs the Debian
-# packages the tests read (Fashion-MNIST), downloads the Go modules (MNIST
+# packages the tests read (Fashion-MNIST) or drive (chromium), downloads the Go modules (MNIST
 # ships inside one), then vets and tests everything. CI runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
 [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need+=(dataset-fashion-mnist)
+# The server's browser test drives Debian's chromium (it fails, not skips, without it).
+command -v chromium >/dev/null || need+=(chromium)
 # OpenBLAS: the CPU backend's matmuls (engine/fastdot.go opens it at run time).
 ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so\.0' || need+=(libopenblas0)
 if [ ${#need[@]} -gt 0 ]; then
