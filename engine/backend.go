@@ -61,7 +61,7 @@ func NewBackend(config string) (b backends.Backend, err error) {
 			opts += "ops_sequential"
 		}
 		if extra := fastDotBackendOption(); extra != "" && !strings.Contains(opts, "dotgeneral_") {
-			// Keep DotGeneral operands untiled so OpenBLAS can take them (fastdot.go).
+			// Keep DotGeneral operands untiled so the native sgemm can take them (fastdot.go).
 			opts += "," + extra
 		}
 		config = "go:" + opts

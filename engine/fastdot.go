@@ -2,8 +2,9 @@
 
 package engine
 
-// Fast CPU matmuls (see simplego_hooks.go): every float32 DotGeneral the pure-Go backend runs goes
-// through OpenBLAS's cblas_sgemm when the library is present.
+// Fast CPU matmuls (see simplego_hooks.go): every float32 DotGeneral the
+// pure-Go backend runs goes through a native sgemm (blas_cgo.go: oneDNN or
+// OpenBLAS) when one is installed.
 //
 // Why this way: profiles of our training steps (docs/performance.md) put
 // 70–80% of the time in simplego's own matmul kernels, and GoMLX v0.27.2
@@ -60,7 +61,7 @@ func installFastDot() string {
 		return "simplego has no DotGeneral executor"
 	}
 	if openBLAS() == "" {
-		return fmt.Sprintf("OpenBLAS not found (tried %v; Debian: apt-get install libopenblas0)", blasLibraries)
+		return fmt.Sprintf("no native sgemm found (tried %v; Debian: apt-get install libdnnl2 or libopenblas0)", gemmLibraries)
 	}
 	fastDot.stockDot = stock
 	simplegoNodeExecutors[backends.OpTypeDotGeneral] = execFastDot
@@ -71,7 +72,7 @@ func installFastDot() string {
 // for logs and benchmark reports.
 func CPUKernels() string {
 	if fastDot.installed {
-		return "DotGeneral via " + blas.name + " cblas_sgemm"
+		return "DotGeneral via " + gemmName()
 	}
 	return "pure-Go DotGeneral (" + fastDot.reason + ")"
 }
@@ -194,7 +195,10 @@ func execFastDot(be *simplego.Backend, node *simplego.Node, inputs []*simplego.B
 	fastDot.calls.Add(1)
 	sa, sb, sc := p.m*p.k, p.k*p.n, p.m*p.n
 	for i := 0; i < p.batch; i++ {
-		sgemm(p.transA, p.transB, p.m, p.n, p.k, a[i*sa:(i+1)*sa], b[i*sb:(i+1)*sb], c[i*sc:(i+1)*sc])
+		if err := sgemm(p.transA, p.transB, p.m, p.n, p.k, a[i*sa:(i+1)*sa], b[i*sb:(i+1)*sb], c[i*sc:(i+1)*sc]); err != nil {
+			be.BufferFinalize(out)
+			return nil, err
+		}
 	}
 	return out, nil
 }

@@ -10,8 +10,8 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
 
-// TestFastDotInstalled fails where OpenBLAS is missing (scripts/test.sh
-// installs it) or simplego's internals moved: either way the CPU would
+// TestFastDotInstalled fails where neither oneDNN nor OpenBLAS is installed
+// (scripts/test.sh installs them) or simplego's internals moved: either way the CPU would
 // silently run 5–20× slower.
 func TestFastDotInstalled(t *testing.T) {
 	if stockKernelsOnly() {
@@ -19,7 +19,7 @@ func TestFastDotInstalled(t *testing.T) {
 		return
 	}
 	if !fastDot.installed {
-		t.Fatalf("OpenBLAS DotGeneral not installed: %s", fastDot.reason)
+		t.Fatalf("native DotGeneral not installed: %s", fastDot.reason)
 	}
 	t.Log(CPUKernels())
 }
@@ -30,8 +30,16 @@ func TestFastDotInstalled(t *testing.T) {
 // of three layouts), the way every conv and dense layer uses it.
 func TestFastDotMatchesStock(t *testing.T) {
 	if !fastDot.installed {
-		t.Skip("OpenBLAS path not installed: " + fastDot.reason) // TestFastDotInstalled reports it
+		t.Skip("native DotGeneral not installed: " + fastDot.reason) // TestFastDotInstalled reports it
 	}
+	defer blas.active.Store(blas.active.Load())
+	for _, lib := range blas.libs { // oneDNN and OpenBLAS, where installed
+		blas.active.Store(lib)
+		t.Run(lib.name, testFastDotLayouts)
+	}
+}
+
+func testFastDotLayouts(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for _, tc := range []struct {
 		name   string

@@ -16,8 +16,45 @@ func TestFastKernelsInstalled(t *testing.T) {
 		t.Logf("%s=stock: stock executors only", EnvKernels)
 		return
 	}
-	if !fastSlice.installed {
-		t.Fatalf("fast Slice not installed: %s", simplegoHooks.reason)
+	if !fastSlice.installed || !fastConcat.installed {
+		t.Fatalf("fast Slice/Concatenate not installed: %s", simplegoHooks.reason)
+	}
+}
+
+// TestFastConcatMatchesStock compares the fast Concatenate with simplego's
+// on every axis, including the channel concatenation of kernel taps.
+func TestFastConcatMatchesStock(t *testing.T) {
+	if !fastConcat.installed {
+		t.Skip("fast Concatenate not installed") // TestFastKernelsInstalled reports why
+	}
+	r := rand.New(rand.NewPCG(7, 8))
+	for axis := 0; axis < 4; axis++ {
+		dims := [][]int{{40, 17, 17, 5}, {40, 17, 17, 5}, {40, 17, 17, 5}} // large enough to split between goroutines
+		for i := range dims {
+			dims[i][axis] = 2 + i // different sizes on the concatenated axis
+		}
+		exec := graph.MustNewExec(backend(t), func(xs []*graph.Node) *graph.Node { return graph.Concatenate(xs, axis) })
+		var in []any
+		for _, d := range dims {
+			in = append(in, tensors.FromFlatDataAndDimensions(randVec32r(r, prod(d)), d...))
+		}
+		run := func(fast bool) []float32 {
+			fastConcat.on.Store(fast)
+			defer fastConcat.on.Store(true)
+			return tensors.MustCopyFlatData[float32](exec.MustExec(in...)[0])
+		}
+		stock := run(false)
+		before := fastConcat.calls.Load()
+		fast := run(true)
+		if fastConcat.calls.Load() == before {
+			t.Errorf("axis %d: the fast Concatenate did not run", axis)
+		}
+		for i := range stock {
+			if fast[i] != stock[i] {
+				t.Errorf("axis %d: element %d is %g, stock %g", axis, i, fast[i], stock[i])
+				break
+			}
+		}
 	}
 }
 

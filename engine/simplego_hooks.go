@@ -30,7 +30,8 @@ import (
 )
 
 // EnvKernels, set to "stock", keeps simplego's own executors (and its own
-// matmuls) even where faster ones are available: for comparisons.
+// matmuls) even where faster ones are available; set to "openblas", it
+// prefers OpenBLAS to oneDNN for the matmuls. For comparisons.
 const EnvKernels = "LATENTEDIT_CPU_KERNELS"
 
 func stockKernelsOnly() bool { return os.Getenv(EnvKernels) == "stock" }

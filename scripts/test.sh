@@ -8,7 +8,8 @@ need=()
 [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need+=(dataset-fashion-mnist)
 # The server's browser test drives Debian's chromium (it fails, not skips, without it).
 command -v chromium >/dev/null || need+=(chromium)
-# OpenBLAS: the CPU backend's matmuls (engine/fastdot.go opens it at run time).
+# oneDNN and OpenBLAS: the CPU backend's matmuls (engine/blas_cgo.go opens them at run time).
+ldconfig -p 2>/dev/null | grep -q 'libdnnl\.so\.2' || need+=(libdnnl2)
 ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so\.0' || need+=(libopenblas0)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
