@@ -1,0 +1,164 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"latentedit/generator"
+)
+
+// loadResult is what a load run measured.
+type loadResult struct {
+	requests   int
+	errors     int
+	firstError string
+	wall       time.Duration
+	reqP50     float64 // request latency seen by the client (queueing for a core included), ms
+	reqP95     float64
+	render     Stats // model time per picture, from the server
+}
+
+// runLoad has clients goroutines each send perClient edit requests, one after
+// another, as people dragging sliders would: a character of their own, a
+// random editor and one to three edits of random amounts.
+func runLoad(tb testing.TB, url string, clients, perClient int) loadResult {
+	tb.Helper()
+	s, _ := sharedServer(tb)
+	editors := s.cat.editorNames()
+	before := s.RenderStats().Renders
+	tr := &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: 5 * time.Minute}
+	var (
+		mu   sync.Mutex
+		lat  []time.Duration
+		res  loadResult
+		wg   sync.WaitGroup
+		fail = func(msg string) {
+			mu.Lock()
+			if res.errors == 0 {
+				res.firstError = msg
+			}
+			res.errors++
+			mu.Unlock()
+		}
+	)
+	start := time.Now()
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(c), 7))
+			z := generator.Latent(int64(1000+c), s.m.LatentDim())
+			for range perClient {
+				name := editors[r.IntN(len(editors))]
+				e := s.cat.editors[name]
+				steps := make([]StepJSON, 1+r.IntN(3))
+				for i := range steps {
+					steps[i] = StepJSON{Direction: e.Names()[r.IntN(e.K())], T: float32(r.Float64()*12 - 6)}
+				}
+				body, _ := json.Marshal(EditRequest{Editor: name, Latent: z, Steps: steps})
+				t0 := time.Now()
+				resp, err := hc.Post(url+"/api/edit", "application/json", bytes.NewReader(body))
+				if err != nil {
+					fail(err.Error())
+					continue
+				}
+				var out latentResponse
+				raw, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				d := time.Since(t0)
+				if err != nil || resp.StatusCode != 200 || json.Unmarshal(raw, &out) != nil || len(out.Latent) != len(z) || out.Image == "" {
+					fail(fmt.Sprintf("status %d: %.200s (%v)", resp.StatusCode, raw, err))
+					continue
+				}
+				mu.Lock()
+				lat = append(lat, d)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	res.wall = time.Since(start)
+	res.requests = clients * perClient
+	res.reqP50, res.reqP95 = percentile(lat, 0.5), percentile(lat, 0.95)
+	res.render = s.RenderStats()
+	if n := res.render.Renders - before; n < int64(len(lat)) {
+		tb.Errorf("server counted %d renders for %d answered edits", n, len(lat))
+	}
+	return res
+}
+
+func (r loadResult) String() string {
+	return fmt.Sprintf("%d requests in %v (%.1f/s), %d errors; request p50 %.0f ms, p95 %.0f ms; render p50 %.1f ms, p95 %.1f ms (last %d renders)",
+		r.requests, r.wall.Round(time.Millisecond), float64(r.requests)/r.wall.Seconds(), r.errors,
+		r.reqP50, r.reqP95, r.render.P50ms, r.render.P95ms, r.render.Window)
+}
+
+// TestLoad: 200 concurrent clients on loopback, every request answered. The
+// full 200 × 20 is BenchmarkLoad: at ~0.1 s of CPU per render on the 2-core
+// machine it takes minutes, more than the test suite may spend here.
+func TestLoad(t *testing.T) {
+	_, url := sharedServer(t)
+	clients, per := 200, 2
+	if testing.Short() {
+		per = 1
+	}
+	r := runLoad(t, url, clients, per)
+	t.Log(r)
+	if r.errors > 0 {
+		t.Errorf("%d of %d requests failed; first: %s", r.errors, r.requests, r.firstError)
+	}
+	// The semaphore holds model work to one render per core: with 200
+	// clients waiting, no request may have been refused or timed out
+	// (checked above), and the server never ran more renders at once than
+	// it has workers.
+	if got := len(shared.sem); got != 0 {
+		t.Errorf("%d workers still held after the run", got)
+	}
+}
+
+// BenchmarkLoad is the load test: 200 concurrent clients × 20 edit
+// requests on loopback, zero errors, with render p50/p95 reported.
+//
+//	go test ./server -run XXX -bench Load -benchtime 1x
+func BenchmarkLoad(b *testing.B) {
+	_, url := sharedServer(b)
+	for b.Loop() {
+		r := runLoad(b, url, 200, 20)
+		b.Log(r)
+		if r.errors > 0 {
+			b.Fatalf("%d of %d requests failed; first: %s", r.errors, r.requests, r.firstError)
+		}
+		b.ReportMetric(r.render.P50ms, "render-p50-ms")
+		b.ReportMetric(r.render.P95ms, "render-p95-ms")
+		b.ReportMetric(r.reqP50, "request-p50-ms")
+		b.ReportMetric(r.reqP95, "request-p95-ms")
+	}
+}
+
+// BenchmarkRender is one picture at a time, nothing else running: the
+// latency a slider drag sees on an idle server.
+func BenchmarkRender(b *testing.B) {
+	s, _ := sharedServer(b)
+	z := generator.Latent(3, s.m.LatentDim())
+	var lat []time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		if _, err := Render(s.m, z); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(percentile(lat, 0.5), "p50-ms")
+	b.ReportMetric(percentile(lat, 0.95), "p95-ms")
+}
