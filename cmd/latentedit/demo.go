@@ -26,6 +26,7 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "latentedit-report", "folder for the report")
 	backend := fs.String("backend", "", "go (CPU, default) or xla:/abs/path/plugin.so")
 	jsonOut := fs.Bool("json", false, "progress as JSON lines; print the report path as JSON")
+	serveAfter := fs.Bool("serve", false, "then start the web editor on the faces GAN at http://127.0.0.1:8080/ (Ctrl-C stops)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -94,6 +95,9 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "{\"report\":%q}\n", abs)
 	} else {
 		fmt.Fprintf(stdout, "report written: %s\n", abs)
+	}
+	if *serveAfter {
+		return serveDemo(*backend, stdout, stderr)
 	}
 	return nil
 }

@@ -49,3 +49,11 @@ func serve(ctx context.Context, model, backend, addr string, cfg server.Config, 
 		fmt.Fprintf(stdout, "serving %s at http://%s/ (Ctrl-C stops)\n", model, bound)
 	})
 }
+
+// serveDemo is `demo --serve`: after the report, the editor on the faces
+// GAN, whose shipped editors the report just measured.
+func serveDemo(backend string, stdout, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return serve(ctx, "faces-gan", backend, "127.0.0.1:8080", server.Config{}, stdout, stderr)
+}
