@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Times the default 32×32 GAN training step in latentedit (Go, GoMLX pure-Go
-# backend) and in its PyTorch twin (bench/torch/gan.py), with the same number
-# of threads, and prints the ratio ours/PyTorch. See bench/README.md.
+# Times latentedit's three CPU training steps (Go, GoMLX pure-Go backend with
+# engine's fast kernels) and their PyTorch twins, with the same number of
+# threads, in one go, and prints per step the ratio ours/PyTorch and the peak
+# memory of each side. See bench/README.md.
 #
-#   bench/run.sh                 # 2 threads, 5 Go steps, 20 torch steps
-#   THREADS=4 GO_STEPS=10 bench/run.sh
+#   bench/run.sh                          # 2 threads, 5 Go steps, 20 torch steps, all three steps
+#   STEPS="gan discovery" GO_STEPS=10 bench/run.sh
+#   LATENTEDIT_CPU_KERNELS=stock bench/run.sh   # GoMLX's own executors, for comparison
 #
-# Needs Debian's python3-torch (apt-get install -y python3-torch) under
-# /usr/bin/python3 (override with PYTHON=...).
+# Needs Debian's python3-torch under /usr/bin/python3 (override with PYTHON=...).
+# Every benchmark runs in its own process, so that its peak RSS is its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,56 +17,68 @@ THREADS=${THREADS:-2}
 GO_STEPS=${GO_STEPS:-5}
 TORCH_STEPS=${TORCH_STEPS:-20}
 PYTHON=${PYTHON:-/usr/bin/python3}
-BENCH=${BENCH:-'GANStep32|GeneratorForward32'}
+STEPS=${STEPS:-gan reconstructor discovery}
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -1)
 [ -n "$cpu" ] || cpu=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -1)
-echo "machine: nproc=$(nproc), cpu: ${cpu:-unknown}; threads used: $THREADS"
-echo "go: $(go version | cut -d' ' -f3-), backend: ${GOMLX_BACKEND:-default (go:packgemm)}"
+echo "machine: nproc=$(nproc), cpu: ${cpu:-unknown}, $(free -g | awk '/^Mem:/{print $2}') GiB; threads used: $THREADS"
+echo "go: $(go version | cut -d' ' -f3-), backend: ${GOMLX_BACKEND:-default (go:packgemm)}, kernels: ${LATENTEDIT_CPU_KERNELS:-fast}"
 
-echo "== Go: GOMAXPROCS=$THREADS go test ./generator -run XXX -bench '$BENCH' -benchtime ${GO_STEPS}x"
-GOMAXPROCS=$THREADS go test ./generator -run XXX -bench "$BENCH" -benchtime "${GO_STEPS}x" -timeout 60m | tee "$tmp/go.txt"
+# Compile the test binaries first: compilation is not what is measured.
+go test -c -o "$tmp/generator.test" ./generator
+go test -c -o "$tmp/discover.test" ./discover
 
-echo "== PyTorch: $PYTHON bench/torch/gan.py --threads $THREADS --steps $TORCH_STEPS"
-"$PYTHON" bench/torch/gan.py --threads "$THREADS" --steps "$TORCH_STEPS" >"$tmp/torch.json" 2>"$tmp/torch.err" || {
-	cat "$tmp/torch.err" >&2
-	exit 1
-}
-cat "$tmp/torch.err" "$tmp/torch.json"
+for step in $STEPS; do
+	case $step in
+	gan) bin=generator bench=GANStep32 torch=(bench/torch/gan.py --forward 0) ;;
+	reconstructor) bin=discover bench=ReconstructorStep torch=(bench/torch/discover.py --step reconstructor) ;;
+	discovery) bin=discover bench=DiscoveryStep torch=(bench/torch/discover.py --step discovery) ;;
+	*) echo "unknown step $step (gan, reconstructor, discovery)" >&2; exit 2 ;;
+	esac
+	echo "== $step, Go: GOMAXPROCS=$THREADS $bin.test -test.bench '^Benchmark$bench\$' -test.benchtime ${GO_STEPS}x"
+	(cd "$bin" && GOMAXPROCS=$THREADS "$tmp/$bin.test" -test.run XXX -test.bench "^Benchmark$bench\$" \
+		-test.benchtime "${GO_STEPS}x" -test.timeout 60m) | tee "$tmp/go_$step.txt"
+	echo "== $step, PyTorch: $PYTHON ${torch[*]} --threads $THREADS --steps $TORCH_STEPS"
+	"$PYTHON" "${torch[@]}" --threads "$THREADS" --steps "$TORCH_STEPS" >"$tmp/torch_$step.json" 2>"$tmp/torch_$step.err" || {
+		cat "$tmp/torch_$step.err" >&2
+		exit 1
+	}
+	cat "$tmp/torch_$step.err" "$tmp/torch_$step.json"
+done
 
-"$PYTHON" - "$tmp/go.txt" "$tmp/torch.json" "$THREADS" "$(nproc)" "$cpu" <<'EOF'
+"$PYTHON" - "$tmp" "$THREADS" "$(nproc)" "$cpu" $STEPS <<'PY'
 import json, re, sys
-gotxt, tj, threads, nproc, cpu = sys.argv[1:6]
-go = open(gotxt).read()
-t = json.load(open(tj))
-def ns(name):
-    m = re.search(r"^Benchmark%s-\d+\s+\d+\s+([0-9.]+) ns/op" % name, go, re.M)
-    return float(m.group(1)) / 1e6 if m else None
-step = ns("GANStep32")
-fwd = ns("GeneratorForward32")
-m = re.search(r"params G=(\d+) D=(\d+)", go)
-gG, gD = (int(m.group(1)), int(m.group(2))) if m else (None, None)
-print("== Summary (threads %s, nproc %s, %s)" % (threads, nproc, cpu))
-print("params  Go: G=%s D=%s   torch: G=%d D=%d   %s" % (gG, gD, t["params_G"], t["params_D"],
-      "match" if (gG, gD) == (t["params_G"], t["params_D"]) else "MISMATCH"))
-if step is None:
-    sys.exit("no BenchmarkGANStep32 result in the Go output")
-def metric(name, unit):
-    m = re.search(r"^Benchmark%s-\d+\s.*?\s([0-9.]+) %s\b" % (name, re.escape(unit)), go, re.M)
-    return float(m.group(1)) if m else None
-print("GAN step     Go %10.1f ms   torch %s %8.1f ms   ratio ours/PyTorch %.1fx  (means)"
-      % (step, t["torch"], t["ms_per_step"], step / t["ms_per_step"]))
-for what, unit, key in (("median", "median-ms/step", "ms_per_step_median"), ("min", "min-ms/step", "ms_per_step_min")):
-    v = metric("GANStep32", unit)
-    if v is not None:
-        print("GAN step     Go %10.1f ms   torch %s %8.1f ms   ratio ours/PyTorch %.1fx  (%ss)"
-              % (v, t["torch"], t[key], v / t[key], what))
-if fwd is not None and "gen_forward_ms" in t:
-    print("G forward 64 Go %10.1f ms   torch %s %8.1f ms   ratio ours/PyTorch %.1fx"
-          % (fwd, t["torch"], t["gen_forward_ms"], fwd / t["gen_forward_ms"]))
-if (gG, gD) != (t["params_G"], t["params_D"]):
-    sys.exit(1)
-EOF
+tmp, threads, nproc, cpu, steps = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
+bench = {"gan": "GANStep32", "reconstructor": "ReconstructorStep", "discovery": "DiscoveryStep"}
+print("== Summary: batch 64, %s threads each (nproc %s, %s)" % (threads, nproc, cpu))
+print("%-14s %10s %10s %8s %8s %8s %12s %12s  %s" % ("step", "ours ms", "torch ms", "mean", "median", "min",
+      "ours peak MB", "torch peak MB", "params"))
+bad = False
+for step in steps:
+    go = open("%s/go_%s.txt" % (tmp, step)).read()
+    t = json.load(open("%s/torch_%s.json" % (tmp, step)))
+    line = re.search(r"^Benchmark%s-\d+\s+\d+\s+(.*)$" % bench[step], go, re.M)
+    if not line:
+        print("%-14s no Go result" % step)
+        bad = True
+        continue
+    metrics = {unit: float(v) for v, unit in re.findall(r"([0-9.e+]+) (\S+)", line.group(1))}
+    mean, med, mn = metrics["ns/op"] / 1e6, metrics["median-ms/step"], metrics["min-ms/step"]
+    if step == "gan":
+        ours_p = {"G": int(metrics["G-params"]), "D": int(metrics["D-params"])}
+        torch_p = {"G": t["params_G"], "D": t["params_D"]}
+    else:
+        ours_p = {k[:-len("-params")]: int(v) for k, v in metrics.items() if k.endswith("-params")}
+        torch_p = t["params"]
+    match = ours_p == torch_p
+    bad |= not match
+    print("%-14s %10.1f %10.1f %7.2fx %7.2fx %7.2fx %12.0f %12.0f  %s %s" % (
+        step, med, t["ms_per_step_median"], mean / t["ms_per_step"], med / t["ms_per_step_median"],
+        mn / t["ms_per_step_min"], metrics.get("peak-RSS-MB", float("nan")), t["peak_rss_mb"],
+        " ".join("%s=%d" % kv for kv in sorted(ours_p.items())), "match" if match else "MISMATCH torch %s" % torch_p))
+print("ratios are ours/PyTorch of the mean, median and minimum step times; ms columns are medians")
+sys.exit(1 if bad else 0)
+PY

@@ -124,6 +124,9 @@ func BenchmarkGANStep32(b *testing.B) {
 	b.ReportMetric(ms[0], "min-ms/step")
 	b.ReportMetric(float64(nG), "G-params")
 	b.ReportMetric(float64(nD), "D-params")
+	if rss, err := engine.PeakRSS(); err == nil {
+		b.ReportMetric(float64(rss)/(1<<20), "peak-RSS-MB") // of the process: run this benchmark alone
+	}
 }
 
 // BenchmarkGeneratorForward32 times sampling a batch of 64 images from the

@@ -14,12 +14,14 @@ Run with Debian's torch (apt-get install python3-torch):
 
 Prints the trainable parameters (G and D, one line each, on stderr) and one
 JSON line on stdout: ms per step (mean, median, min), parameter counts,
-threads, torch version.
+threads, torch version, peak RSS of the process (after the timed steps, before
+the G forward timing).
 """
 
 import argparse
 import json
 import math
+import resource
 import statistics
 import sys
 import time
@@ -252,6 +254,7 @@ def main():
         "params_G": n_g, "params_D": n_d, "params_total": n_g + n_d,
         "threads": torch.get_num_threads(), "torch": torch.__version__,
         "batch": BATCH, "size": SIZE, "latent": LATENT, "base": BASE,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     if args.forward > 0:
         z = torch.randn(BATCH, LATENT, generator=gen)
