@@ -377,12 +377,21 @@ func (c *Curvilinear) FromV(v []float32) ([]float32, error) {
 	if err != nil {
 		return nil, err
 	}
-	for i, x := range z {
-		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
-			return nil, fmt.Errorf("edit: curvilinear: f⁻¹ gave %v at coordinate %d", x, i)
-		}
+	if err := finiteInverse(z); err != nil {
+		return nil, err
 	}
 	return z, nil
+}
+
+// finiteInverse refuses a latent f⁻¹ mapped to NaN or ±Inf (a point of V
+// far outside where the flow was trained).
+func finiteInverse(z []float32) error {
+	for i, x := range z {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return fmt.Errorf("edit: curvilinear: f⁻¹ gave %v at coordinate %d", x, i)
+		}
+	}
+	return nil
 }
 
 // Edit implements Editor: f⁻¹(f(z) + t·e_k).
@@ -417,10 +426,8 @@ func (c *Curvilinear) EditSequence(z []float32, steps []Step) ([][]float32, erro
 		if err != nil {
 			return nil, err
 		}
-		for i, xi := range x {
-			if math.IsNaN(float64(xi)) || math.IsInf(float64(xi), 0) {
-				return nil, fmt.Errorf("edit: curvilinear: f⁻¹ gave %v at coordinate %d", xi, i)
-			}
+		if err := finiteInverse(x); err != nil {
+			return nil, err
 		}
 		out = append(out, x)
 	}

@@ -348,10 +348,15 @@ func (s *Server) edit(ctx context.Context, _ *http.Request, body []byte) (any, *
 	if aerr != nil {
 		return nil, aerr
 	}
-	z := req.Latent
-	if len(req.steps) > 0 {
-		aerr = s.work(ctx, func() error {
-			zs, err := edit.Apply(req.ed, z, req.steps)
+	return s.applyAndDraw(ctx, req.ed, req.Latent, req.steps)
+}
+
+// applyAndDraw applies steps to z with e (none: z itself) and draws the
+// result; edit and recipe requests end here, so they give the same pixels.
+func (s *Server) applyAndDraw(ctx context.Context, e edit.Editor, z []float32, steps []edit.Step) (any, *apiError) {
+	if len(steps) > 0 {
+		aerr := s.work(ctx, func() error {
+			zs, err := edit.Apply(e, z, steps)
 			if err == nil {
 				z = zs[len(zs)-1]
 			}
@@ -373,24 +378,7 @@ func (s *Server) recipe(ctx context.Context, _ *http.Request, body []byte) (any,
 	if aerr != nil {
 		return nil, aerr
 	}
-	z := r.Latent
-	if len(steps) > 0 {
-		aerr = s.work(ctx, func() error {
-			zs, err := edit.Apply(s.cat.editors[r.Editor], z, steps)
-			if err == nil {
-				z = zs[len(zs)-1]
-			}
-			return err
-		})
-		if aerr != nil {
-			return nil, aerr
-		}
-	}
-	img, aerr := s.picture(ctx, z)
-	if aerr != nil {
-		return nil, aerr
-	}
-	return latentResponse{Latent: z, Image: img}, nil
+	return s.applyAndDraw(ctx, s.cat.editors[r.Editor], r.Latent, steps)
 }
 
 func (s *Server) interpolate(ctx context.Context, _ *http.Request, body []byte) (any, *apiError) {

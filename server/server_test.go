@@ -7,6 +7,7 @@ import (
 	"image"
 	"math"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -74,7 +75,7 @@ func TestSampleIsSeeded(t *testing.T) {
 	}
 	for i, ch := range res.Characters {
 		want := generator.Latent(41+int64(i), 64)
-		if ch.Seed != 41+int64(i) || !equal(ch.Latent, want) {
+		if ch.Seed != 41+int64(i) || !slices.Equal(ch.Latent, want) {
 			t.Errorf("character %d: seed %d, latent differs from generator.Latent", i, ch.Seed)
 		}
 		img, err := Render(s.m, want)
@@ -88,18 +89,6 @@ func TestSampleIsSeeded(t *testing.T) {
 	if res.Characters[0].Image == res.Characters[1].Image {
 		t.Error("two seeds gave the same picture")
 	}
-}
-
-func equal(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestEditMatchesApplyAndReplay(t *testing.T) {
@@ -116,10 +105,10 @@ func TestEditMatchesApplyAndReplay(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !equal(res.Latent, want[1]) {
+		if !slices.Equal(res.Latent, want[1]) {
 			t.Errorf("%s: latent differs from edit.Apply", name)
 		}
-		if equal(res.Latent, z) {
+		if slices.Equal(res.Latent, z) {
 			t.Errorf("%s: edit did not move the latent", name)
 		}
 		// The recipe the page would download replays to the same pixels.
@@ -128,7 +117,7 @@ func TestEditMatchesApplyAndReplay(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !equal(zr, res.Latent) {
+		if !slices.Equal(zr, res.Latent) {
 			t.Errorf("%s: replayed latent differs", name)
 		}
 		if d := samePixels(decodePNG(t, res.Image), img); d != "" {
@@ -290,7 +279,7 @@ func TestInvertWithVAEEncoder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Error != "" || !equal(got.Latent, want[0]) {
+	if got.Error != "" || !slices.Equal(got.Latent, want[0]) {
 		t.Errorf("encoder inversion %q: latent differs from Model.Encode", got.Error)
 	}
 }
