@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
@@ -16,8 +17,54 @@ func TestFastKernelsInstalled(t *testing.T) {
 		t.Logf("%s=stock: stock executors only", EnvKernels)
 		return
 	}
-	if !fastSlice.installed || !fastConcat.installed {
-		t.Fatalf("fast Slice/Concatenate not installed: %s", simplegoHooks.reason)
+	if !fastSlice.installed || !fastConcat.installed || !fastPad.installed {
+		t.Fatalf("fast Slice/Concatenate/Pad not installed: %s", simplegoHooks.reason)
+	}
+}
+
+// TestFastPadMatchesStock compares the fast Pad with simplego's: edges only,
+// interior padding (the gradient of a strided slice), a non-zero fill value.
+// (Cropping, negative padding, is left to the stock executor, which panics on
+// it in v0.27.2.)
+func TestFastPadMatchesStock(t *testing.T) {
+	if !fastPad.installed {
+		t.Skip("fast Pad not installed") // TestFastKernelsInstalled reports why
+	}
+	r := rand.New(rand.NewPCG(9, 10))
+	for _, tc := range []struct {
+		name string
+		dims []int
+		axes []backends.PadAxis
+		fill float32
+	}{
+		{"edges", []int{8, 16, 16, 32}, []backends.PadAxis{{}, {Start: 1, End: 1}, {Start: 2, End: 0}, {}}, 0},
+		{"strided tap gradient", []int{8, 16, 16, 5}, []backends.PadAxis{{}, {Start: 1, End: 2, Interior: 1}, {Start: 3, End: 0, Interior: 1}, {}}, 0},
+		{"last axis interior, fill 1.5", []int{30, 40}, []backends.PadAxis{{Start: 2, End: 1}, {Start: 0, End: 3, Interior: 2}}, 1.5},
+	} {
+		exec := graph.MustNewExec(backend(t), func(x *graph.Node) *graph.Node {
+			return graph.Pad(x, graph.Scalar(x.Graph(), x.DType(), tc.fill), tc.axes...)
+		})
+		x := tensors.FromFlatDataAndDimensions(randVec32r(r, prod(tc.dims)), tc.dims...)
+		run := func(fast bool) []float32 {
+			fastPad.on.Store(fast)
+			defer fastPad.on.Store(true)
+			return tensors.MustCopyFlatData[float32](exec.MustExec(x)[0])
+		}
+		stock := run(false)
+		before := fastPad.calls.Load()
+		fast := run(true)
+		if fastPad.calls.Load() == before {
+			t.Errorf("%s: the fast Pad did not run", tc.name)
+		}
+		if len(fast) != len(stock) {
+			t.Fatalf("%s: %d elements, stock %d", tc.name, len(fast), len(stock))
+		}
+		for i := range stock {
+			if fast[i] != stock[i] {
+				t.Errorf("%s: element %d is %g, stock %g", tc.name, i, fast[i], stock[i])
+				break
+			}
+		}
 	}
 }
 
