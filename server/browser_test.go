@@ -167,6 +167,16 @@ func TestBrowserEditor(t *testing.T) {
 	do("move up", chromedp.Click(chromedp.CSS("#edits li:nth-child(2) button")))
 	waitFor("reordered", fmt.Sprintf(`document.querySelector("#edits li b").textContent === %q`, second))
 
+	// The warped editor's curved paths do not commute: the toggle must show
+	// a difference (interfacegan's straight lines showed 0.0 above).
+	do("method warped", chromedp.SetValue(chromedp.ID("method"), "warped"),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("method").dispatchEvent(new Event("change"))`))
+	waitFor("warped sliders", `document.querySelectorAll("#edits li:not(.empty)").length === 0 && document.getElementById("method-note").textContent.includes("curved")`)
+	drag("#slider-0", 0.95)
+	drag("#slider-2", 0.05)
+	waitFor("warped, other order", `document.querySelectorAll("#edits li:not(.empty)").length === 2 && /differs by [0-9.]+/.test(document.getElementById("other-caption").textContent)`)
+	waitFor("warped orders differ", `!document.getElementById("other-caption").textContent.includes("differs by 0.0 ")`)
+
 	// 3. Download the edited character and its recipe: the recipe replays
 	// (here, and in cmd's test through `latentedit edit --recipe`) to the
 	// very pixels of the downloaded PNG.
@@ -200,9 +210,9 @@ func TestBrowserEditor(t *testing.T) {
 		_ = atomicfile.WriteFile(os.Getenv("LATENTEDIT_RECIPE_OUT"), recipe, atomicfile.DefaultPerm)
 	}
 
-	// 4. Fusion: characters 1 and 2 in the slots, the mix slider dragged,
+	// 4. Fusion: characters 1 and 10 in the slots, the mix slider dragged,
 	// then the mode switched to V.
-	do("slots", chromedp.Click(chromedp.CSS("#gallery .card:nth-child(1) .slot-a")), chromedp.Click(chromedp.CSS("#gallery .card:nth-child(2) .slot-b")))
+	do("slots", chromedp.Click(chromedp.CSS("#gallery .card:nth-child(1) .slot-a")), chromedp.Click(chromedp.CSS("#gallery .card:nth-child(10) .slot-b")))
 	waitFor("fusion", `document.getElementById("fused").src.startsWith("data:image/png")`)
 	fused := str(`document.getElementById("fused").src`)
 	drag("#mix", 0.8)
@@ -211,7 +221,7 @@ func TestBrowserEditor(t *testing.T) {
 	do("mode V", chromedp.Click(chromedp.CSS(`#modes input[value="v"]`)))
 	waitFor("fusion in V", fmt.Sprintf(`document.getElementById("fused").src !== %q`, fused))
 	do("edit the fusion", chromedp.Click(chromedp.ID("edit-fused")))
-	waitFor("fusion is edited", `document.getElementById("current-caption").textContent.startsWith("fusion of seed 1 and seed 2")`)
+	waitFor("fusion is edited", `document.getElementById("current-caption").textContent.startsWith("fusion of seed 1 and seed 10")`)
 	shot("editor-fusion.png")
 
 	// 5. Upload: a character drawn by the procedural renderer (not by the
@@ -226,6 +236,12 @@ func TestBrowserEditor(t *testing.T) {
 	if !strings.HasPrefix(str(`document.getElementById("upload-target").src`), "data:image/png") {
 		t.Error("the fitted upload is not shown")
 	}
+	// The upload edits like any character.
+	do("method interfacegan", chromedp.SetValue(chromedp.ID("method"), "interfacegan"),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("method").dispatchEvent(new Event("change"))`))
+	uploaded := str(`document.getElementById("current").src`)
+	drag("#slider-0", 0.9)
+	waitFor("edited upload", fmt.Sprintf(`document.getElementById("current").src !== %q && document.getElementById("current-caption").textContent.includes("1 edit")`, uploaded))
 	shot("editor-upload.png")
 	if e := str(`document.getElementById("error").hidden ? "" : document.getElementById("error").textContent`); e != "" {
 		t.Errorf("page shows an error: %s", e)

@@ -156,6 +156,7 @@ function chooseEditor(name) {
     box.append(label, input, out);
   });
   $("method-note").textContent = methodNotes[state.editor.method] || "";
+  syncSliders(); // the edit list empties: edits belong to one editor's directions
   refresh();
 }
 
