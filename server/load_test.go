@@ -7,7 +7,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -158,7 +157,27 @@ func BenchmarkRender(b *testing.B) {
 		}
 		lat = append(lat, time.Since(t0))
 	}
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(percentile(lat, 0.5), "p50-ms")
+	b.ReportMetric(percentile(lat, 0.95), "p95-ms")
+}
+
+// BenchmarkEditRequest is what a slider drag waits for on an idle server:
+// one edit request over loopback HTTP, edit, render, PNG and JSON included.
+func BenchmarkEditRequest(b *testing.B) {
+	s, url := sharedServer(b)
+	z := generator.Latent(3, s.m.LatentDim())
+	var lat []time.Duration
+	i := 0
+	for b.Loop() {
+		i++
+		req := EditRequest{Editor: "interfacegan", Latent: z, Steps: []StepJSON{{Direction: "smile", T: float32(i%60)/10 - 3}}}
+		t0 := time.Now()
+		var res latentResponse
+		if c := post(b, url+"/api/edit", req, &res); c != 200 {
+			b.Fatalf("status %d", c)
+		}
+		lat = append(lat, time.Since(t0))
+	}
 	b.ReportMetric(percentile(lat, 0.5), "p50-ms")
 	b.ReportMetric(percentile(lat, 0.95), "p95-ms")
 }

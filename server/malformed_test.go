@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -162,5 +163,17 @@ func TestTooManyInversions(t *testing.T) {
 	}
 	if rec := httptestRecorder(t, s, "POST", "/api/invert", body); rec.Code != http.StatusTooManyRequests {
 		t.Errorf("second: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// A bug that panics in a handler still answers JSON (500) and the server
+// goes on serving.
+func TestPanicBecomesJSON500(t *testing.T) {
+	s, _ := sharedServer(t)
+	h := s.api(http.MethodGet, 0, func(context.Context, *http.Request, []byte) (any, *apiError) { panic("boom") })
+	rec := httptestRecorder(t, h, "GET", "/api/x", "")
+	var e apiError
+	if rec.Code != 500 || json.Unmarshal(rec.Body.Bytes(), &e) != nil || e.Msg == "" {
+		t.Errorf("status %d, body %s", rec.Code, rec.Body)
 	}
 }

@@ -178,6 +178,14 @@ type handler func(ctx context.Context, r *http.Request, body []byte) (any, *apiE
 // content type, body size, timeout, and JSON errors.
 func (s *Server) api(method string, limit int64, h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A panic here is a bug of ours; the client still gets JSON, and
+		// the server keeps serving.
+		defer func() {
+			if p := recover(); p != nil {
+				s.log.Printf("%s %s: panic: %v", r.Method, r.URL.Path, p)
+				writeError(w, &apiError{Status: http.StatusInternalServerError, Msg: "internal error (logged by the server)"})
+			}
+		}()
 		if r.Method != method {
 			w.Header().Set("Allow", method)
 			writeError(w, &apiError{Status: http.StatusMethodNotAllowed, Msg: fmt.Sprintf("method %s; %s takes %s", r.Method, r.URL.Path, method)})
