@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -9,7 +10,6 @@ import (
 	"image/png"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strconv"
 	"strings"
@@ -50,9 +50,15 @@ func sharedServer(t testing.TB) (*Server, string) {
 		if sharedErr != nil {
 			return
 		}
-		ts := httptest.NewServer(shared)
-		sharedURL = ts.URL
-		// The test server lives until the process ends: every test shares it.
+		// The real http.Server of Serve, on loopback, living until the
+		// process ends: every test shares it.
+		addr := make(chan string, 1)
+		go func() {
+			if err := Serve(context.Background(), "127.0.0.1:0", shared, func(a string) { addr <- a }); err != nil {
+				panic(err)
+			}
+		}()
+		sharedURL = "http://" + <-addr
 	})
 	if sharedErr != nil {
 		t.Fatal(sharedErr)

@@ -31,6 +31,7 @@ import (
 	"net/http"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -562,8 +563,12 @@ func Serve(ctx context.Context, addr string, s *Server, ready func(addr string))
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	var h http.Handler = s
+	if ip, ok := ln.Addr().(*net.TCPAddr); ok && ip.IP.IsLoopback() {
+		h = loopbackOnly(s)
+	}
 	hs := &http.Server{
-		Handler:           s,
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		// A request may wait Timeout for a core, then render.
@@ -590,4 +595,23 @@ func Serve(ctx context.Context, addr string, s *Server, ready func(addr string))
 	}
 	<-errc
 	return nil
+}
+
+// loopbackOnly refuses requests whose Host is not a loopback name. A server
+// bound to loopback is meant for this machine's browser; without the check,
+// a web page whose domain re-resolves to 127.0.0.1 (DNS rebinding) could
+// call the API as if it were the page itself.
+func loopbackOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		ip := net.ParseIP(strings.Trim(host, "[]"))
+		if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			writeError(w, &apiError{Status: http.StatusMisdirectedRequest, Msg: fmt.Sprintf("host %q: this server answers only to localhost", r.Host)})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"image"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -286,7 +287,13 @@ func TestInvertWithVAEEncoder(t *testing.T) {
 
 // Serve shuts down when its context ends and lets a request in flight finish.
 func TestServeShutsDownGracefully(t *testing.T) {
-	s, _ := sharedServer(t)
+	_, _ = sharedServer(t)
+	// Its own Server: Serve's shutdown closes the Server it serves, and
+	// the shared one must keep running inversions for other tests.
+	s, err := New(sharedWS, Config{Model: "faces-gan"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc := make(chan string, 1)
 	done := make(chan error, 1)
@@ -312,6 +319,23 @@ func TestServeShutsDownGracefully(t *testing.T) {
 	}
 	if _, err := http.Get("http://" + addr + "/api/info"); err == nil {
 		t.Error("still accepting after shutdown")
+	}
+}
+
+// On loopback the server answers only requests addressed to a loopback
+// name, so a rebinding web page cannot use it.
+func TestLoopbackOnly(t *testing.T) {
+	s, _ := sharedServer(t)
+	h := loopbackOnly(s)
+	for host, want := range map[string]int{"127.0.0.1:8080": 200, "localhost:8080": 200, "[::1]:8080": 200, "localhost": 200,
+		"evil.example:8080": http.StatusMisdirectedRequest, "192.168.1.5:8080": http.StatusMisdirectedRequest, "": http.StatusMisdirectedRequest} {
+		req := httptest.NewRequest("GET", "/api/info", nil)
+		req.Host = host
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != want {
+			t.Errorf("Host %q: status %d, want %d", host, rec.Code, want)
+		}
 	}
 }
 

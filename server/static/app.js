@@ -63,9 +63,14 @@ async function init() {
     sel.appendChild(o);
   }
   const preferred = i.editors.find((e) => e.name === "interfacegan") || i.editors[0];
-  if (preferred) sel.value = preferred.name;
   sel.onchange = () => chooseEditor(sel.value);
-  chooseEditor(sel.value);
+  if (preferred) {
+    sel.value = preferred.name;
+    chooseEditor(sel.value);
+  } else {
+    $("method-note").textContent = "this model has no editors yet: make one with `latentedit discover --model " +
+      (i.model || "MODEL") + " --method sefa`, then reload";
+  }
   if (!i.editors.some((e) => e.commutes)) {
     document.querySelector('#modes input[value="v"]').disabled = true;
   }
@@ -209,7 +214,11 @@ function editRequest(steps) {
 
 // refresh renders the edited character (and, when asked, the other order).
 function refresh() {
-  if (!state.base || !state.editor) return;
+  if (!state.base) return;
+  if (!state.editor) { // no editors: the character is shown as drawn
+    showCurrent({ latent: state.base.latent, image: state.base.image }, { latent: state.base.latent, editor: "", steps: [] });
+    return;
+  }
   const steps = state.edits.map((e) => ({ direction: e.direction, t: e.t }));
   latest("main", async () => {
     const req = editRequest(steps);
