@@ -137,6 +137,14 @@ const methodNotes = {
   curvilinear: "curved paths that add up in a learned space V: the order of edits does not matter",
 };
 
+// label is how a direction's name reads on the page: InterFaceGAN's
+// conditional directions ("bangs|hair_length": bangs with the hair_length
+// boundary projected out) say what they hold still.
+function labelOf(dir) {
+  const [what, ...held] = dir.split("|");
+  return held.length ? `${what} (keep ${held.join(", ")})` : dir;
+}
+
 function chooseEditor(name) {
   state.editor = state.info.editors.find((e) => e.name === name);
   state.edits = [];
@@ -146,7 +154,8 @@ function chooseEditor(name) {
     const unnamed = /^(dir|pc|sefa) \d+$/.test(dir);
     const label = document.createElement("label");
     label.htmlFor = `slider-${k}`;
-    label.textContent = dir;
+    label.textContent = labelOf(dir);
+    label.title = dir;
     if (unnamed) {
       label.className = "unnamed";
       label.title = "the evaluation could not match this direction to an attribute";
@@ -192,7 +201,7 @@ function syncSliders() {
     const li = document.createElement("li");
     li.innerHTML = `<b></b> ${e.t > 0 ? "+" : ""}${e.t.toFixed(1)}
       <button title="apply earlier" ${i === 0 ? "disabled" : ""}>↑</button><button title="apply later" ${i === state.edits.length - 1 ? "disabled" : ""}>↓</button><button title="remove">×</button>`;
-    li.querySelector("b").textContent = e.direction;
+    li.querySelector("b").textContent = labelOf(e.direction);
     const [up, down, del] = li.querySelectorAll("button");
     up.onclick = () => move(i, -1);
     down.onclick = () => move(i, +1);
