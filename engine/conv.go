@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 
+	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
@@ -19,8 +20,8 @@ import (
 // sizes on every backend and crashes on the pure-Go backend (GOMLX-NOTES traps
 // 1 and 2). Here the convolution is im2col — one strided slice per kernel tap,
 // concatenated on channels — followed by MatMul, whose gradient we own. Every
-// op involved (Pad, Slice, Concatenate, Reshape) has a correct stock gradient,
-// which TestConvGradient checks against finite differences for 3×3, 4×4 and
+// op involved has a correct gradient (Slice, Concatenate and Reshape stock ones,
+// Pad and MatMul our own), which TestConvGradient checks against finite differences for 3×3, 4×4 and
 // 1×1 kernels with strides 1 and 2.
 func Conv2D(x, kernel *graph.Node, stride, pad int) *graph.Node {
 	if x.Rank() != 4 || kernel.Rank() != 4 {
@@ -114,11 +115,21 @@ func (c *ConvBuilder) String() string {
 	return fmt.Sprintf("Conv(filters=%d, kernel=%d, stride=%d, pad=%d)", c.filters, c.kernel, c.stride, c.pad)
 }
 
-// zeroPad pads axes 1 and 2 of x [B, H, W, C] with p zeros on each side. It
-// concatenates zero blocks rather than calling graph.Pad because Pad has no
-// gradient in GoMLX v0.27.2.
+// zeroPad pads axes 1 and 2 of x [B, H, W, C] with p zeros on each side: one
+// graph.Pad, whose gradient (missing in GoMLX v0.27.2) we set to the slice
+// of the interior. Should setting it fail (a GoMLX without the custom
+// gradient field), zero blocks are concatenated instead, which has a stock
+// gradient but costs two extra copies of x each way.
 func zeroPad(x *graph.Node, p int) *graph.Node {
 	d := x.Shape().Dimensions
+	padded := graph.Pad(x, graph.ScalarZero(x.Graph(), x.DType()),
+		backends.PadAxis{}, backends.PadAxis{Start: p, End: p}, backends.PadAxis{Start: p, End: p}, backends.PadAxis{})
+	if setCustomVJP(padded, func(_ *graph.Node, v []*graph.Node, _ shapes.Shape) []*graph.Node {
+		interior := graph.Slice(v[0], graph.AxisRange(), graph.AxisRange(p, p+d[1]), graph.AxisRange(p, p+d[2]), graph.AxisRange())
+		return []*graph.Node{interior, nil} // nothing flows into the constant fill value
+	}) {
+		return padded
+	}
 	zeros := func(dims ...int) *graph.Node { return graph.Zeros(x.Graph(), shapes.Make(x.DType(), dims...)) }
 	rows := zeros(d[0], p, d[2], d[3])
 	x = graph.Concatenate([]*graph.Node{rows, x, rows}, 1)

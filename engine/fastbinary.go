@@ -1,0 +1,270 @@
+package engine
+
+import (
+	"sync/atomic"
+
+	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/backends/simplego"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
+)
+
+// Fast elementwise Add, Sub, Mul and Max on float32 (see simplego_hooks.go).
+// simplego runs them on one core, and every broadcast (a bias added to
+// [B, H, W, C], a per-sample scale) through a generic per-element index
+// iterator. These executors take the shapes our layers produce: operands of
+// the output's shape, scalars, "periodic" operands (ones on the leading axes,
+// the output's sizes on the trailing ones: a bias) and "repeated" operands
+// (the output's sizes on the leading axes, ones on the trailing ones: a
+// per-sample factor); they split the work between GOMAXPROCS goroutines and,
+// like simplego, write into an operand's buffer when the executor owns it.
+// Other broadcasts go to the stock executor.
+
+const (
+	opIdxAdd = iota
+	opIdxSub
+	opIdxMul
+	opIdxMax
+)
+
+var fastBinary struct {
+	installed bool
+	stock     [4]simplegoExecutor
+	on        atomic.Bool
+	calls     atomic.Int64
+}
+
+func init() {
+	if simplegoHooks.reason != "" || stockKernelsOnly() {
+		return
+	}
+	for i, op := range []backends.OpType{backends.OpTypeAdd, backends.OpTypeSub, backends.OpTypeMul, backends.OpTypeMax} {
+		if fastBinary.stock[i] = simplegoNodeExecutors[op]; fastBinary.stock[i] == nil {
+			return
+		}
+	}
+	for i, op := range []backends.OpType{backends.OpTypeAdd, backends.OpTypeSub, backends.OpTypeMul, backends.OpTypeMax} {
+		simplegoNodeExecutors[op] = binaryExecutor(i)
+	}
+	fastBinary.installed = true
+	fastBinary.on.Store(true)
+}
+
+// operandKind is how one operand's elements map onto the output's.
+type operandKind int
+
+const (
+	kindFull     operandKind = iota // same shape as the output
+	kindPeriodic                    // x[i mod P]
+	kindRepeated                    // x[i div Q]
+	kindScalar                      // x[0]
+)
+
+// classify returns how x [dims] broadcasts to out, with its period (P or Q),
+// or ok false.
+func classify(x, out shapes.Shape) (kind operandKind, period int, ok bool) {
+	if x.Size() == 1 {
+		return kindScalar, 1, true
+	}
+	if x.Rank() != out.Rank() {
+		return 0, 0, false
+	}
+	if x.Equal(out) {
+		return kindFull, out.Size(), true
+	}
+	r := out.Rank()
+	// Periodic: ones then equal.
+	k := 0
+	for k < r && x.Dimensions[k] == 1 {
+		k++
+	}
+	equalFrom := true
+	for a := k; a < r; a++ {
+		equalFrom = equalFrom && x.Dimensions[a] == out.Dimensions[a]
+	}
+	if equalFrom {
+		return kindPeriodic, x.Size(), true
+	}
+	// Repeated: equal then ones.
+	k = r
+	for k > 0 && x.Dimensions[k-1] == 1 {
+		k--
+	}
+	for a := 0; a < k; a++ {
+		if x.Dimensions[a] != out.Dimensions[a] {
+			return 0, 0, false
+		}
+	}
+	return kindRepeated, out.Size() / x.Size(), true
+}
+
+func binaryExecutor(op int) simplegoExecutor {
+	return func(be *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
+		stock := fastBinary.stock[op]
+		out, _ := nodeShapeAndData(node)
+		if !fastBinary.on.Load() || len(inputs) != 2 || out.DType != dtypes.Float32 {
+			return stock(be, node, inputs, owned)
+		}
+		as, err1 := be.BufferShape(inputs[0])
+		bs, err2 := be.BufferShape(inputs[1])
+		if err1 != nil || err2 != nil || as.DType != dtypes.Float32 || bs.DType != dtypes.Float32 {
+			return stock(be, node, inputs, owned)
+		}
+		ak, ap, ok1 := classify(as, out)
+		bk, bp, ok2 := classify(bs, out)
+		if !ok1 || !ok2 {
+			return stock(be, node, inputs, owned)
+		}
+		// Block length: within a block every operand is a slice or a constant.
+		n := out.Size()
+		block := 0
+		for _, kp := range [][2]int{{int(ak), ap}, {int(bk), bp}} {
+			if operandKind(kp[0]) == kindPeriodic || operandKind(kp[0]) == kindRepeated {
+				if block != 0 && block != kp[1] {
+					return stock(be, node, inputs, owned)
+				}
+				block = kp[1]
+			}
+		}
+		if block == 0 {
+			block = min(n, 1<<14)
+		}
+		aAny, err := be.BufferData(inputs[0])
+		if err != nil {
+			return nil, err
+		}
+		bAny, err := be.BufferData(inputs[1])
+		if err != nil {
+			return nil, err
+		}
+		a, b := aAny.([]float32)[:as.Size()], bAny.([]float32)[:bs.Size()]
+		var outBuf *simplego.Buffer
+		switch {
+		case owned[1] && bk == kindFull:
+			outBuf, inputs[1] = inputs[1], nil
+		case owned[0] && ak == kindFull:
+			outBuf, inputs[0] = inputs[0], nil
+		default:
+			outBuf = be.NewBuffer(out)
+		}
+		oAny, err := be.BufferData(outBuf)
+		if err != nil {
+			return nil, err
+		}
+		dst := oAny.([]float32)[:n]
+		fastBinary.calls.Add(1)
+		blocks := (n + block - 1) / block
+		parallelRange(blocks, n, func(lo, hi int) {
+			for blk := lo; blk < hi; blk++ {
+				s, e := blk*block, min((blk+1)*block, n)
+				av, ac, aConst := operandBlock(a, ak, s, e, blk)
+				bv, bc, bConst := operandBlock(b, bk, s, e, blk)
+				binaryBlock(op, dst[s:e], av, ac, aConst, bv, bc, bConst)
+			}
+		})
+		return outBuf, nil
+	}
+}
+
+// operandBlock returns the operand's elements for output [s, e) of block blk:
+// a slice, or a constant.
+func operandBlock(x []float32, k operandKind, s, e, blk int) ([]float32, float32, bool) {
+	switch k {
+	case kindFull:
+		return x[s:e], 0, false
+	case kindPeriodic:
+		return x[:e-s], 0, false
+	case kindRepeated:
+		return nil, x[blk], true
+	default:
+		return nil, x[0], true
+	}
+}
+
+func binaryBlock(op int, out, as []float32, ac float32, aConst bool, bs []float32, bc float32, bConst bool) {
+	if aConst && bConst {
+		var v float32
+		switch op {
+		case opIdxAdd:
+			v = ac + bc
+		case opIdxSub:
+			v = ac - bc
+		case opIdxMul:
+			v = ac * bc
+		case opIdxMax:
+			v = max(ac, bc)
+		}
+		for i := range out {
+			out[i] = v
+		}
+		return
+	}
+	if !aConst {
+		as = as[:len(out)]
+	}
+	if !bConst {
+		bs = bs[:len(out)]
+	}
+	switch op {
+	case opIdxAdd:
+		switch {
+		case aConst:
+			for i := range out {
+				out[i] = ac + bs[i]
+			}
+		case bConst:
+			for i := range out {
+				out[i] = as[i] + bc
+			}
+		default:
+			for i := range out {
+				out[i] = as[i] + bs[i]
+			}
+		}
+	case opIdxSub:
+		switch {
+		case aConst:
+			for i := range out {
+				out[i] = ac - bs[i]
+			}
+		case bConst:
+			for i := range out {
+				out[i] = as[i] - bc
+			}
+		default:
+			for i := range out {
+				out[i] = as[i] - bs[i]
+			}
+		}
+	case opIdxMul:
+		switch {
+		case aConst:
+			for i := range out {
+				out[i] = ac * bs[i]
+			}
+		case bConst:
+			for i := range out {
+				out[i] = as[i] * bc
+			}
+		default:
+			for i := range out {
+				out[i] = as[i] * bs[i]
+			}
+		}
+	case opIdxMax:
+		switch {
+		case aConst:
+			for i := range out {
+				out[i] = max(ac, bs[i])
+			}
+		case bConst:
+			for i := range out {
+				out[i] = max(as[i], bc)
+			}
+		default:
+			for i := range out {
+				out[i] = max(as[i], bs[i])
+			}
+		}
+	}
+}

@@ -1,0 +1,67 @@
+package engine
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+)
+
+// TestFastBinaryMatchesStock compares the fast Add, Sub, Mul and Max with
+// simplego's for every broadcast they take (and one they leave to the stock
+// executor), on operands that are parameters and on intermediate results
+// whose buffers the executor may write into.
+func TestFastBinaryMatchesStock(t *testing.T) {
+	if !fastBinary.installed {
+		t.Fatalf("fast binary ops not installed: %s", simplegoHooks.reason)
+	}
+	r := rand.New(rand.NewPCG(11, 12))
+	ops := map[string]func(a, b *graph.Node) *graph.Node{"Add": graph.Add, "Sub": graph.Sub, "Mul": graph.Mul, "Max": graph.Max}
+	for _, tc := range []struct {
+		name string
+		a, b []int
+		fast bool
+	}{
+		{"same shape", []int{64, 33, 17}, []int{64, 33, 17}, true},
+		{"bias", []int{16, 9, 9, 40}, []int{1, 1, 1, 40}, true},
+		{"bias on the left", []int{1, 1, 40}, []int{20, 30, 40}, true},
+		{"per-sample factor", []int{64, 100}, []int{64, 1}, true},
+		{"scalar", []int{50, 70}, []int{}, true},
+		{"scalar on the left", []int{}, []int{50, 70}, true},
+		{"outer product", []int{1, 300}, []int{300, 1}, true},
+		{"middle axis", []int{8, 1, 30}, []int{8, 20, 30}, false},
+	} {
+		for name, op := range ops {
+			exec := graph.MustNewExec(backend(t), func(a, b *graph.Node) []*graph.Node {
+				// The second output's operands are intermediate results.
+				return []*graph.Node{op(a, b), op(graph.MulScalar(a, 3), graph.AddScalar(b, 1))}
+			})
+			a := tensors.FromFlatDataAndDimensions(randVec32r(r, prod(tc.a)), tc.a...)
+			b := tensors.FromFlatDataAndDimensions(randVec32r(r, prod(tc.b)), tc.b...)
+			run := func(fast bool) [][]float32 {
+				fastBinary.on.Store(fast)
+				defer fastBinary.on.Store(true)
+				var out [][]float32
+				for _, o := range exec.MustExec(a, b) {
+					out = append(out, tensors.MustCopyFlatData[float32](o))
+				}
+				return out
+			}
+			stock := run(false)
+			before := fastBinary.calls.Load()
+			fast := run(true)
+			if ran := fastBinary.calls.Load() > before+2; ran != tc.fast { // +2: the MulScalar and AddScalar
+				t.Errorf("%s %s: fast executor ran: %v, want %v", name, tc.name, ran, tc.fast)
+			}
+			for i := range stock {
+				for j := range stock[i] {
+					if fast[i][j] != stock[i][j] {
+						t.Errorf("%s %s: output %d element %d is %g, stock %g", name, tc.name, i, j, fast[i][j], stock[i][j])
+						break
+					}
+				}
+			}
+		}
+	}
+}
