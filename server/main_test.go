@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"latentedit/workspace"
 )
@@ -46,7 +47,12 @@ func sharedServer(t testing.TB) (*Server, string) {
 		if v, err := strconv.Atoi(os.Getenv("LATENTEDIT_TEST_INVERT_STEPS")); err == nil && v > 0 {
 			steps = v
 		}
-		shared, sharedErr = New(sharedWS, Config{Model: "faces-gan", InvertSteps: steps})
+		// A 3-minute request timeout (serve's default is 60 s): CI runs
+		// other packages' tests on the same 2 cores, and the load test's
+		// 200 clients must queue, not be refused, even when renders are
+		// ten times slower than on a quiet machine (under -race, 50 times
+		// slower, 60 s was seen to run out).
+		shared, sharedErr = New(sharedWS, Config{Model: "faces-gan", InvertSteps: steps, Timeout: 3 * time.Minute})
 		if sharedErr != nil {
 			return
 		}
