@@ -4,9 +4,11 @@ import (
 	"fmt"
 
 	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/backends/simplego"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/context/initializers"
 	"github.com/gomlx/gomlx/pkg/support/exceptions"
@@ -45,9 +47,12 @@ func Conv2D(x, kernel *graph.Node, stride, pad int) *graph.Node {
 		x = zeroPad(x, pad)
 	}
 	var cols *graph.Node
-	if kh == 1 && kw == 1 && stride == 1 {
+	switch {
+	case kh == 1 && kw == 1 && stride == 1:
 		cols = x
-	} else {
+	case gatherIm2col(x.Graph()):
+		cols = im2colGather(x, kh, kw, stride, ho, wo)
+	default:
 		taps := make([]*graph.Node, 0, kh*kw)
 		for i := 0; i < kh; i++ {
 			for j := 0; j < kw; j++ {
@@ -135,6 +140,44 @@ func zeroPad(x *graph.Node, p int) *graph.Node {
 	x = graph.Concatenate([]*graph.Node{rows, x, rows}, 1)
 	cols := zeros(d[0], d[1]+2*p, p, d[3])
 	return graph.Concatenate([]*graph.Node{cols, x, cols}, 2)
+}
+
+// gatherIm2col reports whether g's convolutions build their im2col matrix
+// with one row Gather (im2colGather) rather than one Slice per kernel tap:
+// on the pure-Go backend with our fast Gather and ScatterSum executors
+// (fastgather.go), where it is one pass over the matrix each way instead of
+// a slice, a concatenation, and in the gradient a full-size Pad and Add per
+// tap. Other backends (XLA) keep the slices, which they fuse.
+func gatherIm2col(g *graph.Graph) bool {
+	if !fastGather.installed {
+		return false
+	}
+	_, ok := g.Backend().(*simplego.Backend)
+	return ok
+}
+
+// im2colGather returns the im2col matrix [B, Ho, Wo, kh*kw*C] of the padded
+// x [B, Hp, Wp, C]: row (b, ho, wo) holds the pixels x[b, ho·s+i, wo·s+j, :]
+// for the kernel taps (i, j) in row-major order. Its gradient is the stock
+// one of Gather, a ScatterSum of the rows.
+func im2colGather(x *graph.Node, kh, kw, stride, ho, wo int) *graph.Node {
+	d := x.Shape().Dimensions
+	b, hp, wp, c := d[0], d[1], d[2], d[3]
+	idx := make([]int32, 0, b*ho*wo*kh*kw)
+	for n := 0; n < b; n++ {
+		for y := 0; y < ho; y++ {
+			for z := 0; z < wo; z++ {
+				for i := 0; i < kh; i++ {
+					for j := 0; j < kw; j++ {
+						idx = append(idx, int32((n*hp+y*stride+i)*wp+z*stride+j))
+					}
+				}
+			}
+		}
+	}
+	rows := graph.Reshape(x, b*hp*wp, c)
+	cols := graph.Gather(rows, graph.Const(x.Graph(), tensors.FromFlatDataAndDimensions(idx, len(idx), 1)))
+	return graph.Reshape(cols, b, ho, wo, kh*kw*c)
 }
 
 // ConvWeights returns the kernel variable "weights" [k, k, cin, filters] of a

@@ -65,3 +65,52 @@ func TestFastBinaryMatchesStock(t *testing.T) {
 		}
 	}
 }
+
+// TestFastGatherMatchesStock compares the row Gather and its gradient (a row
+// ScatterSum, with repeated indices) with simplego's executors, and checks
+// that Conv2D builds its im2col matrix with them on this backend.
+func TestFastGatherMatchesStock(t *testing.T) {
+	if !fastGather.installed {
+		t.Fatalf("fast Gather/ScatterSum not installed: %s", simplegoHooks.reason)
+	}
+	r := rand.New(rand.NewPCG(13, 14))
+	const rows, c, n = 300, 17, 2000
+	idx := make([]int32, n)
+	for i := range idx {
+		idx[i] = int32(r.IntN(rows))
+	}
+	exec := graph.MustNewExec(backend(t), func(x, ix *graph.Node) []*graph.Node {
+		y := graph.Gather(x, ix)
+		w := graph.Sin(graph.IotaFull(y.Graph(), y.Shape()))
+		return []*graph.Node{y, graph.Gradient(graph.ReduceAllSum(graph.Mul(y, w)), x)[0]}
+	})
+	x := tensors.FromFlatDataAndDimensions(randVec32r(r, rows*c), rows, c)
+	ix := tensors.FromFlatDataAndDimensions(idx, n, 1)
+	run := func(fast bool) [][]float32 {
+		fastGather.on.Store(fast)
+		defer fastGather.on.Store(true)
+		var out [][]float32
+		for _, o := range exec.MustExec(x, ix) {
+			out = append(out, tensors.MustCopyFlatData[float32](o))
+		}
+		return out
+	}
+	stock := run(false)
+	before := fastGather.calls.Load()
+	fast := run(true)
+	if got := fastGather.calls.Load() - before; got != 2 {
+		t.Errorf("%d fast Gather/ScatterSum calls, want 2", got)
+	}
+	for i := range stock {
+		for j := range stock[i] {
+			if fast[i][j] != stock[i][j] {
+				t.Errorf("output %d element %d is %g, stock %g", i, j, fast[i][j], stock[i][j])
+				break
+			}
+		}
+	}
+	g := graph.NewGraph(backend(t), "conv")
+	if !gatherIm2col(g) {
+		t.Errorf("Conv2D does not use the Gather im2col on %s", backend(t).Name())
+	}
+}
