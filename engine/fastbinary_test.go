@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -112,5 +113,64 @@ func TestFastGatherMatchesStock(t *testing.T) {
 	g := graph.NewGraph(backend(t), "conv")
 	if !gatherIm2col(g) {
 		t.Errorf("Conv2D does not use the Gather im2col on %s", backend(t).Name())
+	}
+}
+
+// TestFastBroadcastMatchesStock compares the fast BroadcastInDim (nearest
+// upsampling, per-pixel and per-channel broadcasts, scalars) and Sign with
+// simplego's executors.
+func TestFastBroadcastMatchesStock(t *testing.T) {
+	if !fastBroadcast.installed {
+		t.Fatalf("fast BroadcastInDim/Sign not installed: %s", simplegoHooks.reason)
+	}
+	r := rand.New(rand.NewPCG(15, 16))
+	for _, tc := range []struct {
+		name     string
+		in, out  []int
+		viaShape []int // x is reshaped to this before BroadcastToDims
+	}{
+		{"upsample", []int{4, 6, 6, 16}, []int{4, 6, 2, 6, 2, 16}, []int{4, 6, 1, 6, 1, 16}},
+		{"per pixel", []int{8, 9, 9, 1}, []int{8, 9, 9, 40}, nil},
+		{"per channel", []int{40}, []int{8, 9, 9, 40}, []int{1, 1, 1, 40}},
+		{"per sample", []int{64}, []int{64, 100}, []int{64, 1}},
+		{"middle", []int{8, 1, 30}, []int{8, 20, 30}, nil},
+		{"scalar", []int{}, []int{30, 50}, []int{1, 1}},
+	} {
+		exec := graph.MustNewExec(backend(t), func(x *graph.Node) []*graph.Node {
+			if tc.viaShape != nil {
+				x = graph.Reshape(x, tc.viaShape...)
+			}
+			y := graph.BroadcastToDims(x, tc.out...)
+			return []*graph.Node{y, graph.Sign(graph.Sub(y, graph.Const(y.Graph(), float32(0.1))))}
+		})
+		v := randVec32r(r, prod(tc.in))
+		if len(v) > 3 {
+			v[0], v[1] = 0, float32(math.NaN())
+		}
+		x := tensors.FromFlatDataAndDimensions(v, tc.in...)
+		run := func(fast bool) [][]float32 {
+			fastBroadcast.on.Store(fast)
+			defer fastBroadcast.on.Store(true)
+			var out [][]float32
+			for _, o := range exec.MustExec(x) {
+				out = append(out, tensors.MustCopyFlatData[float32](o))
+			}
+			return out
+		}
+		stock := run(false)
+		before := fastBroadcast.calls.Load()
+		fast := run(true)
+		if fastBroadcast.calls.Load()-before < 2 {
+			t.Errorf("%s: the fast BroadcastInDim and Sign did not both run", tc.name)
+		}
+		for i := range stock {
+			for j := range stock[i] {
+				same := fast[i][j] == stock[i][j] || (math.IsNaN(float64(fast[i][j])) && math.IsNaN(float64(stock[i][j])))
+				if !same {
+					t.Errorf("%s: output %d element %d is %g, stock %g", tc.name, i, j, fast[i][j], stock[i][j])
+					break
+				}
+			}
+		}
 	}
 }
