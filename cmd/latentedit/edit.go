@@ -57,7 +57,7 @@ func parseSeeds(s string) ([]int64, error) {
 
 func runEdit(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("edit", stderr)
-	model := fs.String("model", "", "model directory or embedded model name (required)")
+	model := fs.String("model", "", "model directory or embedded model name (required, except with --recipe)")
 	editor := fs.String("editor", "", "editor name (under the model's editors/) or editor directory (required)")
 	seeds := fs.String("seeds", "1", "comma-separated seeds")
 	seq := fs.String("seq", "", `edits in order, "direction:amount,…"; directions by index or name (required)`)
@@ -73,7 +73,7 @@ func runEdit(args []string, stdout, stderr io.Writer) error {
 		return replayRecipe(*recipe, *model, *backend, *out, *jsonOut, stdout)
 	}
 	if *model == "" || *editor == "" {
-		return errUsage{fmt.Errorf("--model and --editor are required")}
+		return errUsage{fmt.Errorf("--model and --editor are required (or --recipe FILE)")}
 	}
 	ws, err := workspace.Open(*model, *backend)
 	if err != nil {
