@@ -174,3 +174,46 @@ func TestFastBroadcastMatchesStock(t *testing.T) {
 		}
 	}
 }
+
+// TestFastReduceSumMatchesStock compares the fast ReduceSum with simplego's
+// (bit for bit: same summation order) over leading, trailing, middle and all
+// axes, and checks that non-adjacent axes are left to the stock executor.
+func TestFastReduceSumMatchesStock(t *testing.T) {
+	if !fastBroadcast.installed {
+		t.Fatalf("fast ReduceSum not installed: %s", simplegoHooks.reason)
+	}
+	r := rand.New(rand.NewPCG(17, 18))
+	for _, tc := range []struct {
+		name string
+		dims []int
+		axes []int
+		fast bool
+	}{
+		{"bias gradient", []int{8, 9, 9, 40}, []int{0, 1, 2}, true},
+		{"last axis", []int{64, 100}, []int{1}, true},
+		{"middle", []int{8, 20, 30}, []int{1}, true},
+		{"first of two", []int{3, 5000}, []int{0}, true},
+		{"all", []int{7, 11, 13}, []int{0, 1, 2}, true},
+		{"not adjacent", []int{8, 20, 30}, []int{0, 2}, false},
+	} {
+		exec := graph.MustNewExec(backend(t), func(x *graph.Node) *graph.Node { return graph.ReduceSum(x, tc.axes...) })
+		x := tensors.FromFlatDataAndDimensions(randVec32r(r, prod(tc.dims)), tc.dims...)
+		run := func(fast bool) []float32 {
+			fastBroadcast.on.Store(fast)
+			defer fastBroadcast.on.Store(true)
+			return tensors.MustCopyFlatData[float32](exec.MustExec(x)[0])
+		}
+		stock := run(false)
+		before := fastBroadcast.calls.Load()
+		fast := run(true)
+		if ran := fastBroadcast.calls.Load() > before; ran != tc.fast {
+			t.Errorf("%s: fast ReduceSum ran: %v, want %v", tc.name, ran, tc.fast)
+		}
+		for i := range stock {
+			if fast[i] != stock[i] {
+				t.Errorf("%s: element %d is %g, stock %g", tc.name, i, fast[i], stock[i])
+				break
+			}
+		}
+	}
+}

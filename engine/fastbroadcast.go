@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"math"
 	"sync/atomic"
 
 	"github.com/gomlx/gomlx/backends"
@@ -8,18 +9,19 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 )
 
-// Fast BroadcastInDim and Sign on float32 (see simplego_hooks.go).
+// Fast BroadcastInDim, Sign and ReduceSum on float32 (see simplego_hooks.go).
 // BroadcastInDim is nearest upsampling (every generator block), the
 // per-pixel scale of pixel norm and the gradient of every reduction; Sign is
-// the gradient of lrelu's Max. simplego runs both one element at a time on
-// one core; these copy or fill contiguous runs, and split the work between
-// GOMAXPROCS goroutines.
+// the gradient of lrelu's Max; ReduceSum, over one block of adjacent axes, is
+// every bias gradient and pixel norm's mean. simplego runs them one element
+// at a time on one core; these copy, fill or add contiguous runs, and split
+// the work between GOMAXPROCS goroutines.
 
 var fastBroadcast struct {
-	installed   bool
-	stock, sign simplegoExecutor
-	on          atomic.Bool
-	calls       atomic.Int64
+	installed              bool
+	stock, sign, reduceSum simplegoExecutor
+	on                     atomic.Bool
+	calls                  atomic.Int64
 }
 
 func init() {
@@ -28,11 +30,13 @@ func init() {
 	}
 	fastBroadcast.stock = simplegoNodeExecutors[backends.OpTypeBroadcastInDim]
 	fastBroadcast.sign = simplegoNodeExecutors[backends.OpTypeSign]
-	if fastBroadcast.stock == nil || fastBroadcast.sign == nil {
+	fastBroadcast.reduceSum = simplegoNodeExecutors[backends.OpTypeReduceSum]
+	if fastBroadcast.stock == nil || fastBroadcast.sign == nil || fastBroadcast.reduceSum == nil {
 		return
 	}
 	simplegoNodeExecutors[backends.OpTypeBroadcastInDim] = execFastBroadcastInDim
 	simplegoNodeExecutors[backends.OpTypeSign] = execFastSign
+	simplegoNodeExecutors[backends.OpTypeReduceSum] = execFastReduceSum
 	fastBroadcast.installed = true
 	fastBroadcast.on.Store(true)
 }
@@ -154,16 +158,88 @@ func execFastSign(be *simplego.Backend, node *simplego.Node, inputs []*simplego.
 	dst := dstAny.([]float32)[:len(src)]
 	fastBroadcast.calls.Add(1)
 	parallelRange(len(src), len(src), func(lo, hi int) {
+		// Without branches on the sign, which is random in a gradient.
 		for i := lo; i < hi; i++ {
-			switch v := src[i]; {
-			case v < 0:
-				dst[i] = -1
-			case v > 0:
-				dst[i] = 1
-			default:
-				dst[i] = 0
+			v := src[i]
+			s := math.Float32frombits(math.Float32bits(v)&0x80000000 | 0x3f800000) // ±1
+			if v == 0 || v != v {
+				s = 0
 			}
+			dst[i] = s
 		}
 	})
+	return dstBuf, nil
+}
+
+// execFastReduceSum sums x viewed as [O, M, T] over M, where the reduced axes
+// are one block of adjacent axes. Each output element adds its inputs in the
+// stock executor's order (increasing m, from zero), so results are the same
+// to the bit.
+func execFastReduceSum(be *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
+	stock := fastBroadcast.reduceSum
+	out, data := nodeShapeAndData(node)
+	axes, ok := data.([]int)
+	if !fastBroadcast.on.Load() || !ok || len(axes) == 0 || len(inputs) != 1 || out.DType != dtypes.Float32 {
+		return stock(be, node, inputs, owned)
+	}
+	in, err := be.BufferShape(inputs[0])
+	if err != nil || in.DType != dtypes.Float32 {
+		return stock(be, node, inputs, owned)
+	}
+	lo, hi := in.Rank(), -1
+	for _, a := range axes {
+		lo, hi = min(lo, a), max(hi, a)
+	}
+	if lo < 0 || hi >= in.Rank() || hi-lo+1 != len(axes) { // not one adjacent block (or repeated axes)
+		return stock(be, node, inputs, owned)
+	}
+	o, m, t := 1, 1, 1
+	for a, d := range in.Dimensions {
+		switch {
+		case a < lo:
+			o *= d
+		case a <= hi:
+			m *= d
+		default:
+			t *= d
+		}
+	}
+	if o*t != out.Size() {
+		return stock(be, node, inputs, owned)
+	}
+	srcAny, err := be.BufferData(inputs[0])
+	if err != nil {
+		return nil, err
+	}
+	dstBuf := be.NewBuffer(out)
+	dstAny, err := be.BufferData(dstBuf)
+	if err != nil {
+		return nil, err
+	}
+	x, dst := srcAny.([]float32), dstAny.([]float32)[:o*t]
+	fastBroadcast.calls.Add(1)
+	sum := func(oi, c0, c1 int) { // dst[oi, c0:c1]
+		d := dst[oi*t+c0 : oi*t+c1]
+		clear(d)
+		for mi := 0; mi < m; mi++ {
+			row := x[(oi*m+mi)*t+c0 : (oi*m+mi)*t+c1]
+			for i := range d {
+				d[i] += row[i]
+			}
+		}
+	}
+	if o >= 4 || t == 1 {
+		parallelRange(o, o*m*t, func(lo, hi int) {
+			for oi := lo; oi < hi; oi++ {
+				sum(oi, 0, t)
+			}
+		})
+	} else {
+		parallelRange(t, o*m*t, func(lo, hi int) {
+			for oi := 0; oi < o; oi++ {
+				sum(oi, lo, hi)
+			}
+		})
+	}
 	return dstBuf, nil
 }
