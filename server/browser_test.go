@@ -181,7 +181,7 @@ func TestBrowserEditor(t *testing.T) {
 	// (here, and in cmd's test through `latentedit edit --recipe`) to the
 	// very pixels of the downloaded PNG.
 	waitFor("downloads ready", `!document.getElementById("download-recipe").classList.contains("disabled")`)
-	time.Sleep(300 * time.Millisecond) // let a last in-flight edit land, so PNG and recipe are of one state
+	waitFor("page settled", `document.body.dataset.busy === "0"`) // PNG and recipe of one state
 	shown := str(`document.getElementById("current").src`)
 	do("download", chromedp.Click(chromedp.ID("download-png")), chromedp.Click(chromedp.ID("download-recipe")))
 	pngPath, recipePath := filepath.Join(downloads, "character.png"), filepath.Join(downloads, "character-recipe.json")

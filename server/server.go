@@ -375,6 +375,11 @@ func (s *Server) applyAndDraw(ctx context.Context, e edit.Editor, z []float32, s
 			return nil, aerr
 		}
 	}
+	return s.drawn(ctx, z)
+}
+
+// drawn is the answer of edit, recipe and interpolate: z and its picture.
+func (s *Server) drawn(ctx context.Context, z []float32) (any, *apiError) {
 	img, aerr := s.picture(ctx, z)
 	if aerr != nil {
 		return nil, aerr
@@ -418,11 +423,7 @@ func (s *Server) interpolate(ctx context.Context, _ *http.Request, body []byte) 
 			return nil, aerr
 		}
 	}
-	img, aerr := s.picture(ctx, z)
-	if aerr != nil {
-		return nil, aerr
-	}
-	return latentResponse{Latent: z, Image: img}, nil
+	return s.drawn(ctx, z)
 }
 
 func lerp(a, b []float32, t float32) []float32 {

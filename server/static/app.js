@@ -35,16 +35,23 @@ function showError(err) {
 // latest runs at most one request per key at a time and, while one runs,
 // keeps only the newest next one: dragging a slider sends what the server
 // can keep up with and always ends on the final position.
+// <body data-busy> counts the lanes at work, so a test (or a person
+// reading the DOM) can tell when the page has settled.
 const lanes = {};
+function setBusy() {
+  document.body.dataset.busy = String(Object.values(lanes).filter((l) => l.busy).length);
+}
 function latest(key, fn) {
   const lane = lanes[key] || (lanes[key] = { busy: false, next: null });
   if (lane.busy) { lane.next = fn; return; }
   lane.busy = true;
+  setBusy();
   fn().catch(showError).finally(() => {
     lane.busy = false;
     const next = lane.next;
     lane.next = null;
     if (next) latest(key, next);
+    setBusy();
   });
 }
 
