@@ -43,7 +43,9 @@ func BarPanels(path, yLabel string, panels []Panel) error {
 		}
 		p := plot.New()
 		p.Title.Text = pn.Title
-		p.Y.Label.Text = yLabel
+		if i == 0 {
+			p.Y.Label.Text = yLabel
+		}
 		p.Add(plotter.NewGrid())
 		var labels plotter.XYLabels
 		top := 0.0

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/gomlx/gomlx/backends"
+
 	"latentedit/dataset"
 	"latentedit/engine"
 	"latentedit/generator"
@@ -15,20 +17,33 @@ import (
 	"latentedit/internal/progress"
 	"latentedit/models"
 	"latentedit/report"
+	"latentedit/report/study"
+	"latentedit/workspace"
 )
 
-// runDemo is the README's main job. Until the evaluation report exists it
-// shows what the project has: each embedded default model's samples, drawn
-// now from fixed seeds on this machine, beside contact sheets of the data it
-// was trained on.
+// demoEditors are the faces GAN's shipped editors, in the order the
+// report's rows show them: the three learned families, then the peers.
+var demoEditors = []string{"linear", "warped", "curvilinear", "ganspace", "sefa", "interfacegan"}
+
+// runDemo is the README's main job: on the embedded faces GAN and its
+// shipped editors and oracle, the study report (sequential edits per
+// method, commutativity, attribute change, traversals, every number) as
+// ./latentedit-report/index.html, with a page of every embedded model's
+// samples beside its training data (models.html).
 func runDemo(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("demo", stderr)
 	out := fs.String("out", "latentedit-report", "folder for the report")
 	backend := fs.String("backend", "", "go (CPU, default) or xla:/abs/path/plugin.so")
+	n := fs.Int("n", 24, "latents per attribute-change and identity measurement")
+	commN := fs.Int("comm-n", 4, "latents for commutativity (each × all direction pairs)")
+	qualityN := fs.Int("quality-n", 200, "images per Fréchet distance")
 	jsonOut := fs.Bool("json", false, "progress as JSON lines; print the report path as JSON")
 	serveAfter := fs.Bool("serve", false, "then start the web editor on the faces GAN at http://127.0.0.1:8080/ (Ctrl-C stops)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *n < 1 || *commN < 1 || *qualityN < 2 {
+		return errUsage{fmt.Errorf("--n and --comm-n must be ≥1, --quality-n ≥2")}
 	}
 	be, err := engine.NewBackend(*backend)
 	if err != nil {
@@ -37,14 +52,46 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
-	cache := filepath.Join(*out, ".models")
+	if err := modelsPage(*out, be, stderr, *jsonOut); err != nil {
+		return err
+	}
+	ws, err := workspace.Open("faces-gan", *backend)
+	if err != nil {
+		return err
+	}
+	orc, err := ws.Oracle(3000, stderr)
+	if err != nil {
+		return err
+	}
+	links := []study.Link{{Href: "models.html", Text: "default models"}}
+	if _, err := study.Run(ws, demoEditors, orc, *out, false, study.Options{N: *n, CommLatents: *commN, QualityN: *qualityN,
+		Log: stderr, JSON: *jsonOut, Links: links}); err != nil {
+		return err
+	}
+	index, _ := filepath.Abs(filepath.Join(*out, "index.html"))
+	if *jsonOut {
+		fmt.Fprintf(stdout, "{\"report\":%q}\n", index)
+	} else {
+		fmt.Fprintf(stdout, "report written: %s\n", index)
+	}
+	if *serveAfter {
+		return serveDemo(*backend, stdout, stderr)
+	}
+	return nil
+}
+
+// modelsPage writes models.html: each embedded default model's samples,
+// drawn now from fixed seeds on this machine, beside a contact sheet of
+// the data it was trained on, and its training curves.
+func modelsPage(out string, be backends.Backend, stderr io.Writer, jsonOut bool) error {
+	cache := filepath.Join(out, ".models")
 	type section struct {
 		Name, Dataset, Samples, Data, Curves string
 		Info                                 generator.Info
 	}
 	var secs []section
 	names := models.Names()
-	bar := progress.New(stderr, len(names), "demo", *jsonOut)
+	bar := progress.New(stderr, len(names), "default models", jsonOut)
 	for i, name := range names {
 		dir, err := models.Extract(name, cache)
 		if err != nil {
@@ -60,7 +107,7 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 		}
 		s := section{Name: name, Dataset: m.Info.Dataset, Info: m.Info,
 			Samples: name + "-samples.png", Data: name + "-data.png", Curves: name + "-curves.png"}
-		if err := report.Grid(filepath.Join(*out, s.Samples), imgs, 8, 512); err != nil {
+		if err := report.Grid(filepath.Join(out, s.Samples), imgs, 8, 512); err != nil {
 			return err
 		}
 		ds, err := dataset.Open(m.Info.Dataset, dataset.Options{N: 64, Seed: 1, Size: m.Info.Height})
@@ -73,11 +120,11 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 				return err
 			}
 		}
-		if err := report.Grid(filepath.Join(*out, s.Data), real, 8, 512); err != nil {
+		if err := report.Grid(filepath.Join(out, s.Data), real, 8, 512); err != nil {
 			return err
 		}
 		if b, err := os.ReadFile(filepath.Join(dir, generator.CurvesPNG)); err == nil {
-			if err := atomicfile.WriteFile(filepath.Join(*out, s.Curves), b, atomicfile.DefaultPerm); err != nil {
+			if err := atomicfile.WriteFile(filepath.Join(out, s.Curves), b, atomicfile.DefaultPerm); err != nil {
 				return err
 			}
 		}
@@ -85,21 +132,7 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 		bar.Set(i+1, nil)
 	}
 	bar.Finish()
-	index := filepath.Join(*out, "index.html")
-	err = atomicfile.Write(index, func(w io.Writer) error { return demoPage.Execute(w, secs) })
-	if err != nil {
-		return err
-	}
-	abs, _ := filepath.Abs(index)
-	if *jsonOut {
-		fmt.Fprintf(stdout, "{\"report\":%q}\n", abs)
-	} else {
-		fmt.Fprintf(stdout, "report written: %s\n", abs)
-	}
-	if *serveAfter {
-		return serveDemo(*backend, stdout, stderr)
-	}
-	return nil
+	return atomicfile.Write(filepath.Join(out, "models.html"), func(w io.Writer) error { return demoPage.Execute(w, secs) })
 }
 
 var demoPage = template.Must(template.New("demo").Parse(`<!doctype html>
@@ -109,7 +142,7 @@ var demoPage = template.Must(template.New("demo").Parse(`<!doctype html>
 code{background:#f3f3f3;padding:1px 4px}</style></head><body>
 <h1>latentedit — the default models</h1>
 <p>Each generator below ships inside the binary. Left: 64 samples drawn now from seeds 1–64; right: the training data it imitates.
-Editing directions, metrics and the comparison of methods come with the evaluation report.</p>
+The comparison of editing methods is on <a href="index.html">the report's main page</a>.</p>
 {{range .}}<h2>{{.Name}}</h2>
 <p>{{.Info.Kind}} on <code>{{.Dataset}}</code>, {{.Info.Height}}×{{.Info.Width}}×{{.Info.Channels}}, latent dimension {{.Info.LatentDim}}, {{.Info.Step}} training steps.</p>
 <div class="row"><figure><img src="{{.Samples}}" alt="samples of {{.Name}}"><figcaption>generated</figcaption></figure>

@@ -54,7 +54,7 @@ func sortedR2(m map[string]float64) [][2]string {
 	return out
 }
 
-var page = template.Must(template.New("study").Funcs(template.FuncMap{"num": num, "f": fmtNum, "r2": sortedR2}).Parse(`<!doctype html>
+var page = template.Must(template.New("study").Funcs(template.FuncMap{"num": num, "f": fmtNum, "r2": sortedR2, "minEff": func() float64 { return minSpreadsPerStep }}).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>latentedit — editing methods compared on {{.Dataset}}</title>
 <style>
 body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
@@ -97,7 +97,8 @@ compared in latent space, in pixels and in the oracle's reading of the factors. 
 </table></details>{{end}}
 
 <h2 id="heat">Attribute change per direction</h2>
-<p>Mean oracle change of every factor (columns) per unit step along every direction (rows). A clean direction has one strong cell in its row.</p>
+<p>Mean oracle change of every factor (columns) per unit step along every direction (rows), in spreads of the factor (its standard deviation in the data;
+1/√12 for hues). A clean direction has one strong cell in its row. Directions are named after a factor when the matching assigns it and the change is at least {{minEff}} spreads per unit step.</p>
 {{range .Editors}}<figure><img src="{{.HeatMap}}" alt="attribute change of {{.Name}}"></figure>{{end}}
 
 <h2 id="sweeps">Traversals</h2>

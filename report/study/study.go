@@ -17,6 +17,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"latentedit/dataset"
@@ -26,7 +27,6 @@ import (
 	"latentedit/internal/atomicfile"
 	"latentedit/internal/progress"
 	"latentedit/report"
-	"latentedit/report/editgrid"
 	"latentedit/workspace"
 )
 
@@ -128,6 +128,16 @@ func Run(ws *workspace.Workspace, names []string, orc *evaluate.Oracle, out stri
 	opt.defaults()
 	if len(names) == 0 {
 		names = ws.Editors()
+		// Rows in the study's order: learned families, then the peers.
+		rank := func(n string) int {
+			for i, m := range []string{"linear", "warped", "curvilinear", "ganspace", "sefa", "interfacegan"} {
+				if n == m {
+					return i
+				}
+			}
+			return 6
+		}
+		sort.SliceStable(names, func(i, j int) bool { return rank(names[i]) < rank(names[j]) })
 	}
 	if len(names) == 0 {
 		return nil, fmt.Errorf("study: no editors for %s: run discover first", ws.Model.Dir)
@@ -208,7 +218,7 @@ func measure(m *generator.Model, e edit.Editor, o *evaluate.Oracle, name, dir, o
 	zs := generator.Latents(31337, opt.N, m.LatentDim())
 	var sumE, sumL, sumI float64
 	for k, f := range match {
-		if f < 0 || math.Abs(ac.Effect[k][f]) < 0.05*o.FactorScale(o.Factors[f]) {
+		if f < 0 || math.Abs(ac.Effect[k][f]) < minSpreadsPerStep*o.FactorScale(o.Factors[f]) {
 			r.TargetEffect[k], r.Leakage[k] = nil, nil
 			continue // too weak to call it this factor's direction
 		}
@@ -244,14 +254,57 @@ func measure(m *generator.Model, e edit.Editor, o *evaluate.Oracle, name, dir, o
 	for k := range rows {
 		rows[k] = fmt.Sprintf("%d %s", k, r.Names[k])
 	}
-	if err := report.HeatMap(filepath.Join(out, r.HeatMap), name+": oracle change per unit step", rows, o.Factors, ac.Effect, 0); err != nil {
+	// In spreads, so that hue factors (spread 0.29) and pose (0.58) read alike.
+	spreads := make([][]float64, e.K())
+	for k := range spreads {
+		spreads[k] = make([]float64, len(o.Factors))
+		for f, fn := range o.Factors {
+			spreads[k][f] = ac.Effect[k][f] / o.FactorScale(fn)
+		}
+	}
+	if err := report.HeatMap(filepath.Join(out, r.HeatMap), name+": oracle change per unit step, in factor spreads", rows, o.Factors, spreads, 0); err != nil {
 		return nil, err
 	}
 	r.Traversal = name + "-traversal.png"
-	if err := editgrid.Traversal(filepath.Join(out, r.Traversal), m, e, generator.Latent(opt.Seeds[0], m.LatentDim()), opt.MaxT/2, 9); err != nil {
+	if err := traversal(filepath.Join(out, r.Traversal), m, e, rows, generator.Latent(opt.Seeds[0], m.LatentDim()), opt.MaxT/2, 9); err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+// minSpreadsPerStep is the weakest effect (factor spreads per unit step)
+// that earns a direction its matched factor's name: below it, a step of
+// MaxT moves the factor by less than about half a spread.
+const minSpreadsPerStep = 0.1
+
+// traversal draws one labelled row per direction, t from −maxT to +maxT
+// over cols columns (the middle one is the original).
+func traversal(path string, m *generator.Model, e edit.Editor, rows []string, z []float32, maxT float32, cols int) error {
+	var lat []float32
+	var colLabels []string
+	for c := 0; c < cols; c++ {
+		colLabels = append(colLabels, fmt.Sprintf("t=%+.1f", -maxT+2*maxT*float32(c)/float32(cols-1)))
+	}
+	for k := 0; k < e.K(); k++ {
+		for c := 0; c < cols; c++ {
+			zz, err := e.Edit(z, k, -maxT+2*maxT*float32(c)/float32(cols-1))
+			if err != nil {
+				return err
+			}
+			lat = append(lat, zz...)
+		}
+	}
+	pix, err := m.GenerateFloats(lat, e.K()*cols)
+	if err != nil {
+		return err
+	}
+	h, w, c := m.ImageShape()
+	imgs := generator.ToImages(pix, e.K()*cols, h, w, c)
+	tiles := make([][]image.Image, e.K())
+	for k := range tiles {
+		tiles[k] = imgs[k*cols : (k+1)*cols]
+	}
+	return report.LabelledGrid(path, rows, colLabels, tiles, max(1, 64/h))
 }
 
 // stepFor is the signed step that moves a factor by want along a direction
