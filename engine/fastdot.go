@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/backends/simplego"
@@ -35,6 +36,7 @@ var fastDot struct {
 	stockDot  simplegoExecutor // simplego's own DotGeneral executor
 	on        atomic.Bool      // tests switch between the two executors
 	calls     atomic.Int64     // DotGenerals run through sgemm
+	nanos     atomic.Int64     // time spent in them
 	plans     sync.Map         // *simplego.Node → *dotPlan
 }
 
@@ -76,6 +78,10 @@ func CPUKernels() string {
 	}
 	return "pure-Go DotGeneral (" + fastDot.reason + ")"
 }
+
+// MatMulTime is the wall time this process has spent in native sgemm calls
+// (zero without them): benchmarks report its share of a step.
+func MatMulTime() time.Duration { return time.Duration(fastDot.nanos.Load()) }
 
 // fastDotBackendOption is added to the pure-Go backend's options when the
 // sgemm path is installed: it makes simplego keep every DotGeneral's operands
@@ -193,6 +199,8 @@ func execFastDot(be *simplego.Backend, node *simplego.Node, inputs []*simplego.B
 	}
 	c := of.([]float32)
 	fastDot.calls.Add(1)
+	t0 := time.Now()
+	defer func() { fastDot.nanos.Add(int64(time.Since(t0))) }()
 	sa, sb, sc := p.m*p.k, p.k*p.n, p.m*p.n
 	for i := 0; i < p.batch; i++ {
 		if err := sgemm(p.transA, p.transB, p.m, p.n, p.k, a[i*sa:(i+1)*sa], b[i*sb:(i+1)*sb], c[i*sc:(i+1)*sc]); err != nil {

@@ -2,6 +2,8 @@
 
 package engine
 
+import "time"
+
 // Without cgo (or with -tags noblas) the pure-Go backend runs its own
 // matmuls; see fastdot.go for the OpenBLAS path.
 
@@ -9,3 +11,6 @@ package engine
 func CPUKernels() string { return "pure-Go DotGeneral (built without cgo or with -tags noblas)" }
 
 func fastDotBackendOption() string { return "" }
+
+// MatMulTime is the wall time spent in native sgemm calls: none in this build.
+func MatMulTime() time.Duration { return 0 }

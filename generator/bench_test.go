@@ -106,6 +106,7 @@ func BenchmarkGANStep32(b *testing.B) {
 		b.Logf("D: %s", strings.Join(dLines, ", "))
 	}
 	ms := make([]float64, b.N)
+	mm0 := engine.MatMulTime()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		t0 := time.Now()
@@ -122,6 +123,7 @@ func BenchmarkGANStep32(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/1e3/float64(b.N), "ms/step")
 	b.ReportMetric((ms[(b.N-1)/2]+ms[b.N/2])/2, "median-ms/step")
 	b.ReportMetric(ms[0], "min-ms/step")
+	b.ReportMetric(float64((engine.MatMulTime()-mm0).Microseconds())/1e3/float64(b.N), "sgemm-ms/step")
 	b.ReportMetric(float64(nG), "G-params")
 	b.ReportMetric(float64(nD), "D-params")
 	if rss, err := engine.PeakRSS(); err == nil {
