@@ -327,3 +327,22 @@ func TestShardsConcatenate(t *testing.T) {
 		t.Errorf("plan without a detachment direction: %v", err)
 	}
 }
+
+func TestBlobs(t *testing.T) {
+	const size = 16
+	m := make([]bool, size*size)
+	set := func(x0, y0, w, h int) {
+		for y := y0; y < y0+h; y++ {
+			for x := x0; x < x0+w; x++ {
+				m[y*size+x] = true
+			}
+		}
+	}
+	set(1, 1, 2, 2)     // a blot
+	set(6, 1, 3, 1)     // another
+	set(0, 8, 16, 8)    // a detachment-sized region: not a haemorrhage
+	m[5*size+12] = true // a single pixel: noise
+	if got := blobs(m, size); got != 2 {
+		t.Errorf("blobs = %d, want 2", got)
+	}
+}

@@ -62,6 +62,10 @@ type Case struct {
 	// DiscShift is the distance in pixels between the located disc centres
 	// (NaN when the disc was not found in one of the images).
 	DiscShift float64
+	// Blobs counts small separate lesions (haemorrhage-sized components of
+	// the segmented lesion mask) before and after: a reading of the
+	// haemorrhage count that does not come from the oracle.
+	BlobsBefore, BlobsAfter int
 }
 
 // Summary is the mean of a run's cases.
@@ -85,7 +89,13 @@ type Summary struct {
 	DiscShiftGood  float64            `json:"fraction_disc_shift_le_2px"`
 	DiscMissing    int                `json:"disc_not_found"`
 	LesionArea     float64            `json:"mean_lesion_area_fraction"`
+	BlobsBefore    float64            `json:"mean_lesion_blobs_before"`
+	BlobsAfter     float64            `json:"mean_lesion_blobs_after"`
 	Seconds        float64            `json:"seconds"`
+	// How far the judges can be trusted: the oracle's held-out R² per factor
+	// and the segmenter's held-out Dice per mask, both on rendered images.
+	OracleR2      map[string]float64 `json:"oracle_held_out_r2"`
+	SegmenterDice map[string]float64 `json:"segmenter_held_out_dice"`
 }
 
 // Names of the files a run writes.
@@ -212,6 +222,7 @@ func runBlock(t Tools, plan *Plan, targets map[string]float64, opt Options, s, e
 	for i := range cases {
 		cases[i].After = ra[i]
 		cases[i].VesselDice, cases[i].LesionArea, cases[i].DiscShift = compareStructure(sb[i], sa[i], h)
+		cases[i].BlobsBefore, cases[i].BlobsAfter = blobs(sb[i].Masks[ChanLesions], h), blobs(sa[i].Masks[ChanLesions], h)
 		area := lesionArea(sb[i], sa[i], h)
 		files := map[string]image.Image{
 			"before":         dataset.FromFloats(before[i*sz:(i+1)*sz], h, w, c),
@@ -332,6 +343,45 @@ func compareStructure(b, a Structure, size int) (dice, area, shift float64) {
 	return dice, nx / float64(len(excl)), shift
 }
 
+// maxBlob is the largest lesion component, in pixels, counted as a
+// haemorrhage: a 64×64 blot covers about 4–30 pixels, a detachment hundreds.
+const maxBlob = 40
+
+// blobs counts the 4-connected components of m of 2 to maxBlob pixels.
+func blobs(m []bool, size int) int {
+	seen := make([]bool, len(m))
+	var stack []int
+	n := 0
+	for j, v := range m {
+		if !v || seen[j] {
+			continue
+		}
+		area := 0
+		seen[j] = true
+		stack = append(stack[:0], j)
+		for len(stack) > 0 {
+			p := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			area++
+			x, y := p%size, p/size
+			for _, q := range [4][2]int{{x - 1, y}, {x + 1, y}, {x, y - 1}, {x, y + 1}} {
+				if q[0] < 0 || q[0] >= size || q[1] < 0 || q[1] >= size {
+					continue
+				}
+				k := q[1]*size + q[0]
+				if m[k] && !seen[k] {
+					seen[k] = true
+					stack = append(stack, k)
+				}
+			}
+		}
+		if area >= 2 && area <= maxBlob {
+			n++
+		}
+	}
+	return n
+}
+
 func maskImage(m []bool, size int) *image.Gray {
 	g := image.NewGray(image.Rect(0, 0, size, size))
 	for j, v := range m {
@@ -371,7 +421,7 @@ func writeCSV(path string, t Tools, opt Options, plan *Plan, cases []Case, heade
 			for _, f := range plan.Factors {
 				row = append(row, "step_"+f)
 			}
-			row = append(row, "vessel_dice_outside_lesion", "lesion_area_fraction", "disc_shift_px")
+			row = append(row, "vessel_dice_outside_lesion", "lesion_area_fraction", "disc_shift_px", "lesion_blobs_before", "lesion_blobs_after")
 			if err := cw.Write(row); err != nil {
 				return err
 			}
@@ -388,7 +438,7 @@ func writeCSV(path string, t Tools, opt Options, plan *Plan, cases []Case, heade
 			for _, s := range c.Steps {
 				row = append(row, num(float64(s.T)))
 			}
-			row = append(row, num(c.VesselDice), num(c.LesionArea), num(c.DiscShift))
+			row = append(row, num(c.VesselDice), num(c.LesionArea), num(c.DiscShift), strconv.Itoa(c.BlobsBefore), strconv.Itoa(c.BlobsAfter))
 			if err := cw.Write(row); err != nil {
 				return err
 			}
@@ -401,7 +451,8 @@ func writeCSV(path string, t Tools, opt Options, plan *Plan, cases []Case, heade
 func summarize(t Tools, opt Options, targets map[string]float64, cases []Case, lo int) *Summary {
 	fs := t.Oracle.Factors
 	s := &Summary{Editor: t.EditorName, Method: t.Editor.Method(), Request: opt.Request.String(), Cases: len(cases), Lo: lo,
-		Seed: opt.Seed, Factors: fs, Target: targets, Before: map[string]float64{}, After: map[string]float64{}, Reached: map[string]float64{}}
+		Seed: opt.Seed, Factors: fs, Target: targets, Before: map[string]float64{}, After: map[string]float64{}, Reached: map[string]float64{},
+		OracleR2: t.Oracle.R2, SegmenterDice: t.Segmenter.Dice}
 	n := float64(len(cases))
 	if n == 0 {
 		return s
@@ -417,6 +468,8 @@ func summarize(t Tools, opt Options, targets map[string]float64, cases []Case, l
 		}
 		s.VesselDice += c.VesselDice / n
 		s.LesionArea += c.LesionArea / n
+		s.BlobsBefore += float64(c.BlobsBefore) / n
+		s.BlobsAfter += float64(c.BlobsAfter) / n
 		if c.VesselDice >= 0.85 {
 			s.VesselDiceGood += 1 / n
 		}
