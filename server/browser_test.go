@@ -166,6 +166,9 @@ func TestBrowserEditor(t *testing.T) {
 	// Reordering changes what the edit list says comes first.
 	do("move up", chromedp.Click(chromedp.CSS("#edits li:nth-child(2) button")))
 	waitFor("reordered", fmt.Sprintf(`document.querySelector("#edits li b").textContent === %q`, second))
+	// × removes an edit and puts its slider back to 0.
+	do("remove", chromedp.Click(chromedp.CSS("#edits li:nth-child(1) button:nth-of-type(3)")))
+	waitFor("removed", fmt.Sprintf(`document.querySelectorAll("#edits li:not(.empty)").length === 1 && document.getElementById("slider-4").value === "0" && document.querySelector("#edits li b").textContent === %q`, first))
 
 	// The warped editor's curved paths do not commute: the toggle must show
 	// a difference (interfacegan's straight lines showed 0.0 above).
@@ -243,6 +246,9 @@ func TestBrowserEditor(t *testing.T) {
 	drag("#slider-0", 0.9)
 	waitFor("edited upload", fmt.Sprintf(`document.getElementById("current").src !== %q && document.getElementById("current-caption").textContent.includes("1 edit")`, uploaded))
 	shot("editor-upload.png")
+	// A new batch draws other seeds.
+	do("new batch", chromedp.Click(chromedp.ID("new-batch")))
+	waitFor("new batch", `document.querySelectorAll("#gallery .card").length === 12 && document.querySelector("#gallery .seed").textContent !== "seed 1" && document.getElementById("seed").value !== "1"`)
 	if e := str(`document.getElementById("error").hidden ? "" : document.getElementById("error").textContent`); e != "" {
 		t.Errorf("page shows an error: %s", e)
 	}
