@@ -49,16 +49,17 @@ func artifactsDir(t *testing.T) string {
 	return dir
 }
 
-// TestBrowserEditor drives the real page in headless chromium against the
-// real server on loopback, as a person would: pick a character, drag a
-// slider, see the picture change, fuse two characters, upload a picture and
-// download the result and its recipe, which must replay to the same pixels.
-func TestBrowserEditor(t *testing.T) {
-	chrome := chromiumPath(t)
-	_, url := sharedServer(t)
-	shots := artifactsDir(t)
-	downloads := t.TempDir()
+// page is one headless chromium tab and the helpers the browser tests
+// drive it with; every helper fails the test with what it was waiting for.
+type page struct {
+	t     *testing.T
+	ctx   context.Context
+	shots string
+}
 
+// newPage starts chromium (closed at the end of the test).
+func newPage(t *testing.T) *page {
+	chrome := chromiumPath(t)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chrome),
 		chromedp.NoSandbox, // CI runs as root, where chromium's sandbox refuses to start
@@ -66,66 +67,83 @@ func TestBrowserEditor(t *testing.T) {
 		chromedp.Flag("hide-scrollbars", true),
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
+	t.Cleanup(cancelAlloc)
 	bctx, cancelBrowser := chromedp.NewContext(actx)
-	defer cancelBrowser()
+	t.Cleanup(cancelBrowser)
 	// Start the browser without a deadline (a deadline on the first run
 	// would bound the browser's whole life), then bound the test.
 	if err := chromedp.Do(bctx); err != nil {
 		t.Fatalf("starting %s: %v", chrome, err)
 	}
 	ctx, cancel := context.WithTimeout(bctx, 4*time.Minute)
-	defer cancel()
+	t.Cleanup(cancel)
+	return &page{t: t, ctx: ctx, shots: artifactsDir(t)}
+}
 
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
+func (p *page) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	if err := chromedp.Do(p.ctx, steps...); err != nil {
+		p.t.Fatalf("%s: %v", what, err)
 	}
-	str := func(js string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
-		if err != nil {
-			t.Fatalf("%s: %v", js, err)
-		}
-		return v
+}
+
+func (p *page) str(js string) string {
+	p.t.Helper()
+	v, err := chromedp.Run(p.ctx, chromedp.Evaluate[string](js))
+	if err != nil {
+		p.t.Fatalf("%s: %v", js, err)
 	}
-	// waitFor polls a JavaScript predicate (the page updates asynchronously).
-	waitFor := func(what, predicate string) {
-		t.Helper()
-		if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](predicate,
-			chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(90*time.Second))); err != nil {
-			t.Fatalf("waiting for %s (%s): %v; page error: %q", what, predicate, err, str(`document.getElementById("error").textContent`))
-		}
+	return v
+}
+
+// waitFor polls a JavaScript predicate (the page updates asynchronously).
+func (p *page) waitFor(what, predicate string) {
+	p.t.Helper()
+	if _, err := chromedp.Run(p.ctx, chromedp.Poll[chromedp.Void](predicate,
+		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(90*time.Second))); err != nil {
+		p.t.Fatalf("waiting for %s (%s): %v; page error: %q", what, predicate, err, p.str(`document.getElementById("error").textContent`))
 	}
-	shot := func(name string) {
-		t.Helper()
-		buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // quality 100 is PNG
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		if err := atomicfile.WriteFile(filepath.Join(shots, name), buf, atomicfile.DefaultPerm); err != nil {
-			t.Fatal(err)
-		}
+}
+
+func (p *page) shot(name string) {
+	p.t.Helper()
+	buf, err := chromedp.Run(p.ctx, chromedp.FullScreenshot(100)) // quality 100 is PNG
+	if err != nil {
+		p.t.Fatalf("screenshot %s: %v", name, err)
 	}
-	// drag moves a range input's thumb with the mouse, from its centre to
-	// frac of its width, in small steps as a hand would.
-	drag := func(sel string, frac float64) {
-		t.Helper()
-		var box struct{ X, Y, W, H float64 }
-		js := fmt.Sprintf(`(() => { const e = document.querySelector(%q); e.scrollIntoView({block: "center"});
-			const r = e.getBoundingClientRect(); return {X: r.x, Y: r.y, W: r.width, H: r.height}; })()`, sel)
-		raw, err := chromedp.Run(ctx, chromedp.Evaluate[json.RawMessage](js))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := json.Unmarshal(raw, &box); err != nil || box.W == 0 {
-			t.Fatalf("%s: no box (%v) in %s", sel, err, raw)
-		}
-		y := box.Y + box.H/2
-		do("drag "+sel, chromedp.DragAndDropXY(box.X+box.W/2, y, box.X+box.W*frac, y, 12))
+	if err := atomicfile.WriteFile(filepath.Join(p.shots, name), buf, atomicfile.DefaultPerm); err != nil {
+		p.t.Fatal(err)
 	}
+}
+
+// drag moves a range input's thumb with the mouse, from its centre to frac
+// of its width, in small steps as a hand would.
+func (p *page) drag(sel string, frac float64) {
+	p.t.Helper()
+	var box struct{ X, Y, W, H float64 }
+	js := fmt.Sprintf(`(() => { const e = document.querySelector(%q); e.scrollIntoView({block: "center"});
+		const r = e.getBoundingClientRect(); return {X: r.x, Y: r.y, W: r.width, H: r.height}; })()`, sel)
+	raw, err := chromedp.Run(p.ctx, chromedp.Evaluate[json.RawMessage](js))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &box); err != nil || box.W == 0 {
+		p.t.Fatalf("%s: no box (%v) in %s", sel, err, raw)
+	}
+	y := box.Y + box.H/2
+	p.do("drag "+sel, chromedp.DragAndDropXY(box.X+box.W/2, y, box.X+box.W*frac, y, 12))
+}
+
+// TestBrowserEditor drives the real page in headless chromium against the
+// real server on loopback, as a person would: pick a character, drag a
+// slider, see the picture change, fuse two characters, upload a picture and
+// download the result and its recipe, which must replay to the same pixels.
+func TestBrowserEditor(t *testing.T) {
+	_, url := sharedServer(t)
+	p := newPage(t)
+	shots := p.shots
+	downloads := t.TempDir()
+	do, str, waitFor, shot, drag := p.do, p.str, p.waitFor, p.shot, p.drag
 
 	do("set downloads", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
 		_, err := chromedp.Call(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
@@ -299,5 +317,43 @@ func writeUpload(t *testing.T, path string) {
 	}
 	if err := atomicfile.WriteFile(path, b.Bytes(), atomicfile.DefaultPerm); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestBrowserVAE serves the faces VAE, which ships no editors: the page says
+// how to make one, and an upload goes through the encoder in one pass.
+func TestBrowserVAE(t *testing.T) {
+	ws, err := openVAE()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(ws, Config{Model: "faces-vae"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	addr := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, "127.0.0.1:0", s, func(a string) { addr <- a }) }()
+	t.Cleanup(func() { stop(); <-done })
+	url := "http://" + <-addr
+
+	p := newPage(t)
+	p.do("load page", chromedp.Navigate(url))
+	p.waitFor("gallery", `document.querySelectorAll("#gallery .card img").length === 12`)
+	p.waitFor("character shown", `document.getElementById("current").src.startsWith("data:image/png")`)
+	if n := p.str(`String(document.querySelectorAll("#sliders input").length)`); n != "0" {
+		t.Errorf("%s sliders for a model without editors", n)
+	}
+	if note := p.str(`document.getElementById("method-note").textContent`); !strings.Contains(note, "latentedit discover") {
+		t.Errorf("method note %q does not say how to make an editor", note)
+	}
+	upload := filepath.Join(t.TempDir(), "face.png")
+	writeUpload(t, upload)
+	p.do("upload", chromedp.SetUploadFiles(chromedp.ID("upload"), []string{upload}))
+	p.waitFor("encoded", `document.getElementById("upload-status").textContent.startsWith("done (encoder")`)
+	p.waitFor("upload shown", `document.getElementById("current-caption").textContent.startsWith("upload face.png")`)
+	if e := p.str(`document.getElementById("error").hidden ? "" : document.getElementById("error").textContent`); e != "" {
+		t.Errorf("page shows an error: %s", e)
 	}
 }
