@@ -323,14 +323,7 @@ func writeUpload(t *testing.T, path string) {
 // TestBrowserVAE serves the faces VAE, which ships no editors: the page says
 // how to make one, and an upload goes through the encoder in one pass.
 func TestBrowserVAE(t *testing.T) {
-	ws, err := openVAE()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(ws, Config{Model: "faces-vae"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := vaeServer(t)
 	ctx, stop := context.WithCancel(context.Background())
 	addr := make(chan string, 1)
 	done := make(chan error, 1)

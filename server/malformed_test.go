@@ -28,6 +28,22 @@ func openVAE() (*workspace.Workspace, error) {
 	return vaeWS, vaeErr
 }
 
+// vaeServer is a Server of the faces VAE (which ships no editors), closed
+// at the end of the test.
+func vaeServer(t *testing.T) *Server {
+	t.Helper()
+	ws, err := openVAE()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(ws, Config{Model: "faces-vae"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
 func httptestRecorder(t testing.TB, h http.Handler, method, path, body string) *httptest.ResponseRecorder {
 	t.Helper()
 	req := httptest.NewRequest(method, path, strings.NewReader(body))

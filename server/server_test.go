@@ -249,15 +249,8 @@ func TestInvertByOptimisationReportsProgress(t *testing.T) {
 
 // The VAE's encoder inverts in one pass and agrees with Model.Encode.
 func TestInvertWithVAEEncoder(t *testing.T) {
-	ws, err := openVAE()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(ws, Config{Model: "faces-vae"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := vaeServer(t)
+	ws := vaeWS
 	img, err := Render(ws.Model, generator.Latent(3, ws.Model.LatentDim()))
 	if err != nil {
 		t.Fatal(err)
