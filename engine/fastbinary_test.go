@@ -14,9 +14,7 @@ import (
 // executor), on operands that are parameters and on intermediate results
 // whose buffers the executor may write into.
 func TestFastBinaryMatchesStock(t *testing.T) {
-	if !fastBinary.installed {
-		t.Fatalf("fast binary ops not installed: %s", simplegoHooks.reason)
-	}
+	requireFast(t, fastBinary.installed, "fast binary ops")
 	r := rand.New(rand.NewPCG(11, 12))
 	ops := map[string]func(a, b *graph.Node) *graph.Node{"Add": graph.Add, "Sub": graph.Sub, "Mul": graph.Mul, "Max": graph.Max}
 	for _, tc := range []struct {
@@ -71,9 +69,7 @@ func TestFastBinaryMatchesStock(t *testing.T) {
 // ScatterSum, with repeated indices) with simplego's executors, and checks
 // that Conv2D builds its im2col matrix with them on this backend.
 func TestFastGatherMatchesStock(t *testing.T) {
-	if !fastGather.installed {
-		t.Fatalf("fast Gather/ScatterSum not installed: %s", simplegoHooks.reason)
-	}
+	requireFast(t, fastGather.installed, "fast Gather/ScatterSum")
 	r := rand.New(rand.NewPCG(13, 14))
 	const rows, c, n = 300, 17, 2000
 	idx := make([]int32, n)
@@ -120,9 +116,7 @@ func TestFastGatherMatchesStock(t *testing.T) {
 // upsampling, per-pixel and per-channel broadcasts, scalars) and Sign with
 // simplego's executors.
 func TestFastBroadcastMatchesStock(t *testing.T) {
-	if !fastBroadcast.installed {
-		t.Fatalf("fast BroadcastInDim/Sign not installed: %s", simplegoHooks.reason)
-	}
+	requireFast(t, fastBroadcast.installed, "fast BroadcastInDim/Sign")
 	r := rand.New(rand.NewPCG(15, 16))
 	for _, tc := range []struct {
 		name     string
@@ -179,9 +173,7 @@ func TestFastBroadcastMatchesStock(t *testing.T) {
 // (bit for bit: same summation order) over leading, trailing, middle and all
 // axes, and checks that non-adjacent axes are left to the stock executor.
 func TestFastReduceSumMatchesStock(t *testing.T) {
-	if !fastBroadcast.installed {
-		t.Fatalf("fast ReduceSum not installed: %s", simplegoHooks.reason)
-	}
+	requireFast(t, fastBroadcast.installed, "fast ReduceSum")
 	r := rand.New(rand.NewPCG(17, 18))
 	for _, tc := range []struct {
 		name string

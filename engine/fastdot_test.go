@@ -29,9 +29,7 @@ func TestFastDotInstalled(t *testing.T) {
 // and compares the results; and MatMul with its gradient (three DotGenerals
 // of three layouts), the way every conv and dense layer uses it.
 func TestFastDotMatchesStock(t *testing.T) {
-	if !fastDot.installed {
-		t.Skip("native DotGeneral not installed: " + fastDot.reason) // TestFastDotInstalled reports it
-	}
+	requireFast(t, fastDot.installed, "native DotGeneral ("+fastDot.reason+")")
 	defer blas.active.Store(blas.active.Load())
 	for _, lib := range blas.libs { // oneDNN and OpenBLAS, where installed
 		blas.active.Store(lib)

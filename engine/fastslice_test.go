@@ -17,8 +17,11 @@ func TestFastKernelsInstalled(t *testing.T) {
 		t.Logf("%s=stock: stock executors only", EnvKernels)
 		return
 	}
-	if !fastSlice.installed || !fastConcat.installed || !fastPad.installed {
-		t.Fatalf("fast Slice/Concatenate/Pad not installed: %s", simplegoHooks.reason)
+	for what, ok := range map[string]bool{"Slice": fastSlice.installed, "Concatenate": fastConcat.installed, "Pad": fastPad.installed,
+		"binary ops": fastBinary.installed, "Gather/ScatterSum": fastGather.installed, "BroadcastInDim/Sign/ReduceSum": fastBroadcast.installed} {
+		if !ok {
+			t.Errorf("fast %s not installed: %s", what, simplegoHooks.reason)
+		}
 	}
 }
 
@@ -27,9 +30,7 @@ func TestFastKernelsInstalled(t *testing.T) {
 // (Cropping, negative padding, is left to the stock executor, which panics on
 // it in v0.27.2.)
 func TestFastPadMatchesStock(t *testing.T) {
-	if !fastPad.installed {
-		t.Skip("fast Pad not installed") // TestFastKernelsInstalled reports why
-	}
+	requireFast(t, fastPad.installed, "fast Pad")
 	r := rand.New(rand.NewPCG(9, 10))
 	for _, tc := range []struct {
 		name string
@@ -71,9 +72,7 @@ func TestFastPadMatchesStock(t *testing.T) {
 // TestFastConcatMatchesStock compares the fast Concatenate with simplego's
 // on every axis, including the channel concatenation of kernel taps.
 func TestFastConcatMatchesStock(t *testing.T) {
-	if !fastConcat.installed {
-		t.Skip("fast Concatenate not installed") // TestFastKernelsInstalled reports why
-	}
+	requireFast(t, fastConcat.installed, "fast Concatenate")
 	r := rand.New(rand.NewPCG(7, 8))
 	for axis := 0; axis < 4; axis++ {
 		dims := [][]int{{40, 17, 17, 5}, {40, 17, 17, 5}, {40, 17, 17, 5}} // large enough to split between goroutines
@@ -105,13 +104,23 @@ func TestFastConcatMatchesStock(t *testing.T) {
 	}
 }
 
+// requireFast fails the test when a fast executor is missing, unless the
+// stock executors were asked for (LATENTEDIT_CPU_KERNELS=stock).
+func requireFast(t *testing.T, installed bool, what string) {
+	t.Helper()
+	if stockKernelsOnly() {
+		t.Skipf("%s=stock: %s not installed on purpose", EnvKernels, what)
+	}
+	if !installed {
+		t.Fatalf("%s not installed: %s", what, simplegoHooks.reason)
+	}
+}
+
 // TestFastSliceMatchesStock compares the fast Slice with simplego's on
 // slices of every kind: whole trailing axes, strided, strided last axis,
 // single elements, the kernel taps of a convolution.
 func TestFastSliceMatchesStock(t *testing.T) {
-	if !fastSlice.installed {
-		t.Skip("fast Slice not installed") // TestFastKernelsInstalled reports why
-	}
+	requireFast(t, fastSlice.installed, "fast Slice")
 	r := rand.New(rand.NewPCG(5, 6))
 	for _, tc := range []struct {
 		name   string
