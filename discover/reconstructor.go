@@ -12,7 +12,7 @@ import (
 // A small CNN: a 3×3 stem, then 4×4 stride-2 convolutions doubling the width
 // (capped at 4×width) until the side is ≤ 7, a hidden dense layer, two heads.
 func Reconstruct(ctx *context.Context, x0, x1 *graph.Node, k, width int) (logits, eps *graph.Node) {
-	lrelu := func(x *graph.Node) *graph.Node { return graph.Max(x, graph.MulScalar(x, 0.2)) }
+	lrelu := func(x *graph.Node) *graph.Node { return engine.LeakyReLU(x, 0.2) }
 	x := graph.Concatenate([]*graph.Node{x0, x1, graph.Sub(x1, x0)}, -1) // [B, H, W, 3C]: the difference makes small moves visible
 	b := x.Shape().Dimensions[0]
 	x = lrelu(engine.Conv(ctx.In("stem"), x).Filters(width).Kernel(3).Done())

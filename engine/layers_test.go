@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -164,5 +165,33 @@ func TestCheckpointRefusesBadFiles(t *testing.T) {
 	}
 	if _, err := LoadCheckpoint(context.New(), filepath.Join(t.TempDir(), "missing.bin")); err == nil {
 		t.Fatal("missing file loaded")
+	}
+}
+
+func TestLeakyReLUGradient(t *testing.T) {
+	checkGrad(t, func(xs []*graph.Node) *graph.Node { return LeakyReLU(xs[0], 0.2) }, 1e-6, []int{3, 4, 5})
+	// Inputs from randVec are never exactly 0, where LeakyReLU's subgradient
+	// differs from the stock one.
+}
+
+// TestLeakyReLUMatchesMax: value and gradient equal graph.Max(x, 0.2x)'s.
+func TestLeakyReLUMatchesMax(t *testing.T) {
+	be := backend(t)
+	x := tensors.FromFlatDataAndDimensions(randVec32(2*3*4*5), 2, 3, 4, 5)
+	run := func(f func(*graph.Node) *graph.Node) (y, dx []float32) {
+		exec := graph.MustNewExec(be, func(x *graph.Node) []*graph.Node {
+			out := f(x)
+			w := graph.Cos(graph.IotaFull(x.Graph(), out.Shape()))
+			return []*graph.Node{out, graph.Gradient(graph.ReduceAllSum(graph.Mul(out, w)), x)[0]}
+		})
+		res := exec.MustExec(x)
+		return tensors.MustCopyFlatData[float32](res[0]), tensors.MustCopyFlatData[float32](res[1])
+	}
+	y1, g1 := run(func(x *graph.Node) *graph.Node { return LeakyReLU(x, 0.2) })
+	y2, g2 := run(func(x *graph.Node) *graph.Node { return graph.Max(x, graph.MulScalar(x, 0.2)) })
+	for i := range y1 {
+		if y1[i] != y2[i] || math.Abs(float64(g1[i]-g2[i])) > 1e-6 {
+			t.Fatalf("element %d: value %g vs %g, gradient %g vs %g", i, y1[i], y2[i], g1[i], g2[i])
+		}
 	}
 }

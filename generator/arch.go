@@ -43,7 +43,7 @@ func (a Arch) width(i int) int {
 	return w
 }
 
-func lrelu(x *graph.Node) *graph.Node { return graph.Max(x, graph.MulScalar(x, 0.2)) }
+func lrelu(x *graph.Node) *graph.Node { return engine.LeakyReLU(x, 0.2) }
 
 // pixelNorm scales each pixel's feature vector to unit mean square (ProGAN).
 // The generator uses it instead of batch norm so that G(z) depends on z
