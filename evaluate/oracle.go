@@ -155,12 +155,23 @@ func TrainOracle(ds, heldOut dataset.Dataset, be backends.Backend, steps, batch 
 	if err := o.ctx.SetRNGStateFromSeed(1); err != nil {
 		return nil, err
 	}
-	step, err := context.NewExec(be, o.ctx, func(ctx *context.Context, x, y *graph.Node) *graph.Node {
-		pred := o.net(ctx.In("oracle"), x)
-		loss := graph.ReduceAllMean(graph.Square(graph.Sub(pred, y)))
-		engine.Adam{Name: "oracle", LR: 1e-3}.Minimize(ctx, loss, engine.Variables(ctx, "/oracle"))
-		return loss
-	})
+	// The learning rate drops tenfold for the last quarter of the steps: the
+	// subtle factors (a 32×32 smile is a few pixels of mouth) are learned
+	// last and need the finer steps. Both executables share the variables
+	// and Adam's moments (same scopes).
+	stepAt := func(lr float64) (*context.Exec, error) {
+		return context.NewExec(be, o.ctx, func(ctx *context.Context, x, y *graph.Node) *graph.Node {
+			pred := o.net(ctx.In("oracle"), x)
+			loss := graph.ReduceAllMean(graph.Square(graph.Sub(pred, y)))
+			engine.Adam{Name: "oracle", LR: lr}.Minimize(ctx, loss, engine.Variables(ctx, "/oracle"))
+			return loss
+		})
+	}
+	fast, err := stepAt(1e-3)
+	if err != nil {
+		return nil, err
+	}
+	fine, err := stepAt(1e-4)
 	if err != nil {
 		return nil, err
 	}
@@ -176,6 +187,10 @@ func TrainOracle(ds, heldOut dataset.Dataset, be backends.Backend, steps, batch 
 			copy(yb[j*nt:(j+1)*nt], enc[i*nt:(i+1)*nt])
 		}
 		var loss float64
+		step := fast
+		if s >= steps*3/4 {
+			step = fine
+		}
 		err := engine.Safe("oracle step", func() error {
 			out, err := step.Exec(tensors.FromFlatDataAndDimensions(xb, batch, h, w, c), tensors.FromFlatDataAndDimensions(yb, batch, nt))
 			if err != nil {

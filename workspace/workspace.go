@@ -154,8 +154,9 @@ func (w *Workspace) roots() []string {
 }
 
 // Oracle loads the model's oracle (work folder, then shipped) or, when there
-// is none, trains one for steps steps on 6000 rendered images of the model's
-// dataset, measures it on 1000 others and saves it in the work folder.
+// is none, trains one for steps steps on 20000 rendered images of the
+// model's dataset (fewer overfit the subtle factors), measures it on 1000
+// others and saves it in the work folder.
 func (w *Workspace) Oracle(steps int, log io.Writer) (*evaluate.Oracle, error) {
 	dir := w.OracleDir()
 	if o, err := evaluate.LoadOracle(dir, w.Model.Backend()); err == nil {
@@ -164,7 +165,7 @@ func (w *Workspace) Oracle(steps int, log io.Writer) (*evaluate.Oracle, error) {
 		return nil, err // present but broken: say so rather than silently retrain over it
 	}
 	m := w.Model
-	opt := dataset.Options{N: 6000, Seed: 12345, Size: m.Info.Height}
+	opt := dataset.Options{N: 20000, Seed: 12345, Size: m.Info.Height}
 	train, err := dataset.Open(m.Info.Dataset, opt)
 	if err != nil {
 		return nil, err
