@@ -199,22 +199,33 @@ func (c *Calibration) Plan(r Request, maxStep float64) (*Plan, error) {
 
 // Steps returns the edit steps that should take an image whose oracle
 // reading is before (in the oracle's factor order) to the request's targets,
-// each clamped to ±MaxStep so no request drives a latent off the manifold.
-func (p *Plan) Steps(c *Calibration, targets map[string]float64, before []float64) []edit.Step {
+// and the factor (≤ 1) they were scaled by. When the solved steps exceed
+// MaxStep they are scaled down together, so the edit keeps pointing at the
+// requested mix of factors (clamping each step alone would change the mix,
+// e.g. move the detachment to another angle) and no request drives a latent
+// off the generator's distribution.
+func (p *Plan) Steps(c *Calibration, targets map[string]float64, before []float64) ([]edit.Step, float64) {
 	idx := map[string]int{}
 	for i, f := range c.Factors {
 		idx[f] = i
 	}
-	steps := make([]edit.Step, len(p.Factors))
+	ts := make([]float64, len(p.Factors))
+	var peak float64
 	for i := range p.Factors {
-		var t float64
 		for j, f := range p.Factors {
-			t += p.inv[i][j] * (targets[f] - before[idx[f]])
+			ts[i] += p.inv[i][j] * (targets[f] - before[idx[f]])
 		}
-		t = math.Max(-p.MaxStep, math.Min(p.MaxStep, t))
-		steps[i] = edit.Step{K: p.Dirs[i], T: float32(t)}
+		peak = math.Max(peak, math.Abs(ts[i]))
 	}
-	return steps
+	scale := 1.0
+	if peak > p.MaxStep {
+		scale = p.MaxStep / peak
+	}
+	steps := make([]edit.Step, len(p.Factors))
+	for i, t := range ts {
+		steps[i] = edit.Step{K: p.Dirs[i], T: float32(t * scale)}
+	}
+	return steps, scale
 }
 
 func keys(m map[string]int) []string {

@@ -346,3 +346,53 @@ func TestBlobs(t *testing.T) {
 		t.Errorf("blobs = %d, want 2", got)
 	}
 }
+
+// A plan's steps, pushed through the calibration's linear model, reach the
+// targets; a request out of reach is scaled down as a whole.
+func TestPlanSolvesAndScales(t *testing.T) {
+	factors := fundus.FactorNames()
+	c := &Calibration{Editor: "e", Method: "linear", Factors: factors,
+		Direction: map[string]int{}, DirName: map[string]string{}, Effect: map[string]map[string]float64{}}
+	r := rand.New(rand.NewPCG(3, 3))
+	for k, f := range factors {
+		c.Direction[f], c.DirName[f] = k, f
+		c.Effect[f] = map[string]float64{}
+		for _, g := range factors {
+			c.Effect[f][g] = 0.02 * r.NormFloat64()
+		}
+		c.Effect[f][f] += 0.1
+	}
+	req, _ := ParseRequest("detachment:0.3@120,cup:0.5")
+	p, err := c.Plan(req, 1e9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := []float64{0.1, 0.05, -0.02, 2, 0.4}
+	steps, scale := p.Steps(c, req.Targets(), before)
+	if scale != 1 || len(steps) != 4 {
+		t.Fatalf("steps %v, scale %v", steps, scale)
+	}
+	for fi, f := range factors {
+		tg, ok := req.Targets()[f]
+		if !ok {
+			continue
+		}
+		got := before[fi]
+		for i, s := range steps {
+			got += float64(s.T) * c.Effect[p.Factors[i]][f]
+		}
+		if math.Abs(got-tg) > 1e-4 {
+			t.Errorf("%s: linear model reaches %.5f, target %.5f", f, got, tg)
+		}
+	}
+	p.MaxStep = 0.5
+	small, scale := p.Steps(c, req.Targets(), before)
+	if !(scale < 1) {
+		t.Fatalf("scale %v for steps beyond 0.5", scale)
+	}
+	for i := range small {
+		if math.Abs(float64(small[i].T)) > 0.5+1e-6 || math.Abs(float64(small[i].T)-scale*float64(steps[i].T)) > 1e-5 {
+			t.Errorf("step %d: %v, want %v·%v", i, small[i].T, scale, steps[i].T)
+		}
+	}
+}

@@ -50,7 +50,11 @@ func WriteReport(outDir string, runDirs []string) error {
 		if err := json.Unmarshal(raw, &r.Sum); err != nil {
 			return fmt.Errorf("pseudocase report: %s: %w", filepath.Join(dir, "summary.json"), err)
 		}
-		r.Grid = "pseudocase-" + slug(r.Sum.Request) + "-" + slug(r.Sum.Editor) + ".png"
+		r.Grid = "pseudocase-" + slug(r.Sum.Request) + "-" + slug(r.Sum.Editor)
+		if r.Sum.MaxStep != 0 && r.Sum.MaxStep != defaultMaxStep {
+			r.Grid += fmt.Sprintf("-max%g", r.Sum.MaxStep)
+		}
+		r.Grid += ".png"
 		if err := caseGrid(filepath.Join(outDir, r.Grid), dir, r.Sum); err != nil {
 			return err
 		}
@@ -146,14 +150,14 @@ Grid columns: before, after, vessels before, vessels after, lesion area excluded
 {{range .}}{{$sec := .}}
 <h2>{{.Request}}</h2>
 <table><tr><th>editor (method)</th><th>cases</th>{{range .Factors}}<th>{{.}}<br>target · before → after</th>{{end}}
-<th>vessel Dice outside lesion</th><th>Dice ≥ 0.85</th><th>disc shift px</th><th>shift ≤ 2 px</th><th>lesion area</th><th>lesion blobs (segmenter) before → after</th></tr>
-{{range .Runs}}<tr><td>{{.Sum.Editor}} ({{.Sum.Method}})</td><td>{{.Sum.Cases}}</td>
+<th>vessel Dice outside lesion</th><th>Dice ≥ 0.85</th><th>disc shift px</th><th>shift ≤ 2 px</th><th>lesion area</th><th>lesion blobs (segmenter) before → after</th><th>steps scaled down (mean scale)</th></tr>
+{{range .Runs}}<tr><td>{{.Sum.Editor}} ({{.Sum.Method}}){{if .Sum.MaxStep}}, |step| ≤ {{.Sum.MaxStep}}{{end}}</td><td>{{.Sum.Cases}}</td>
 {{$r := .}}{{range $sec.Factors}}<td>{{target $r.Sum.Target .}} · {{f3 (index $r.Sum.Before .)}} → {{f3 (index $r.Sum.After .)}}</td>{{end}}
-<td>{{f3 .Sum.VesselDice}}</td><td>{{pct .Sum.VesselDiceGood}}</td><td>{{shift .Sum.DiscShift}}</td><td>{{pct .Sum.DiscShiftGood}}</td><td>{{pct .Sum.LesionArea}}</td><td>{{f3 .Sum.BlobsBefore}} → {{f3 .Sum.BlobsAfter}}</td></tr>
+<td>{{f3 .Sum.VesselDice}}</td><td>{{pct .Sum.VesselDiceGood}}</td><td>{{shift .Sum.DiscShift}}</td><td>{{pct .Sum.DiscShiftGood}}</td><td>{{pct .Sum.LesionArea}}</td><td>{{f3 .Sum.BlobsBefore}} → {{f3 .Sum.BlobsAfter}}</td><td>{{pct .Sum.Scaled}} ({{f3 .Sum.MeanScale}})</td></tr>
 {{end}}</table>
 {{with index .Runs 0}}<p class="note">Judges (held-out, rendered images): oracle R² {{range $k, $v := .Sum.OracleR2}}{{$k}} {{f3 $v}}; {{end}}
 segmenter Dice {{range $k, $v := .Sum.SegmenterDice}}{{$k}} {{f3 $v}}; {{end}}</p>{{end}}
-{{range .Runs}}<h3>{{.Sum.Editor}} ({{.Sum.Method}})</h3><img src="{{.Grid}}" alt="before/after grid of {{.Sum.Editor}} for {{$sec.Request}}">
+{{range .Runs}}<h3>{{.Sum.Editor}} ({{.Sum.Method}}){{if .Sum.MaxStep}}, |step| ≤ {{.Sum.MaxStep}}{{end}}</h3><img src="{{.Grid}}" alt="before/after grid of {{.Sum.Editor}} for {{$sec.Request}}">
 {{end}}{{end}}
 </body></html>
 `))

@@ -22,6 +22,11 @@ import (
 	"latentedit/internal/progress"
 )
 
+// defaultMaxStep bounds a step when Options.MaxStep is 0: z ~ N(0, I) in
+// 64 dimensions has norm about 8, so six units already cross most of the
+// latent distribution.
+const defaultMaxStep = 6
+
 // Tools are the trained parts a run needs; nothing is trained during a run.
 type Tools struct {
 	Model      *generator.Model
@@ -53,6 +58,9 @@ type Case struct {
 	Before []float64 // oracle reading, in the oracle's factor order
 	After  []float64
 	Steps  []edit.Step
+	// Scale is the factor the solved steps were shrunk by to respect
+	// MaxStep: 1 when the request was within reach of the step budget.
+	Scale float64
 	// VesselDice is the Dice overlap of the segmented vessels before and
 	// after, outside the lesion area (the union of both images' segmented
 	// lesions, grown by one pixel); 1 when neither has a vessel there.
@@ -76,6 +84,7 @@ type Summary struct {
 	Cases   int                `json:"cases"`
 	Lo      int                `json:"first_case"`
 	Seed    int64              `json:"seed"`
+	MaxStep float64            `json:"max_step"`
 	Factors []string           `json:"factors"`
 	Target  map[string]float64 `json:"target"`
 	Before  map[string]float64 `json:"mean_before"`
@@ -89,9 +98,13 @@ type Summary struct {
 	DiscShiftGood  float64            `json:"fraction_disc_shift_le_2px"`
 	DiscMissing    int                `json:"disc_not_found"`
 	LesionArea     float64            `json:"mean_lesion_area_fraction"`
-	BlobsBefore    float64            `json:"mean_lesion_blobs_before"`
-	BlobsAfter     float64            `json:"mean_lesion_blobs_after"`
-	Seconds        float64            `json:"seconds"`
+	// Scaled: fraction of cases whose solved steps exceeded MaxStep and were
+	// shrunk (the request was out of the editor's reach).
+	Scaled      float64 `json:"fraction_steps_scaled_down"`
+	MeanScale   float64 `json:"mean_step_scale"`
+	BlobsBefore float64 `json:"mean_lesion_blobs_before"`
+	BlobsAfter  float64 `json:"mean_lesion_blobs_after"`
+	Seconds     float64 `json:"seconds"`
 	// How far the judges can be trusted: the oracle's held-out R² per factor
 	// and the segmenter's held-out Dice per mask, both on rendered images.
 	OracleR2      map[string]float64 `json:"oracle_held_out_r2"`
@@ -129,7 +142,7 @@ func Run(t Tools, opt Options) (*Summary, error) {
 		return nil, fmt.Errorf("pseudocase: --n must be ≥ 1, got %d", opt.N)
 	}
 	if opt.MaxStep == 0 {
-		opt.MaxStep = 6
+		opt.MaxStep = defaultMaxStep
 	}
 	if h, w, c := t.Model.ImageShape(); h != t.Segmenter.Size || w != h || c != 3 || t.Oracle.Size != h {
 		return nil, fmt.Errorf("pseudocase: model images are %dx%dx%d; the segmenter reads %dx%dx3 and the oracle %dx%d", h, w, c, t.Segmenter.Size, t.Segmenter.Size, t.Oracle.Size, t.Oracle.Size)
@@ -189,7 +202,7 @@ func runBlock(t Tools, plan *Plan, targets map[string]float64, opt Options, s, e
 	cases := make([]Case, len(zs))
 	var zAfter [][]float32
 	for i, z := range zs {
-		steps := plan.Steps(t.Cal, targets, rb[i])
+		steps, scale := plan.Steps(t.Cal, targets, rb[i])
 		path, err := edit.Apply(t.Editor, z, steps)
 		if err != nil {
 			return nil, fmt.Errorf("case %d: %w", s+i, err)
@@ -199,7 +212,7 @@ func runBlock(t Tools, plan *Plan, targets map[string]float64, opt Options, s, e
 			za = path[len(path)-1]
 		}
 		zAfter = append(zAfter, za)
-		cases[i] = Case{Index: s + i, Seed: opt.Seed + int64(s+i), Before: rb[i], Steps: steps}
+		cases[i] = Case{Index: s + i, Seed: opt.Seed + int64(s+i), Before: rb[i], Steps: steps, Scale: scale}
 	}
 	after, err := generate(m, zAfter)
 	if err != nil {
@@ -421,6 +434,7 @@ func writeCSV(path string, t Tools, opt Options, plan *Plan, cases []Case, heade
 			for _, f := range plan.Factors {
 				row = append(row, "step_"+f)
 			}
+			row = append(row, "step_scale")
 			row = append(row, "vessel_dice_outside_lesion", "lesion_area_fraction", "disc_shift_px", "lesion_blobs_before", "lesion_blobs_after")
 			if err := cw.Write(row); err != nil {
 				return err
@@ -438,6 +452,7 @@ func writeCSV(path string, t Tools, opt Options, plan *Plan, cases []Case, heade
 			for _, s := range c.Steps {
 				row = append(row, num(float64(s.T)))
 			}
+			row = append(row, num(c.Scale))
 			row = append(row, num(c.VesselDice), num(c.LesionArea), num(c.DiscShift), strconv.Itoa(c.BlobsBefore), strconv.Itoa(c.BlobsAfter))
 			if err := cw.Write(row); err != nil {
 				return err
@@ -451,7 +466,7 @@ func writeCSV(path string, t Tools, opt Options, plan *Plan, cases []Case, heade
 func summarize(t Tools, opt Options, targets map[string]float64, cases []Case, lo int) *Summary {
 	fs := t.Oracle.Factors
 	s := &Summary{Editor: t.EditorName, Method: t.Editor.Method(), Request: opt.Request.String(), Cases: len(cases), Lo: lo,
-		Seed: opt.Seed, Factors: fs, Target: targets, Before: map[string]float64{}, After: map[string]float64{}, Reached: map[string]float64{},
+		Seed: opt.Seed, MaxStep: opt.MaxStep, Factors: fs, Target: targets, Before: map[string]float64{}, After: map[string]float64{}, Reached: map[string]float64{},
 		OracleR2: t.Oracle.R2, SegmenterDice: t.Segmenter.Dice}
 	n := float64(len(cases))
 	if n == 0 {
@@ -469,6 +484,10 @@ func summarize(t Tools, opt Options, targets map[string]float64, cases []Case, l
 		s.VesselDice += c.VesselDice / n
 		s.LesionArea += c.LesionArea / n
 		s.BlobsBefore += float64(c.BlobsBefore) / n
+		s.MeanScale += c.Scale / n
+		if c.Scale < 1 {
+			s.Scaled += 1 / n
+		}
 		s.BlobsAfter += float64(c.BlobsAfter) / n
 		if c.VesselDice >= 0.85 {
 			s.VesselDiceGood += 1 / n

@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -38,5 +41,44 @@ func TestPseudocaseReportOfMissingRun(t *testing.T) {
 	code := run([]string{"pseudocase", "--report-runs", t.TempDir(), "--out", t.TempDir()}, &out, &errb)
 	if code != 1 || !strings.Contains(errb.String(), "summary.json") {
 		t.Errorf("exit %d, stderr %q", code, errb.String())
+	}
+}
+
+// The embedded fundus GAN ships everything a run needs (editor, oracle,
+// segmenter, calibration): two cases are made with nothing trained or
+// calibrated at run time, and nothing is written outside --out.
+func TestPseudocaseOnEmbeddedModel(t *testing.T) {
+	t.Chdir(t.TempDir())
+	var out, errb bytes.Buffer
+	code := run([]string{"pseudocase", "--model", "fundus-gan", "--add", "detachment:0.6@45", "--n", "2", "--out", "pc", "--json"}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if s := errb.String(); strings.Contains(s, "calibrating") || strings.Contains(s, "oracle fundus") {
+		t.Errorf("something was trained or calibrated at run time: %s", s)
+	}
+	if _, err := os.Stat("work"); err == nil {
+		t.Error("the run wrote a work folder")
+	}
+	var sum struct {
+		Cases  int                `json:"cases"`
+		Before map[string]float64 `json:"mean_before"`
+		After  map[string]float64 `json:"mean_after"`
+		Dice   float64            `json:"mean_vessel_dice_outside_lesion"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &sum); err != nil {
+		t.Fatalf("stdout is not the JSON summary: %v\n%s", err, out.String())
+	}
+	if sum.Cases != 2 || len(sum.After) != 5 || !(sum.Dice >= 0 && sum.Dice <= 1) {
+		t.Errorf("summary %+v", sum)
+	}
+	csv, err := os.ReadFile(filepath.Join("pc", "cases.csv"))
+	if err != nil || strings.Count(string(csv), "\n") != 3 {
+		t.Errorf("cases.csv: %v\n%s", err, csv)
+	}
+	for _, f := range []string{"000001-before.png", "000001-after.png", "000001-after-vessels.png", "000001-lesion-area.png"} {
+		if _, err := os.Stat(filepath.Join("pc", "cases", f)); err != nil {
+			t.Error(err)
+		}
 	}
 }
