@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"latentedit/edit"
 	"latentedit/pseudocase"
 	"latentedit/workspace"
 )
@@ -31,6 +32,8 @@ func runPseudocase(args []string, stdout, stderr io.Writer) error {
 	trainSeg := fs.Bool("train-segmenter", false, "train the vessel/lesion/disc segmenter into work/MODEL/pseudocase and exit")
 	segSteps := fs.Int("segmenter-steps", 500, "--train-segmenter: Adam steps")
 	segN := fs.Int("segmenter-n", 2000, "--train-segmenter: rendered training images")
+	fit := fs.String("fit-interfacegan", "", "fit an InterFaceGAN editor of this name whose lesion directions keep the other lesions and the optic-disc position (read by the segmenter), then exit")
+	fitN := fs.Int("samples", 1500, "--fit-interfacegan: latents labelled")
 	reportRuns := fs.String("report-runs", "", "comma-separated finished run directories: write pseudocases.html into --out and exit")
 	backend := fs.String("backend", "", "go (CPU) or xla:/abs/path/plugin.so")
 	jsonOut := fs.Bool("json", false, "progress and result as JSON")
@@ -52,7 +55,7 @@ func runPseudocase(args []string, stdout, stderr io.Writer) error {
 	}
 	var req pseudocase.Request
 	var sh pseudocase.Shard
-	if !*trainSeg {
+	if !*trainSeg && *fit == "" {
 		var err error
 		if req, err = pseudocase.ParseRequest(*add); err != nil {
 			return errUsage{err}
@@ -82,6 +85,29 @@ func runPseudocase(args []string, stdout, stderr io.Writer) error {
 		}
 		return printResult(stdout, *jsonOut, map[string]any{"segmenter": dir, "held_out_dice": s.Dice, "held_out_disc_error_px": s.DiscErrPx},
 			fmt.Sprintf("segmenter in %s; held-out Dice %v, disc error %.2f px", dir, s.Dice, s.DiscErrPx))
+	}
+	if *fit != "" {
+		dir, ok := pseudocase.SegmenterDir(ws)
+		if !ok {
+			return fmt.Errorf("%w in %s: run --train-segmenter first", pseudocase.ErrNoSegmenter, dir)
+		}
+		seg, err := pseudocase.LoadSegmenter(dir, ws.Model.Backend())
+		if err != nil {
+			return err
+		}
+		orc, err := ws.Oracle(*oracleSteps, stderr)
+		if err != nil {
+			return err
+		}
+		e, err := pseudocase.FitInterFaceGAN(ws.Model, orc, seg, *fitN, *seed*7_000_003, stderr)
+		if err != nil {
+			return err
+		}
+		out := ws.NewEditorDir(*fit)
+		if err := edit.Save(out, e, map[string]any{"samples": *fitN, "labels": "oracle factors + segmenter disc centre"}); err != nil {
+			return err
+		}
+		return printResult(stdout, *jsonOut, map[string]any{"editor": out, "names": e.Names()}, fmt.Sprintf("%s: %d directions %v", out, e.K(), e.Names()))
 	}
 	tools, err := pseudocase.Load(ws, *editor, *oracleSteps, *calN, stderr)
 	if err != nil {
