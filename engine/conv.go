@@ -20,7 +20,10 @@ import (
 //
 // Why our own: GoMLX v0.27.2's convolution gradient is wrong for even kernel
 // sizes on every backend and crashes on the pure-Go backend (GOMLX-NOTES traps
-// 1 and 2). Here the convolution is im2col — one strided slice per kernel tap,
+// 1 and 2). On the pure-Go backend with oneDNN installed, float32
+// convolutions are one ConvGeneral node with our own gradient, run by oneDNN's
+// convolution primitives (nativeConv2D, fastconv.go); TestFastConvMatchesIm2col
+// checks them against the im2col form. Elsewhere the convolution is im2col — one strided slice per kernel tap,
 // concatenated on channels — followed by MatMul, whose gradient we own. Every
 // op involved has a correct gradient (Slice, Concatenate and Reshape stock ones,
 // Pad and MatMul our own), which TestConvGradient checks against finite differences for 3×3, 4×4 and
@@ -31,8 +34,8 @@ func Conv2D(x, kernel *graph.Node, stride, pad int) *graph.Node {
 	}
 	d := x.Shape().Dimensions
 	k := kernel.Shape().Dimensions
-	b, h, w, c := d[0], d[1], d[2], d[3]
-	kh, kw, f := k[0], k[1], k[3]
+	h, w, c := d[1], d[2], d[3]
+	kh, kw := k[0], k[1]
 	if k[2] != c {
 		exceptions.Panicf("engine.Conv2D: kernel has %d input channels, x has %d", k[2], c)
 	}
@@ -43,6 +46,18 @@ func Conv2D(x, kernel *graph.Node, stride, pad int) *graph.Node {
 	if ho < 1 || wo < 1 {
 		exceptions.Panicf("engine.Conv2D: kernel %dx%d does not fit %dx%d with pad %d", kh, kw, h, w, pad)
 	}
+	if y := nativeConv2D(x, kernel, stride, pad); y != nil {
+		return y
+	}
+	return im2colConv2D(x, kernel, stride, pad, ho, wo)
+}
+
+// im2colConv2D is Conv2D as im2col and a matmul, for every backend.
+func im2colConv2D(x, kernel *graph.Node, stride, pad, ho, wo int) *graph.Node {
+	d := x.Shape().Dimensions
+	k := kernel.Shape().Dimensions
+	b, c := d[0], d[3]
+	kh, kw, f := k[0], k[1], k[3]
 	if pad > 0 {
 		x = zeroPad(x, pad)
 	}
@@ -178,6 +193,58 @@ func im2colGather(x *graph.Node, kh, kw, stride, ho, wo int) *graph.Node {
 	rows := graph.Reshape(x, b*hp*wp, c)
 	cols := graph.Gather(rows, graph.Const(x.Graph(), tensors.FromFlatDataAndDimensions(idx, len(idx), 1)))
 	return graph.Reshape(cols, b, ho, wo, kh*kw*c)
+}
+
+// The three axis layouts of the ConvGeneral nodes nativeConv2D builds
+// (NHWC activations, HWIO kernels), as
+// InputBatch, InputChannels, InputSpatial×2, KernelInputChannels,
+// KernelOutputChannels, KernelSpatial×2, OutputBatch, OutputChannels,
+// OutputSpatial×2.
+var (
+	convAxesForward = [12]int{0, 3, 1, 2, 2, 3, 0, 1, 0, 3, 1, 2}
+	convAxesData    = [12]int{0, 3, 1, 2, 3, 2, 0, 1, 0, 3, 1, 2} // dy ⊛ reversed kernel, channels swapped
+	convAxesWeights = [12]int{3, 0, 1, 2, 0, 3, 1, 2, 2, 3, 0, 1} // x ⊛ dy over the batch
+)
+
+// nativeConv2D is Conv2D as one ConvGeneral node (NHWC, HWIO) whose
+// gradient is two more (backward-data: dy, dilated by the stride, convolved
+// with the reversed kernel; backward-weights: x convolved with dy, dilated by
+// the stride, over the batch), set with setCustomVJP: GoMLX's own conv
+// gradient is wrong for even kernels (GOMLX-NOTES trap 1). Only on the
+// pure-Go backend with oneDNN's convolutions installed (fastconv.go), which
+// run all three nodes natively with no im2col matrix. It returns nil (the
+// caller uses im2col) anywhere else, or for a geometry whose stride does not
+// divide h+2·pad−kh exactly, or pad ≥ kernel size (the data gradient's
+// padding would be negative).
+func nativeConv2D(x, kernel *graph.Node, stride, pad int) *graph.Node {
+	if !fastConv.installed || x.DType() != dtypes.Float32 || kernel.DType() != dtypes.Float32 {
+		return nil
+	}
+	if _, ok := x.Graph().Backend().(*simplego.Backend); !ok {
+		return nil
+	}
+	d, k := x.Shape().Dimensions, kernel.Shape().Dimensions
+	kh, kw := k[0], k[1]
+	if (d[1]+2*pad-kh)%stride != 0 || (d[2]+2*pad-kw)%stride != 0 || pad > kh-1 || pad > kw-1 {
+		return nil
+	}
+	axes := func(a [12]int) backends.ConvolveAxesConfig {
+		return backends.ConvolveAxesConfig{InputBatch: a[0], InputChannels: a[1], InputSpatial: []int{a[2], a[3]},
+			KernelInputChannels: a[4], KernelOutputChannels: a[5], KernelSpatial: []int{a[6], a[7]},
+			OutputBatch: a[8], OutputChannels: a[9], OutputSpatial: []int{a[10], a[11]}}
+	}
+	one, s := []int{1, 1}, []int{stride, stride}
+	y := graph.ConvGeneral(x, kernel, axes(convAxesForward), s, [][2]int{{pad, pad}, {pad, pad}}, one, one, 1, 1)
+	if !setCustomVJP(y, func(_ *graph.Node, v []*graph.Node, _ shapes.Shape) []*graph.Node {
+		dy := v[0]
+		dx := graph.ConvGeneral(dy, graph.Reverse(kernel, 0, 1), axes(convAxesData), one,
+			[][2]int{{kh - 1 - pad, kh - 1 - pad}, {kw - 1 - pad, kw - 1 - pad}}, s, one, 1, 1)
+		dk := graph.ConvGeneral(x, dy, axes(convAxesWeights), one, [][2]int{{pad, pad}, {pad, pad}}, one, s, 1, 1)
+		return []*graph.Node{dx, dk}
+	}) {
+		return nil
+	}
+	return y
 }
 
 // ConvWeights returns the kernel variable "weights" [k, k, cin, filters] of a

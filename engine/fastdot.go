@@ -20,8 +20,6 @@ package engine
 
 import (
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gomlx/gomlx/backends"
@@ -30,15 +28,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 )
 
-var fastDot struct {
-	installed bool
-	reason    string           // why not installed, when it is not
-	stockDot  simplegoExecutor // simplego's own DotGeneral executor
-	on        atomic.Bool      // tests switch between the two executors
-	calls     atomic.Int64     // DotGenerals run through sgemm
-	nanos     atomic.Int64     // time spent in them
-	plans     sync.Map         // *simplego.Node → *dotPlan
-}
+var fastDot nativeExecutor
 
 // The execution paths of simplego's DotGeneral whose node inputs are the raw
 // operands (the blocked and check paths get pre-tiled copies instead); values
@@ -46,28 +36,12 @@ var fastDot struct {
 var rawInputPaths = map[int64]bool{1: true /* normalized */, 3: true /* smallMatMul */, 4: true /* packgemm */, 5: true /* highway */}
 
 func init() {
-	fastDot.reason = installFastDot()
-	fastDot.installed = fastDot.reason == ""
-	fastDot.on.Store(fastDot.installed)
-}
-
-func installFastDot() string {
-	if stockKernelsOnly() {
-		return EnvKernels + "=stock"
-	}
-	if simplegoHooks.reason != "" {
-		return simplegoHooks.reason
-	}
-	stock := simplegoNodeExecutors[backends.OpTypeDotGeneral]
-	if stock == nil {
-		return "simplego has no DotGeneral executor"
-	}
-	if openBLAS() == "" {
-		return fmt.Sprintf("no native sgemm found (tried %v; Debian: apt-get install libdnnl2 or libopenblas0)", gemmLibraries)
-	}
-	fastDot.stockDot = stock
-	simplegoNodeExecutors[backends.OpTypeDotGeneral] = execFastDot
-	return ""
+	fastDot.install(backends.OpTypeDotGeneral, execFastDot, func() string {
+		if openBLAS() == "" {
+			return fmt.Sprintf("no native sgemm found (tried %v; Debian: apt-get install libdnnl2 or libopenblas0)", gemmLibraries)
+		}
+		return ""
+	})
 }
 
 // CPUKernels describes how the pure-Go backend runs matmuls in this binary,
@@ -170,34 +144,23 @@ func isRun(axes []int, start int) bool {
 
 func execFastDot(be *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
 	if !fastDot.on.Load() || len(inputs) != 2 {
-		return fastDot.stockDot(be, node, inputs, owned)
+		return fastDot.stock(be, node, inputs, owned)
 	}
 	p := planFor(be, node, inputs)
 	if !p.ok {
-		return fastDot.stockDot(be, node, inputs, owned)
+		return fastDot.stock(be, node, inputs, owned)
 	}
-	lf, err := be.BufferData(inputs[0])
+	a, b, ok, err := float32Pair(be, inputs)
 	if err != nil {
 		return nil, err
 	}
-	rf, err := be.BufferData(inputs[1])
+	if !ok {
+		return fastDot.stock(be, node, inputs, owned)
+	}
+	out, c, err := newFloat32Buffer(be, p.out, "DotGeneral")
 	if err != nil {
 		return nil, err
 	}
-	a, aok := lf.([]float32)
-	b, bok := rf.([]float32)
-	if !aok || !bok {
-		return fastDot.stockDot(be, node, inputs, owned)
-	}
-	out := be.NewBuffer(p.out)
-	if out == nil {
-		return nil, fmt.Errorf("engine: DotGeneral: no output buffer for %s", p.out)
-	}
-	of, err := be.BufferData(out)
-	if err != nil {
-		return nil, err
-	}
-	c := of.([]float32)
 	fastDot.calls.Add(1)
 	t0 := time.Now()
 	defer func() { fastDot.nanos.Add(int64(time.Since(t0))) }()

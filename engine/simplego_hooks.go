@@ -21,6 +21,8 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"sync"
+	"sync/atomic"
 	"unsafe"
 	_ "unsafe" // go:linkname
 
@@ -104,4 +106,65 @@ func intFields(data any, slices []string, scalars []string) (s [][]int, n []int,
 		n = append(n, int(f.Int()))
 	}
 	return s, n, true
+}
+
+// float32Pair returns the data of a two-input node's float32 operands; ok is
+// false (and err nil) when either is of another type.
+func float32Pair(be *simplego.Backend, inputs []*simplego.Buffer) (a, b []float32, ok bool, err error) {
+	ad, err := be.BufferData(inputs[0])
+	if err != nil {
+		return nil, nil, false, err
+	}
+	bd, err := be.BufferData(inputs[1])
+	if err != nil {
+		return nil, nil, false, err
+	}
+	a, aok := ad.([]float32)
+	b, bok := bd.([]float32)
+	return a, b, aok && bok, nil
+}
+
+// newFloat32Buffer allocates an output buffer of the float32 shape out.
+func newFloat32Buffer(be *simplego.Backend, out shapes.Shape, op string) (*simplego.Buffer, []float32, error) {
+	buf := be.NewBuffer(out)
+	if buf == nil {
+		return nil, nil, fmt.Errorf("engine: %s: no output buffer for %s", op, out)
+	}
+	data, err := be.BufferData(buf)
+	if err != nil {
+		return nil, nil, err
+	}
+	return buf, data.([]float32), nil
+}
+
+// nativeExecutor is a simplego executor table entry replaced by one that
+// runs the common cases through a native library (fastdot.go, fastconv.go).
+type nativeExecutor struct {
+	installed bool
+	reason    string           // why not installed, when it is not
+	stock     simplegoExecutor // simplego's own executor, for every other case
+	on        atomic.Bool      // tests switch between the two executors
+	calls     atomic.Int64     // nodes run natively
+	nanos     atomic.Int64     // time spent in them
+	plans     sync.Map         // *simplego.Node → its plan
+}
+
+// install replaces op's executor with exec when open (which loads the native
+// library) reports no problem; it records why not otherwise.
+func (e *nativeExecutor) install(op backends.OpType, exec simplegoExecutor, open func() string) {
+	switch stock := simplegoNodeExecutors[op]; {
+	case stockKernelsOnly():
+		e.reason = EnvKernels + "=stock"
+	case simplegoHooks.reason != "":
+		e.reason = simplegoHooks.reason
+	case stock == nil:
+		e.reason = "simplego has no " + op.String() + " executor"
+	default:
+		if e.reason = open(); e.reason == "" {
+			e.stock = stock
+			simplegoNodeExecutors[op] = exec
+		}
+	}
+	e.installed = e.reason == ""
+	e.on.Store(e.installed)
 }
