@@ -117,7 +117,7 @@ func caseGrid(path, dir string, s Summary) error {
 	if len(imgs) == 0 {
 		return fmt.Errorf("pseudocase report: run %s has no cases", dir)
 	}
-	return report.Grid(path, imgs, 5, 5*64*2)
+	return report.Grid(path, imgs, 5, 5*64) // 1:1 pixels keep the PNGs small; the page scales them up
 }
 
 var page = template.Must(template.New("page").Funcs(template.FuncMap{
@@ -157,7 +157,7 @@ Grid columns: before, after, vessels before, vessels after, lesion area excluded
 {{end}}</table>
 {{with index .Runs 0}}<p class="note">Judges (held-out, rendered images): oracle R² {{range $k, $v := .Sum.OracleR2}}{{$k}} {{f3 $v}}; {{end}}
 segmenter Dice {{range $k, $v := .Sum.SegmenterDice}}{{$k}} {{f3 $v}}; {{end}}</p>{{end}}
-{{range .Runs}}<h3>{{.Sum.Editor}} ({{.Sum.Method}}){{if .Sum.MaxStep}}, |step| ≤ {{.Sum.MaxStep}}{{end}}</h3><img src="{{.Grid}}" alt="before/after grid of {{.Sum.Editor}} for {{$sec.Request}}">
+{{range .Runs}}<h3>{{.Sum.Editor}} ({{.Sum.Method}}){{if .Sum.MaxStep}}, |step| ≤ {{.Sum.MaxStep}}{{end}}</h3><img width="660" src="{{.Grid}}" alt="before/after grid of {{.Sum.Editor}} for {{$sec.Request}}">
 {{end}}{{end}}
 </body></html>
 `))
