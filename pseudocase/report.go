@@ -50,11 +50,9 @@ func WriteReport(outDir string, runDirs []string) error {
 		if err := json.Unmarshal(raw, &r.Sum); err != nil {
 			return fmt.Errorf("pseudocase report: %s: %w", filepath.Join(dir, "summary.json"), err)
 		}
-		r.Grid = "pseudocase-" + slug(r.Sum.Request) + "-" + slug(r.Sum.Editor)
-		if r.Sum.MaxStep != 0 && r.Sum.MaxStep != defaultMaxStep {
-			r.Grid += fmt.Sprintf("-max%g", r.Sum.MaxStep)
-		}
-		r.Grid += ".png"
+		// Named after the run directory: two runs of one request and editor
+		// (another --max-step, another --n) must not share a grid.
+		r.Grid = "pseudocase-" + slug(filepath.Base(filepath.Clean(dir))) + ".png"
 		if err := caseGrid(filepath.Join(outDir, r.Grid), dir, r.Sum); err != nil {
 			return err
 		}
@@ -153,7 +151,7 @@ Grid columns: before, after, vessels before, vessels after, lesion area excluded
 <th>vessel Dice outside lesion</th><th>Dice ≥ 0.85</th><th>disc shift px</th><th>shift ≤ 2 px</th><th>lesion area</th><th>lesion blobs (segmenter) before → after</th><th>steps scaled down (mean scale)</th></tr>
 {{range .Runs}}<tr><td>{{.Sum.Editor}} ({{.Sum.Method}}){{if .Sum.MaxStep}}, |step| ≤ {{.Sum.MaxStep}}{{end}}</td><td>{{.Sum.Cases}}</td>
 {{$r := .}}{{range $sec.Factors}}<td>{{target $r.Sum.Target .}} · {{f3 (index $r.Sum.Before .)}} → {{f3 (index $r.Sum.After .)}}</td>{{end}}
-<td>{{f3 .Sum.VesselDice}}</td><td>{{pct .Sum.VesselDiceGood}}</td><td>{{shift .Sum.DiscShift}}</td><td>{{pct .Sum.DiscShiftGood}}</td><td>{{pct .Sum.LesionArea}}</td><td>{{f3 .Sum.BlobsBefore}} → {{f3 .Sum.BlobsAfter}}</td><td>{{pct .Sum.Scaled}} ({{f3 .Sum.MeanScale}})</td></tr>
+<td>{{f3 .Sum.VesselDice}}</td><td>{{pct .Sum.VesselDiceGood}}</td><td>{{shift .Sum.DiscShift}}</td><td>{{pct .Sum.DiscShiftGood}}</td><td>{{pct .Sum.LesionArea}}</td><td>{{f3 .Sum.BlobsBefore}} → {{f3 .Sum.BlobsAfter}}</td><td>{{if .Sum.MaxStep}}{{pct .Sum.Scaled}} ({{f3 .Sum.MeanScale}}){{else}}n/a: an older run that clamped each step at ±6{{end}}</td></tr>
 {{end}}</table>
 {{with index .Runs 0}}<p class="note">Judges (held-out, rendered images): oracle R² {{range $k, $v := .Sum.OracleR2}}{{$k}} {{f3 $v}}; {{end}}
 segmenter Dice {{range $k, $v := .Sum.SegmenterDice}}{{$k}} {{f3 $v}}; {{end}}</p>{{end}}
