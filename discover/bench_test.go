@@ -42,7 +42,7 @@ func timeSteps(b *testing.B, step func(i int) error, params map[string]int) {
 		b.Logf("params %v", params)
 	}
 	ms := make([]float64, b.N)
-	mm0 := engine.MatMulTime()
+	mm0, cv0 := engine.MatMulTime(), engine.ConvTime()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		t0 := time.Now()
@@ -57,6 +57,7 @@ func timeSteps(b *testing.B, step func(i int) error, params map[string]int) {
 	b.ReportMetric((ms[(b.N-1)/2]+ms[b.N/2])/2, "median-ms/step")
 	b.ReportMetric(ms[0], "min-ms/step")
 	b.ReportMetric(float64((engine.MatMulTime()-mm0).Microseconds())/1e3/float64(b.N), "sgemm-ms/step")
+	b.ReportMetric(float64((engine.ConvTime()-cv0).Microseconds())/1e3/float64(b.N), "conv-ms/step")
 	for k, v := range params {
 		b.ReportMetric(float64(v), k+"-params")
 	}

@@ -106,7 +106,7 @@ func BenchmarkGANStep32(b *testing.B) {
 		b.Logf("D: %s", strings.Join(dLines, ", "))
 	}
 	ms := make([]float64, b.N)
-	mm0 := engine.MatMulTime()
+	mm0, cv0 := engine.MatMulTime(), engine.ConvTime()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		t0 := time.Now()
@@ -124,6 +124,7 @@ func BenchmarkGANStep32(b *testing.B) {
 	b.ReportMetric((ms[(b.N-1)/2]+ms[b.N/2])/2, "median-ms/step")
 	b.ReportMetric(ms[0], "min-ms/step")
 	b.ReportMetric(float64((engine.MatMulTime()-mm0).Microseconds())/1e3/float64(b.N), "sgemm-ms/step")
+	b.ReportMetric(float64((engine.ConvTime()-cv0).Microseconds())/1e3/float64(b.N), "conv-ms/step")
 	b.ReportMetric(float64(nG), "G-params")
 	b.ReportMetric(float64(nD), "D-params")
 	if rss, err := engine.PeakRSS(); err == nil {
