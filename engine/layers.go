@@ -74,8 +74,17 @@ func Upsample2x(x *graph.Node) *graph.Node {
 	}
 	b, h, w, c := d[0], d[1], d[2], d[3]
 	x = graph.Reshape(x, b, h, 1, w, 1, c)
-	x = graph.BroadcastToDims(x, b, h, 2, w, 2, c)
-	return graph.Reshape(x, b, 2*h, 2*w, c)
+	up := graph.BroadcastToDims(x, b, h, 2, w, 2, c)
+	// Gradient: the sum of each 2×2 block. The stock one is a ReduceSum over
+	// axes 2 and 4 at once, which are not adjacent, so the pure-Go backend's
+	// generic reducer runs it; two single-axis sums take the fast one
+	// (fastbroadcast.go). Same values up to the order of four additions.
+	if len(up.Inputs()) == 1 && up.Inputs()[0] == x {
+		setCustomVJP(up, func(_ *graph.Node, v []*graph.Node, _ shapes.Shape) []*graph.Node {
+			return []*graph.Node{graph.Reshape(graph.ReduceSum(graph.ReduceSum(v[0], 4), 2), b, h, 1, w, 1, c)}
+		})
+	}
+	return graph.Reshape(up, b, 2*h, 2*w, c)
 }
 
 // Dense is a fully connected layer on x [B, in] → [B, out] with He-uniform
