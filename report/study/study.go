@@ -146,7 +146,11 @@ func Run(ws *workspace.Workspace, names []string, orc *evaluate.Oracle, out stri
 		return nil, err
 	}
 	m := ws.Model
-	res := &Results{Model: m.Dir, Dataset: m.Info.Dataset, Kind: m.Info.Kind, OracleR2: orc.R2, OracleSteps: orc.Steps,
+	model := m.Dir
+	if ws.Shipped != "" {
+		model = filepath.Base(ws.Work) // the embedded model's name, not its cache folder
+	}
+	res := &Results{Model: model, Dataset: m.Info.Dataset, Kind: m.Info.Kind, OracleR2: orc.R2, OracleSteps: orc.Steps,
 		Factors: orc.Factors, Options: opt, Links: opt.Links}
 	bar := progress.New(opt.Log, len(names)+2, "study "+filepath.Base(ws.Work), opt.JSON)
 	real, err := realFeatures(m, orc, opt.QualityN)
