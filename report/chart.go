@@ -22,6 +22,29 @@ type Panel struct {
 	Title  string
 	Names  []string
 	Values []float64
+	// LogFloor > 0 draws the bars on a log scale from LogFloor up: errors
+	// that span 1e-8 (float rounding) to 1e-2 (a real effect) all show, and
+	// an exact 0 sits at the floor.
+	LogFloor float64
+}
+
+// height maps a value to its bar height: itself, or decades above the floor.
+func (pn Panel) height(v float64) float64 {
+	if pn.LogFloor <= 0 {
+		return v
+	}
+	return math.Log10(math.Max(v, pn.LogFloor) / pn.LogFloor)
+}
+
+// logTicks labels decades on a log-scale panel's y axis.
+type logTicks struct{ floor float64 }
+
+func (l logTicks) Ticks(min, max float64) []plot.Tick {
+	var ts []plot.Tick
+	for d := math.Floor(min); d <= math.Ceil(max); d++ {
+		ts = append(ts, plot.Tick{Value: d, Label: fmt.Sprintf("1e%d", int(math.Round(math.Log10(l.floor)+d)))})
+	}
+	return ts
 }
 
 // BarPanels writes bar charts side by side. Each panel has its own y axis
@@ -53,8 +76,8 @@ func BarPanels(path, yLabel string, panels []Panel) error {
 			vals := make(plotter.Values, len(pn.Values))
 			txt := "n/a"
 			if !math.IsNaN(v) && !math.IsInf(v, 0) {
-				vals[j], txt = v, shortNum(v)
-				top = math.Max(top, v)
+				vals[j], txt = pn.height(v), shortNum(v)
+				top = math.Max(top, vals[j])
 			}
 			// One chart per bar so each method keeps its colour.
 			b, err := plotter.NewBarChart(vals, vg.Points(28))
@@ -82,6 +105,10 @@ func BarPanels(path, yLabel string, panels []Panel) error {
 		p.X.Tick.Label.XAlign = draw.XRight
 		p.Y.Min = 0
 		p.Y.Max = math.Max(top*1.18, 1e-9)
+		if pn.LogFloor > 0 {
+			p.Y.Max = math.Ceil(top + 0.5)
+			p.Y.Tick.Marker = logTicks{floor: pn.LogFloor}
+		}
 		c := draw.Crop(dc, vg.Length(i)*pw, vg.Length(i)*pw+pw-w, 0, 0)
 		p.Draw(c)
 	}

@@ -29,12 +29,18 @@ func TestBarPanels(t *testing.T) {
 	err := BarPanels(p, "err", []Panel{
 		{Title: "latent", Names: []string{"linear", "warped"}, Values: []float64{0, 0.5}},
 		{Title: "image", Names: []string{"linear", "warped"}, Values: []float64{math.NaN(), 2e-7}},
+		{Title: "log", Names: []string{"linear", "warped"}, Values: []float64{0, 2e-2}, LogFloor: 1e-9},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if img := decodePNG(t, p); img.Bounds().Dx() < 2*img.Bounds().Dy() {
-		t.Fatalf("two panels side by side should be wide: %v", img.Bounds())
+	if img := decodePNG(t, p); img.Bounds().Dx() < 3*img.Bounds().Dy() {
+		t.Fatalf("three panels side by side should be wide: %v", img.Bounds())
+	}
+	// On a log scale, 0 sits at the floor and 2e-2 is 7.3 decades above it.
+	pn := Panel{LogFloor: 1e-9}
+	if h0, h := pn.height(0), pn.height(2e-2); h0 != 0 || math.Abs(h-math.Log10(2e7)) > 1e-12 {
+		t.Fatalf("log heights %g %g", h0, h)
 	}
 	if err := BarPanels(p, "", []Panel{{Names: []string{"a"}, Values: []float64{1, 2}}}); err == nil {
 		t.Fatal("names and values of different lengths accepted")

@@ -446,10 +446,13 @@ func commutativityChart(res *Results, out string) error {
 		att = append(att, r.Commutativity.AttributeMean)
 	}
 	res.Chart = "commutativity.png"
-	return report.BarPanels(filepath.Join(out, res.Chart), "mean error (lower is better)", []report.Panel{
-		{Title: "latent ‖Δz‖/‖z‖", Names: names, Values: lat},
-		{Title: "image mean |Δpixel|", Names: names, Values: img},
-		{Title: "attribute mean |Δoracle|", Names: names, Values: att},
+	// Log scale: float rounding (1e-8) and real non-commutativity (1e-2)
+	// must both be visible for the ordering to be read off the chart.
+	const floor = 1e-9
+	return report.BarPanels(filepath.Join(out, res.Chart), "mean error, log scale (lower is better)", []report.Panel{
+		{Title: "latent ‖Δz‖/‖z‖", Names: names, Values: lat, LogFloor: floor},
+		{Title: "image mean |Δpixel|", Names: names, Values: img, LogFloor: floor},
+		{Title: "attribute mean |Δoracle|", Names: names, Values: att, LogFloor: floor},
 	})
 }
 
