@@ -16,6 +16,7 @@ import (
 	"latentedit/internal/atomicfile"
 	"latentedit/internal/progress"
 	"latentedit/models"
+	"latentedit/pseudocase"
 	"latentedit/report"
 	"latentedit/report/study"
 	"latentedit/workspace"
@@ -37,13 +38,14 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	n := fs.Int("n", 24, "latents per attribute-change and identity measurement")
 	commN := fs.Int("comm-n", 4, "latents for commutativity (each × all direction pairs)")
 	qualityN := fs.Int("quality-n", 200, "images per Fréchet distance")
+	pcN := fs.Int("pseudocases", 40, "retinal pseudo-cases per request and editor")
 	jsonOut := fs.Bool("json", false, "progress as JSON lines; print the report path as JSON")
 	serveAfter := fs.Bool("serve", false, "then start the web editor on the faces GAN at http://127.0.0.1:8080/ (Ctrl-C stops)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *n < 1 || *commN < 1 || *qualityN < 2 {
-		return errUsage{fmt.Errorf("--n and --comm-n must be ≥1, --quality-n ≥2")}
+	if *n < 1 || *commN < 1 || *qualityN < 2 || *pcN < 1 {
+		return errUsage{fmt.Errorf("--n, --comm-n and --pseudocases must be ≥1, --quality-n ≥2")}
 	}
 	be, err := engine.NewBackend(*backend)
 	if err != nil {
@@ -63,7 +65,10 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	links := []study.Link{{Href: "models.html", Text: "default models"}}
+	if err := demoPseudocases(*out, *backend, *pcN, stderr, *jsonOut); err != nil {
+		return err
+	}
+	links := []study.Link{{Href: "models.html", Text: "default models"}, {Href: pseudocase.ReportFile, Text: "retinal pseudo-cases"}}
 	if _, err := study.Run(ws, demoEditors, orc, *out, false, study.Options{N: *n, CommLatents: *commN, QualityN: *qualityN,
 		Log: stderr, JSON: *jsonOut, Links: links}); err != nil {
 		return err
@@ -78,6 +83,42 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 		return serveDemo(*backend, stdout, stderr)
 	}
 	return nil
+}
+
+// demoRequests are the pseudo-cases the demo adds to generated eyes: each
+// lesion alone, then glaucoma with a detachment.
+var demoRequests = []string{"detachment:0.6@45", "haemorrhage:3", "cup:0.7", "cup:0.7,detachment:0.6@45"}
+
+// demoPseudocases runs the demo requests with each shipped fundus editor
+// and writes the pseudo-case page (pseudocases.html) beside the report.
+func demoPseudocases(out, backend string, n int, stderr io.Writer, jsonOut bool) error {
+	ws, err := workspace.Open("fundus-gan", backend)
+	if err != nil {
+		return err
+	}
+	var runs []string
+	for _, name := range ws.Editors() {
+		tools, err := pseudocase.Load(ws, name, 600, 64, stderr)
+		if err != nil {
+			return err
+		}
+		for i, spec := range demoRequests {
+			req, err := pseudocase.ParseRequest(spec)
+			if err != nil {
+				return err
+			}
+			if _, err := tools.Cal.Plan(req, 6); err != nil {
+				continue // this editor has no direction for a requested lesion: no row for it
+			}
+			dir := filepath.Join(out, "pseudocase-runs", fmt.Sprintf("%s-%d", name, i))
+			if _, err := pseudocase.Run(tools, pseudocase.Options{Request: req, N: n, Seed: 1, Shard: pseudocase.Shard{I: 0, N: 1},
+				Out: dir, Log: stderr, JSON: jsonOut}); err != nil {
+				return fmt.Errorf("pseudo-cases %s with %s: %w", spec, name, err)
+			}
+			runs = append(runs, dir)
+		}
+	}
+	return pseudocase.WriteReport(out, runs)
 }
 
 // modelsPage writes models.html: each embedded default model's samples,

@@ -153,7 +153,7 @@ func TestDemoWritesReport(t *testing.T) {
 	dir := t.TempDir()
 	t.Chdir(dir)
 	var out, errb bytes.Buffer
-	if code := run([]string{"demo", "--n", "2", "--comm-n", "1", "--quality-n", "8", "--json"}, &out, &errb); code != 0 {
+	if code := run([]string{"demo", "--n", "2", "--comm-n", "1", "--quality-n", "8", "--pseudocases", "2", "--json"}, &out, &errb); code != 0 {
 		t.Fatalf("demo: %d %s", code, errb.String())
 	}
 	var res struct{ Report string }
@@ -164,7 +164,7 @@ func TestDemoWritesReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"sequence-seed7.png", "commutativity.png", "curvilinear-attributes.png", "interfacegan-traversal.png", "models.html"} {
+	for _, want := range []string{"sequence-seed7.png", "commutativity.png", "curvilinear-attributes.png", "interfacegan-traversal.png", "models.html", "pseudocases.html"} {
 		if !strings.Contains(string(page), want) {
 			t.Errorf("report lacks %s", want)
 		}
