@@ -35,7 +35,7 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("demo", stderr)
 	out := fs.String("out", "latentedit-report", "folder for the report")
 	backend := fs.String("backend", "", "go (CPU, default) or xla:/abs/path/plugin.so")
-	n := fs.Int("n", 24, "latents per attribute-change and identity measurement")
+	n := fs.Int("n", 32, "latents per attribute-change and identity measurement (32, as evaluate: the matching then agrees with the shipped names)")
 	commN := fs.Int("comm-n", 4, "latents for commutativity (each × all direction pairs)")
 	qualityN := fs.Int("quality-n", 200, "images per Fréchet distance")
 	pcN := fs.Int("pseudocases", 40, "retinal pseudo-cases per request and editor")
