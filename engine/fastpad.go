@@ -102,56 +102,5 @@ func execFastPad(be *simplego.Backend, node *simplego.Node, inputs []*simplego.B
 // padCopy writes src [inDims] into dst [outDims] at dst[starts + i·steps]:
 // the mirror image of sliceFloat32.
 func padCopy(src []float32, inDims, starts, steps, outDims []int, dst []float32) {
-	r := len(inDims)
-	outStride := make([]int, r)
-	s := 1
-	for a := r - 1; a >= 0; a-- {
-		outStride[a] = s
-		s *= outDims[a]
-	}
-	// Axes [inner, r) form one contiguous run in src and in dst.
-	inner, run := r, 1
-	for a := r - 1; a >= 0 && steps[a] == 1; a-- {
-		run *= inDims[a]
-		inner = a
-		if outDims[a] != inDims[a] {
-			break
-		}
-	}
-	base := 0
-	for a := 0; a < r; a++ {
-		base += starts[a] * outStride[a]
-	}
-	outer := 1
-	for a := 0; a < inner; a++ {
-		outer *= inDims[a]
-	}
-	parallelRange(outer, outer*run, func(lo, hi int) {
-		idx := make([]int, inner)
-		rem := lo
-		for a := inner - 1; a >= 0; a-- {
-			idx[a] = rem % inDims[a]
-			rem /= inDims[a]
-		}
-		off := base
-		for a := 0; a < inner; a++ {
-			off += idx[a] * steps[a] * outStride[a]
-		}
-		for o := lo; o < hi; o++ {
-			if run == 1 {
-				dst[off] = src[o]
-			} else {
-				copy(dst[off:off+run], src[o*run:(o+1)*run])
-			}
-			for a := inner - 1; a >= 0; a-- {
-				idx[a]++
-				off += steps[a] * outStride[a]
-				if idx[a] < inDims[a] {
-					break
-				}
-				off -= idx[a] * steps[a] * outStride[a]
-				idx[a] = 0
-			}
-		}
-	})
+	stridedCopy(dst, outDims, starts, steps, src, inDims, false)
 }

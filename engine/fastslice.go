@@ -66,62 +66,76 @@ func execFastSlice(be *simplego.Backend, node *simplego.Node, inputs []*simplego
 // sliceFloat32 writes into dst [outDims] the elements src[starts + i·strides]
 // of src [inDims].
 func sliceFloat32(src []float32, inDims, starts, strides, outDims []int, dst []float32) {
-	r := len(inDims)
-	inStride := make([]int, r)
+	stridedCopy(src, inDims, starts, strides, dst, outDims, true)
+}
+
+// stridedCopy moves elements between a dense array [denseDims] and the
+// positions big[starts + i·steps] of an array [bigDims]: into dense (Slice)
+// when toDense, out of it (Pad) otherwise. Both directions walk the same
+// index space, so they share one loop: whole trailing axes that both arrays
+// hold contiguously are copied as runs, and large copies are split between
+// GOMAXPROCS goroutines.
+func stridedCopy(big []float32, bigDims, starts, steps []int, dense []float32, denseDims []int, toDense bool) {
+	r := len(bigDims)
+	bigStride := make([]int, r)
 	s := 1
 	for a := r - 1; a >= 0; a-- {
-		inStride[a] = s
-		s *= inDims[a]
+		bigStride[a] = s
+		s *= bigDims[a]
 	}
-	// Axes [inner, r) form one contiguous run in src and in dst.
+	// Axes [inner, r) form one contiguous run in both arrays.
 	inner, run := r, 1
-	for a := r - 1; a >= 0 && strides[a] == 1; a-- {
-		run *= outDims[a]
+	for a := r - 1; a >= 0 && steps[a] == 1; a-- {
+		run *= denseDims[a]
 		inner = a
-		if outDims[a] != inDims[a] {
+		if denseDims[a] != bigDims[a] {
 			break
 		}
 	}
 	base := 0
 	for a := 0; a < r; a++ {
-		base += starts[a] * inStride[a]
+		base += starts[a] * bigStride[a]
 	}
 	outer := 1
 	for a := 0; a < inner; a++ {
-		outer *= outDims[a]
+		outer *= denseDims[a]
 	}
 	if outer == 0 || run == 0 {
 		return
 	}
-	copyRange := func(lo, hi int) {
+	parallelRange(outer, outer*run, func(lo, hi int) {
 		idx := make([]int, inner)
 		rem := lo
 		for a := inner - 1; a >= 0; a-- {
-			idx[a] = rem % outDims[a]
-			rem /= outDims[a]
+			idx[a] = rem % denseDims[a]
+			rem /= denseDims[a]
 		}
 		off := base
 		for a := 0; a < inner; a++ {
-			off += idx[a] * strides[a] * inStride[a]
+			off += idx[a] * steps[a] * bigStride[a]
 		}
 		for o := lo; o < hi; o++ {
-			if run == 1 {
-				dst[o] = src[off]
-			} else {
-				copy(dst[o*run:(o+1)*run], src[off:off+run])
+			switch {
+			case run == 1 && toDense:
+				dense[o] = big[off]
+			case run == 1:
+				big[off] = dense[o]
+			case toDense:
+				copy(dense[o*run:(o+1)*run], big[off:off+run])
+			default:
+				copy(big[off:off+run], dense[o*run:(o+1)*run])
 			}
 			for a := inner - 1; a >= 0; a-- {
 				idx[a]++
-				off += strides[a] * inStride[a]
-				if idx[a] < outDims[a] {
+				off += steps[a] * bigStride[a]
+				if idx[a] < denseDims[a] {
 					break
 				}
-				off -= idx[a] * strides[a] * inStride[a]
+				off -= idx[a] * steps[a] * bigStride[a]
 				idx[a] = 0
 			}
 		}
-	}
-	parallelRange(outer, outer*run, copyRange)
+	})
 }
 
 // parallelRange calls fn on GOMAXPROCS consecutive parts of [0, n) at once
