@@ -172,13 +172,23 @@ func (o *Oracle) FactorScale(name string) float64 {
 	return math.NaN()
 }
 
+// ReadFactors renders the latents zs and reads them with the oracle.
+func ReadFactors(m *generator.Model, o *Oracle, zs [][]float32) ([][]float64, error) {
+	return readFactors(m, o, flatten(zs), len(zs))
+}
+
 // Identity measures how well an edit keeps the rest of the image: each
-// latent is edited along direction k by t and the oracle reads both images.
+// latent is edited along direction k by t and the oracle reads the result;
+// before is the oracle's reading of the unedited latents (ReadFactors), read
+// once by callers that measure many directions on the same latents.
 // target is the mean change of factor f (in FactorScale units, signed);
 // nuisance is the mean |change| of every other factor in the same units.
-func Identity(m *generator.Model, e edit.Editor, o *Oracle, zs [][]float32, k, f int, t float32) (target, nuisance float64, err error) {
+func Identity(m *generator.Model, e edit.Editor, o *Oracle, zs [][]float32, before [][]float64, k, f int, t float32) (target, nuisance float64, err error) {
 	if f < 0 || f >= len(o.Factors) {
 		return 0, 0, fmt.Errorf("identity: factor %d of %d", f, len(o.Factors))
+	}
+	if len(before) != len(zs) {
+		return 0, 0, fmt.Errorf("identity: %d readings for %d latents", len(before), len(zs))
 	}
 	var edited [][]float32
 	for _, z := range zs {
@@ -189,11 +199,7 @@ func Identity(m *generator.Model, e edit.Editor, o *Oracle, zs [][]float32, k, f
 		edited = append(edited, z2)
 	}
 	n := len(zs)
-	before, err := readFactors(m, o, flatten(zs), n)
-	if err != nil {
-		return 0, 0, err
-	}
-	after, err := readFactors(m, o, flatten(edited), n)
+	after, err := ReadFactors(m, o, edited)
 	if err != nil {
 		return 0, 0, err
 	}

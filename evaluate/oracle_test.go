@@ -77,11 +77,15 @@ func knownAnswers(t *testing.T, o *Oracle, be backends.Backend) {
 	if c.Latent > 1e-6 || c.Image > 1e-4 || c.AttributeMean > 1e-3 || c.Pairs != 1 || len(c.Attribute) != len(o.Factors) {
 		t.Fatalf("linear editor commutativity %+v, want ≈0", c)
 	}
-	target, nuis, err := Identity(m, e, o, zs, 0, 0, 0)
+	before, err := ReadFactors(m, o, zs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, nuis, err := Identity(m, e, o, zs, before, 0, 0, 0)
 	if err != nil || target != 0 || nuis != 0 {
 		t.Fatalf("zero step: target %g nuisance %g (%v), want 0", target, nuis, err)
 	}
-	if _, nuis, _ = Identity(m, e, o, zs, 1, 0, 4); !(nuis > 0) {
+	if _, nuis, _ = Identity(m, e, o, zs, before, 1, 0, 4); !(nuis > 0) {
 		t.Fatalf("a step of 4 changed no factor (nuisance %g)", nuis)
 	}
 }

@@ -167,6 +167,11 @@ func Run(ws *workspace.Workspace, names []string, orc *evaluate.Oracle, out stri
 	if res.FrechetReal, err = evaluate.Frechet(real[len(real)/2:], real[:len(real)/2]); err != nil {
 		return nil, err
 	}
+	zs := generator.Latents(31337, opt.N, m.LatentDim())
+	before, err := evaluate.ReadFactors(m, orc, zs)
+	if err != nil {
+		return nil, err
+	}
 	bar.Set(1, nil)
 	editors := map[string]edit.Editor{}
 	for i, name := range names {
@@ -174,7 +179,7 @@ func Run(ws *workspace.Workspace, names []string, orc *evaluate.Oracle, out stri
 		if err != nil {
 			return nil, err
 		}
-		r, err := measure(m, e, orc, name, dir, out, real[:len(real)/2], opt)
+		r, err := measure(m, e, orc, name, dir, out, real[:len(real)/2], zs, before, opt)
 		if err != nil {
 			return nil, fmt.Errorf("study: editor %s: %w", name, err)
 		}
@@ -206,7 +211,9 @@ func Run(ws *workspace.Workspace, names []string, orc *evaluate.Oracle, out stri
 }
 
 // measure runs every per-editor measurement.
-func measure(m *generator.Model, e edit.Editor, o *evaluate.Oracle, name, dir, out string, real [][]float64, opt Options) (*Editor, error) {
+// zs and before are the identity measurement's latents and the oracle's
+// reading of them, shared by every editor.
+func measure(m *generator.Model, e edit.Editor, o *evaluate.Oracle, name, dir, out string, real [][]float64, zs [][]float32, before [][]float64, opt Options) (*Editor, error) {
 	r := &Editor{Name: name, Method: e.Method(), K: e.K(), RCA: rcaOf(dir)}
 	ac, err := evaluate.MeasureAttributeChange(m, e, o, opt.N, 90210, opt.T)
 	if err != nil {
@@ -219,7 +226,6 @@ func measure(m *generator.Model, e edit.Editor, o *evaluate.Oracle, name, dir, o
 	r.Matched = make([]string, e.K())
 	r.TargetEffect, r.Leakage = nullable(eff), nullable(leak)
 	r.Steps, r.TargetMove, r.Identity = make([]*float64, e.K()), make([]*float64, e.K()), make([]*float64, e.K())
-	zs := generator.Latents(31337, opt.N, m.LatentDim())
 	var sumE, sumL, sumI float64
 	for k, f := range match {
 		if f < 0 || math.Abs(ac.Effect[k][f]) < minSpreadsPerStep*o.FactorScale(o.Factors[f]) {
@@ -231,7 +237,7 @@ func measure(m *generator.Model, e edit.Editor, o *evaluate.Oracle, name, dir, o
 			r.Names[k] = o.Factors[f]
 		}
 		t := stepFor(ac.Effect[k][f], opt.Move*o.FactorScale(o.Factors[f]), opt.MaxT)
-		moved, nuis, err := evaluate.Identity(m, e, o, zs, k, f, t)
+		moved, nuis, err := evaluate.Identity(m, e, o, zs, before, k, f, t)
 		if err != nil {
 			return nil, err
 		}
