@@ -90,14 +90,9 @@ func BarPanels(path, yLabel string, panels []Panel) error {
 			labels.XYs = append(labels.XYs, plotter.XY{X: float64(j), Y: vals[j]})
 			labels.Labels = append(labels.Labels, txt)
 		}
-		l, err := plotter.NewLabels(labels)
+		l, err := centredLabels(labels, draw.YBottom, 8)
 		if err != nil {
 			return fmt.Errorf("bar chart %s: %w", path, err)
-		}
-		for k := range l.TextStyle {
-			l.TextStyle[k].XAlign = draw.XCenter
-			l.TextStyle[k].YAlign = draw.YBottom
-			l.TextStyle[k].Font.Size = vg.Points(8)
 		}
 		p.Add(l)
 		p.NominalX(pn.Names...)
@@ -160,14 +155,9 @@ func HeatMap(path, title string, rows, cols []string, v [][]float64, clip float6
 			labels.Labels = append(labels.Labels, txt)
 		}
 	}
-	l, err := plotter.NewLabels(labels)
+	l, err := centredLabels(labels, draw.YCenter, 7)
 	if err != nil {
 		return fmt.Errorf("heat map %s: %w", path, err)
-	}
-	for k := range l.TextStyle {
-		l.TextStyle[k].XAlign = draw.XCenter
-		l.TextStyle[k].YAlign = draw.YCenter
-		l.TextStyle[k].Font.Size = vg.Points(7)
 	}
 	p.Add(l)
 	p.NominalX(cols...)
@@ -185,6 +175,20 @@ func HeatMap(path, title string, rows, cols []string, v [][]float64, clip float6
 	img := vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(96), vgimg.UseBackgroundColor(color.White))
 	p.Draw(draw.New(img))
 	return writeCanvas(img, path)
+}
+
+// centredLabels makes value labels centred on their x, aligned on y as asked.
+func centredLabels(labels plotter.XYLabels, yAlign draw.YAlignment, points float64) (*plotter.Labels, error) {
+	l, err := plotter.NewLabels(labels)
+	if err != nil {
+		return nil, err
+	}
+	for k := range l.TextStyle {
+		l.TextStyle[k].XAlign = draw.XCenter
+		l.TextStyle[k].YAlign = yAlign
+		l.TextStyle[k].Font.Size = vg.Points(points)
+	}
+	return l, nil
 }
 
 func writeCanvas(img *vgimg.Canvas, path string) error {
