@@ -77,6 +77,15 @@ func Load(dir string, backend backends.Backend) (*Model, error) {
 	return m, nil
 }
 
+// On returns the model on another backend: the same weights (its context is
+// shared, not copied) and executables of its own. Load checks a model by
+// running it, which a backend that only builds programs
+// (engine.XLAGraphOnly) cannot do; such tests load on the CPU and move the
+// model.
+func (m *Model) On(backend backends.Backend) *Model {
+	return &Model{Dir: m.Dir, Info: m.Info, Arch: m.Arch, backend: backend, ctx: m.ctx}
+}
+
 // LatentDim is the length of a latent vector.
 func (m *Model) LatentDim() int { return m.Info.LatentDim }
 

@@ -14,3 +14,7 @@ install_needed
 go mod download
 go vet ./...
 go test -timeout 40m ./...
+# The same training steps built for XLA (the GPU backend) through its StableHLO
+# builder; no PJRT plugin is needed or downloaded (engine/xla_graphonly.go).
+CGO_ENABLED=1 go vet -tags xla ./engine ./generator ./discover
+CGO_ENABLED=1 go test -tags xla -run XLA ./engine ./generator ./discover
