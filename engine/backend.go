@@ -65,6 +65,7 @@ func NewBackend(config string) (b backends.Backend, err error) {
 			opts += "," + extra
 		}
 		config = "go:" + opts
+		installOpProfile()
 		if opts == "" {
 			config = "go"
 		}

@@ -9,6 +9,7 @@ package generator
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -107,6 +108,7 @@ func BenchmarkGANStep32(b *testing.B) {
 	}
 	ms := make([]float64, b.N)
 	mm0, cv0 := engine.MatMulTime(), engine.ConvTime()
+	engine.OpProfile(0, 1) // drop what the earlier calls counted
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		t0 := time.Now()
@@ -117,6 +119,9 @@ func BenchmarkGANStep32(b *testing.B) {
 		benchGAN.step++
 	}
 	b.StopTimer()
+	if p := engine.OpProfile(40, b.N); p != "" && b.N > 1 {
+		fmt.Fprint(os.Stderr, p) // LATENTEDIT_OP_PROFILE=1
+	}
 	// Mean, median and minimum: on a shared machine the minimum is the
 	// figure least disturbed by other load.
 	sort.Float64s(ms)
