@@ -3,6 +3,7 @@ package engine
 import (
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"github.com/gomlx/gomlx/pkg/core/graph"
@@ -113,8 +114,8 @@ func TestFastGatherMatchesStock(t *testing.T) {
 }
 
 // TestFastBroadcastMatchesStock compares the fast BroadcastInDim (nearest
-// upsampling, per-pixel and per-channel broadcasts, scalars) and Sign with
-// simplego's executors.
+// upsampling, per-pixel and per-channel broadcasts, scalars), Sign and Tanh
+// with simplego's executors.
 func TestFastBroadcastMatchesStock(t *testing.T) {
 	requireFast(t, fastBroadcast.installed, "fast BroadcastInDim/Sign")
 	r := rand.New(rand.NewPCG(15, 16))
@@ -129,13 +130,14 @@ func TestFastBroadcastMatchesStock(t *testing.T) {
 		{"per sample", []int{64}, []int{64, 100}, []int{64, 1}},
 		{"middle", []int{8, 1, 30}, []int{8, 20, 30}, nil},
 		{"scalar", []int{}, []int{30, 50}, []int{1, 1}},
+		{"large", []int{64, 32, 32, 3}, []int{64, 32, 32, 3}, nil},
 	} {
 		exec := graph.MustNewExec(backend(t), func(x *graph.Node) []*graph.Node {
 			if tc.viaShape != nil {
 				x = graph.Reshape(x, tc.viaShape...)
 			}
 			y := graph.BroadcastToDims(x, tc.out...)
-			return []*graph.Node{y, graph.Sign(graph.Sub(y, graph.Const(y.Graph(), float32(0.1))))}
+			return []*graph.Node{y, graph.Sign(graph.Sub(y, graph.Const(y.Graph(), float32(0.1)))), graph.Tanh(graph.MulScalar(y, 3))}
 		})
 		v := randVec32r(r, prod(tc.in))
 		if len(v) > 3 {
@@ -154,8 +156,8 @@ func TestFastBroadcastMatchesStock(t *testing.T) {
 		stock := run(false)
 		before := fastBroadcast.calls.Load()
 		fast := run(true)
-		if fastBroadcast.calls.Load()-before < 2 {
-			t.Errorf("%s: the fast BroadcastInDim and Sign did not both run", tc.name)
+		if fastBroadcast.calls.Load()-before < 3 {
+			t.Errorf("%s: the fast BroadcastInDim, Sign and Tanh did not all run", tc.name)
 		}
 		for i := range stock {
 			for j := range stock[i] {
@@ -170,8 +172,11 @@ func TestFastBroadcastMatchesStock(t *testing.T) {
 }
 
 // TestFastReduceSumMatchesStock compares the fast ReduceSum with simplego's
-// (bit for bit: same summation order) over leading, trailing, middle and all
-// axes, and checks that non-adjacent axes are left to the stock executor.
+// over leading, trailing, middle and all axes: bit for bit (same summation
+// order) where axes are left after the reduced ones, to float rounding where
+// the reduced axes are the last (several accumulators); those give the same
+// bits on one thread and on two. Non-adjacent axes are left to the stock
+// executor.
 func TestFastReduceSumMatchesStock(t *testing.T) {
 	requireFast(t, fastBroadcast.installed, "fast ReduceSum")
 	r := rand.New(rand.NewPCG(17, 18))
@@ -186,8 +191,12 @@ func TestFastReduceSumMatchesStock(t *testing.T) {
 		{"middle", []int{8, 20, 30}, []int{1}, true},
 		{"first of two", []int{3, 5000}, []int{0}, true},
 		{"all", []int{7, 11, 13}, []int{0, 1, 2}, true},
+		{"all, long", []int{3, 100003}, []int{0, 1}, true},
+		{"two long rows", []int{2, 70001}, []int{1}, true},
+		{"many long rows", []int{5, 40000}, []int{1}, true},
 		{"not adjacent", []int{8, 20, 30}, []int{0, 2}, false},
 	} {
+		exact := tc.axes[len(tc.axes)-1] != len(tc.dims)-1
 		exec := graph.MustNewExec(backend(t), func(x *graph.Node) *graph.Node { return graph.ReduceSum(x, tc.axes...) })
 		x := tensors.FromFlatDataAndDimensions(randVec32r(r, prod(tc.dims)), tc.dims...)
 		run := func(fast bool) []float32 {
@@ -201,10 +210,23 @@ func TestFastReduceSumMatchesStock(t *testing.T) {
 		if ran := fastBroadcast.calls.Load() > before; ran != tc.fast {
 			t.Errorf("%s: fast ReduceSum ran: %v, want %v", tc.name, ran, tc.fast)
 		}
+		m := prod(tc.dims) / len(stock)
 		for i := range stock {
-			if fast[i] != stock[i] {
+			// Random values in [-1, 1): a sum of m has rounding error ~ m·2⁻²⁴.
+			if d := math.Abs(float64(fast[i] - stock[i])); (exact && d != 0) || d > float64(m)*1e-6 {
 				t.Errorf("%s: element %d is %g, stock %g", tc.name, i, fast[i], stock[i])
 				break
+			}
+		}
+		if !exact {
+			prev := runtime.GOMAXPROCS(1)
+			one := run(true)
+			runtime.GOMAXPROCS(prev)
+			for i := range one {
+				if one[i] != fast[i] {
+					t.Errorf("%s: element %d is %g on one thread, %g on %d", tc.name, i, one[i], fast[i], prev)
+					break
+				}
 			}
 		}
 	}

@@ -7,19 +7,22 @@ import (
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/backends/simplego"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
 )
 
-// Fast BroadcastInDim, Sign and ReduceSum on float32 (see simplego_hooks.go).
+// Fast BroadcastInDim, Sign, Tanh and ReduceSum on float32 (see simplego_hooks.go).
 // BroadcastInDim is nearest upsampling (every generator block), the
 // per-pixel scale of pixel norm and the gradient of every reduction; Sign is
 // the gradient of lrelu's Max; ReduceSum, over one block of adjacent axes, is
-// every bias gradient and pixel norm's mean. simplego runs them one element
+// every bias gradient and pixel norm's mean; Tanh is the generator's last
+// activation (math.Tanh costs ~40 ns an element). simplego runs them one element
 // at a time on one core; these copy, fill or add contiguous runs, and split
 // the work between GOMAXPROCS goroutines.
 
 var fastBroadcast struct {
 	installed              bool
 	stock, sign, reduceSum simplegoExecutor
+	tanh                   simplegoExecutor
 	on                     atomic.Bool
 	calls                  atomic.Int64
 }
@@ -31,12 +34,14 @@ func init() {
 	fastBroadcast.stock = simplegoNodeExecutors[backends.OpTypeBroadcastInDim]
 	fastBroadcast.sign = simplegoNodeExecutors[backends.OpTypeSign]
 	fastBroadcast.reduceSum = simplegoNodeExecutors[backends.OpTypeReduceSum]
-	if fastBroadcast.stock == nil || fastBroadcast.sign == nil || fastBroadcast.reduceSum == nil {
+	fastBroadcast.tanh = simplegoNodeExecutors[backends.OpTypeTanh]
+	if fastBroadcast.stock == nil || fastBroadcast.sign == nil || fastBroadcast.reduceSum == nil || fastBroadcast.tanh == nil {
 		return
 	}
 	simplegoNodeExecutors[backends.OpTypeBroadcastInDim] = execFastBroadcastInDim
 	simplegoNodeExecutors[backends.OpTypeSign] = execFastSign
 	simplegoNodeExecutors[backends.OpTypeReduceSum] = execFastReduceSum
+	simplegoNodeExecutors[backends.OpTypeTanh] = execFastTanh
 	fastBroadcast.installed = true
 	fastBroadcast.on.Store(true)
 }
@@ -134,18 +139,35 @@ func execFastBroadcastInDim(be *simplego.Backend, node *simplego.Node, inputs []
 	return dstBuf, nil
 }
 
-// execFastSign is Sign: -1, 0 or 1 (NaN gives 0, as in simplego).
-func execFastSign(be *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
+// execFastTanh is simplego's Tanh (float32(math.Tanh(x)), the same bits) on
+// every core.
+func execFastTanh(be *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
 	out, _ := nodeShapeAndData(node)
 	if !fastBroadcast.on.Load() || len(inputs) != 1 || out.DType != dtypes.Float32 {
-		return fastBroadcast.sign(be, node, inputs, owned)
+		return fastBroadcast.tanh(be, node, inputs, owned)
 	}
-	srcAny, err := be.BufferData(inputs[0])
+	src, dst, dstBuf, err := unaryFloat32(be, out, inputs, owned)
 	if err != nil {
 		return nil, err
 	}
-	src := srcAny.([]float32)[:out.Size()]
-	var dstBuf *simplego.Buffer
+	fastBroadcast.calls.Add(1)
+	// ~40 ns an element: worth two threads from a few thousand elements.
+	parallelRange(len(src), 16*len(src), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			dst[i] = float32(math.Tanh(float64(src[i])))
+		}
+	})
+	return dstBuf, nil
+}
+
+// unaryFloat32 returns a unary node's float32 operand and its output
+// buffer: the operand's own when the executor owns it.
+func unaryFloat32(be *simplego.Backend, out shapes.Shape, inputs []*simplego.Buffer, owned []bool) (src, dst []float32, dstBuf *simplego.Buffer, err error) {
+	srcAny, err := be.BufferData(inputs[0])
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	src = srcAny.([]float32)[:out.Size()]
 	if owned[0] {
 		dstBuf, inputs[0] = inputs[0], nil
 	} else {
@@ -153,9 +175,21 @@ func execFastSign(be *simplego.Backend, node *simplego.Node, inputs []*simplego.
 	}
 	dstAny, err := be.BufferData(dstBuf)
 	if err != nil {
+		return nil, nil, nil, err
+	}
+	return src, dstAny.([]float32)[:len(src)], dstBuf, nil
+}
+
+// execFastSign is Sign: -1, 0 or 1 (NaN gives 0, as in simplego).
+func execFastSign(be *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
+	out, _ := nodeShapeAndData(node)
+	if !fastBroadcast.on.Load() || len(inputs) != 1 || out.DType != dtypes.Float32 {
+		return fastBroadcast.sign(be, node, inputs, owned)
+	}
+	src, dst, dstBuf, err := unaryFloat32(be, out, inputs, owned)
+	if err != nil {
 		return nil, err
 	}
-	dst := dstAny.([]float32)[:len(src)]
 	fastBroadcast.calls.Add(1)
 	parallelRange(len(src), len(src), func(lo, hi int) {
 		// Without branches on the sign, which is random in a gradient.
@@ -172,9 +206,14 @@ func execFastSign(be *simplego.Backend, node *simplego.Node, inputs []*simplego.
 }
 
 // execFastReduceSum sums x viewed as [O, M, T] over M, where the reduced axes
-// are one block of adjacent axes. Each output element adds its inputs in the
-// stock executor's order (increasing m, from zero), so results are the same
-// to the bit.
+// are one block of adjacent axes. With trailing axes left (T > 1: a bias
+// gradient) each output element adds its inputs in the stock executor's
+// order (increasing m, from zero), so results are the same to the bit, and
+// the T independent sums keep the adder busy. Over the last axes (T = 1: a
+// pixel norm's mean, a loss, a gradient norm) one sequential chain of adds
+// is bound by the adder's latency, about 4 cycles per element; reduceRows
+// sums with several accumulators instead (not the stock's bits, but the same
+// bits on every run and thread count).
 func execFastReduceSum(be *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
 	stock := fastBroadcast.reduceSum
 	out, data := nodeShapeAndData(node)
@@ -218,6 +257,10 @@ func execFastReduceSum(be *simplego.Backend, node *simplego.Node, inputs []*simp
 	}
 	x, dst := srcAny.([]float32), dstAny.([]float32)[:o*t]
 	fastBroadcast.calls.Add(1)
+	if t == 1 {
+		reduceRows(x[:o*m], dst, m)
+		return dstBuf, nil
+	}
 	sum := func(oi, c0, c1 int) { // dst[oi, c0:c1]
 		d := dst[oi*t+c0 : oi*t+c1]
 		clear(d)
@@ -228,7 +271,7 @@ func execFastReduceSum(be *simplego.Backend, node *simplego.Node, inputs []*simp
 			}
 		}
 	}
-	if o >= 4 || t == 1 {
+	if o >= 4 {
 		parallelRange(o, o*m*t, func(lo, hi int) {
 			for oi := lo; oi < hi; oi++ {
 				sum(oi, 0, t)
@@ -242,4 +285,70 @@ func execFastReduceSum(be *simplego.Backend, node *simplego.Node, inputs []*simp
 		})
 	}
 	return dstBuf, nil
+}
+
+// rowBlock is the fixed length of the pieces a long row is summed in, each
+// piece on whichever thread, the pieces' sums then added in order: the
+// result does not depend on GOMAXPROCS or on scheduling.
+const rowBlock = 1 << 14
+
+// reduceRows sets dst[i] to the sum of x[i*m : (i+1)*m].
+func reduceRows(x, dst []float32, m int) {
+	o := len(dst)
+	if o >= 4 || m <= rowBlock {
+		parallelRange(o, o*m, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				dst[i] = sumBlocks(x[i*m : (i+1)*m])
+			}
+		})
+		return
+	}
+	// Few long rows (a sum over everything): the pieces in parallel.
+	for i := range dst {
+		row := x[i*m : (i+1)*m]
+		n := (m + rowBlock - 1) / rowBlock
+		part := make([]float32, n)
+		parallelRange(n, m, func(lo, hi int) {
+			for p := lo; p < hi; p++ {
+				part[p] = sum8(row[p*rowBlock : min((p+1)*rowBlock, m)])
+			}
+		})
+		var s float32
+		for _, v := range part {
+			s += v
+		}
+		dst[i] = s
+	}
+}
+
+// sumBlocks sums x piece by piece of rowBlock, as reduceRows's long rows.
+func sumBlocks(x []float32) float32 {
+	var s float32
+	for len(x) > rowBlock {
+		s += sum8(x[:rowBlock])
+		x = x[rowBlock:]
+	}
+	return s + sum8(x)
+}
+
+// sum8 sums x with eight independent accumulators (eight chains of adds the
+// CPU overlaps), combined pairwise at the end.
+func sum8(x []float32) float32 {
+	var a0, a1, a2, a3, a4, a5, a6, a7 float32
+	i := 0
+	for ; i+8 <= len(x); i += 8 {
+		v := x[i : i+8 : i+8]
+		a0 += v[0]
+		a1 += v[1]
+		a2 += v[2]
+		a3 += v[3]
+		a4 += v[4]
+		a5 += v[5]
+		a6 += v[6]
+		a7 += v[7]
+	}
+	for ; i < len(x); i++ {
+		a0 += x[i]
+	}
+	return ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
 }
