@@ -87,6 +87,28 @@ func Upsample2x(x *graph.Node) *graph.Node {
 	return graph.Reshape(up, b, 2*h, 2*w, c)
 }
 
+// PixelNorm divides each feature vector (the last axis) of x by its root
+// mean square: x·s with s = 1/√(mean(x²) + eps), as in ProGAN's generator.
+// Its gradient is written out, dx = s·(g − x·s²·mean(g·x)): five
+// elementwise passes over x where the stock chain rule through the square,
+// the mean's broadcast, the product and the sum of the two paths takes
+// eight. Set on the final product (setCustomVJP); without that field the
+// stock gradient is used.
+func PixelNorm(x *graph.Node, eps float64) *graph.Node {
+	c := float64(x.Shape().Dimensions[x.Rank()-1])
+	ms := graph.ReduceAndKeep(graph.Square(x), graph.ReduceMean, -1)
+	s := graph.Inverse(graph.Sqrt(graph.AddScalar(ms, eps)))
+	y := graph.Mul(x, s)
+	if in := y.Inputs(); y.Type() == graph.NodeTypeMul && len(in) == 2 && in[0] == x && in[1] == s {
+		setCustomVJP(y, func(_ *graph.Node, v []*graph.Node, _ shapes.Shape) []*graph.Node {
+			g := v[0]
+			k := graph.MulScalar(graph.Mul(graph.Square(s), graph.ReduceAndKeep(graph.Mul(g, x), graph.ReduceSum, -1)), 1/c)
+			return []*graph.Node{graph.Mul(graph.Sub(g, graph.Mul(x, k)), s), nil}
+		})
+	}
+	return y
+}
+
 // Dense is a fully connected layer on x [B, in] → [B, out] with He-uniform
 // weights [in, out] and zero biases [out], using MatMul for its gradient.
 func Dense(ctx *context.Context, x *graph.Node, out int, bias bool) *graph.Node {
@@ -151,12 +173,12 @@ func Safe(what string, fn func() error) (err error) {
 
 // LeakyReLU returns max(x, slope·x) for 0 < slope < 1, with the same value as
 // graph.Max(x, graph.MulScalar(x, slope)) and a cheaper gradient:
-// v·((1+slope)/2 + (1−slope)/2·sign(x)), four elementwise passes where the
-// stock gradient of Max and MulScalar takes nine (two subtractions, three
-// signs, an add, three multiplies and the sum of the two adjoints). Where x
-// is exactly 0 it gives the mean of the two slopes, (1+slope)/2, instead of
-// the stock 1; both are subgradients. The gradient is set on the Max node
-// (setCustomVJP); without that field the stock gradient is used.
+// v·max(sign(x), slope), three elementwise passes where the stock gradient
+// of Max and MulScalar takes nine (two subtractions, three signs, an add,
+// three multiplies and the sum of the two adjoints). Where x is exactly 0 it
+// gives slope instead of the stock 1; both are subgradients. The gradient is
+// set on the Max node (setCustomVJP); without that field the stock gradient
+// is used.
 func LeakyReLU(x *graph.Node, slope float64) *graph.Node {
 	if !(slope > 0 && slope < 1) {
 		exceptions.Panicf("engine.LeakyReLU: slope %g must be in (0, 1)", slope)
@@ -164,7 +186,7 @@ func LeakyReLU(x *graph.Node, slope float64) *graph.Node {
 	y := graph.Max(x, graph.MulScalar(x, slope))
 	if y.Type() == graph.NodeTypeMax && len(y.Inputs()) == 2 && y.Inputs()[0] == x {
 		setCustomVJP(y, func(_ *graph.Node, v []*graph.Node, _ shapes.Shape) []*graph.Node {
-			m := graph.AddScalar(graph.MulScalar(graph.Sign(x), (1-slope)/2), (1+slope)/2)
+			m := graph.Max(graph.Sign(x), graph.Scalar(x.Graph(), x.DType(), slope))
 			return []*graph.Node{graph.Mul(v[0], m), nil}
 		})
 	}

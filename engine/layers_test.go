@@ -174,6 +174,48 @@ func TestLeakyReLUGradient(t *testing.T) {
 	// differs from the stock one.
 }
 
+func TestPixelNormGradient(t *testing.T) {
+	checkGrad(t, func(xs []*graph.Node) *graph.Node {
+		// Weighted, so that the gradient is not the trivial one of Σy.
+		y := PixelNorm(xs[0], 1e-8)
+		return graph.Mul(y, graph.Cos(graph.IotaFull(y.Graph(), y.Shape())))
+	}, 1e-6, []int{3, 4, 5})
+}
+
+// TestPixelNormMatchesStock: value and gradient equal the chain rule's
+// through the same formula.
+func TestPixelNormMatchesStock(t *testing.T) {
+	be := backend(t)
+	x := tensors.FromFlatDataAndDimensions(randVec32(2*3*4*8), 2, 3, 4, 8)
+	run := func(f func(*graph.Node) *graph.Node) (y, dx []float32) {
+		exec := graph.MustNewExec(be, func(x *graph.Node) []*graph.Node {
+			out := f(x)
+			w := graph.Cos(graph.IotaFull(x.Graph(), out.Shape()))
+			return []*graph.Node{out, graph.Gradient(graph.ReduceAllSum(graph.Mul(out, w)), x)[0]}
+		})
+		res := exec.MustExec(x)
+		return tensors.MustCopyFlatData[float32](res[0]), tensors.MustCopyFlatData[float32](res[1])
+	}
+	custom := false
+	y1, g1 := run(func(x *graph.Node) *graph.Node {
+		y := PixelNorm(x, 1e-8)
+		custom = y.CustomGradient() != nil
+		return y
+	})
+	if !custom {
+		t.Error("PixelNorm's own gradient is not set: the stock one ran")
+	}
+	y2, g2 := run(func(x *graph.Node) *graph.Node {
+		ms := graph.ReduceAndKeep(graph.Square(x), graph.ReduceMean, -1)
+		return graph.Mul(x, graph.Inverse(graph.Sqrt(graph.AddScalar(ms, 1e-8))))
+	})
+	for i := range y1 {
+		if y1[i] != y2[i] || math.Abs(float64(g1[i]-g2[i])) > 1e-5*(1+math.Abs(float64(g2[i]))) {
+			t.Fatalf("element %d: value %g vs %g, gradient %g vs %g", i, y1[i], y2[i], g1[i], g2[i])
+		}
+	}
+}
+
 // TestLeakyReLUMatchesMax: value and gradient equal graph.Max(x, 0.2x)'s.
 func TestLeakyReLUMatchesMax(t *testing.T) {
 	be := backend(t)

@@ -49,10 +49,7 @@ func lrelu(x *graph.Node) *graph.Node { return engine.LeakyReLU(x, 0.2) }
 // The generator uses it instead of batch norm so that G(z) depends on z
 // alone, never on the rest of the batch: an edit must not change with the
 // company an image keeps, and no moving averages are needed at sampling.
-func pixelNorm(x *graph.Node) *graph.Node {
-	ms := graph.ReduceAndKeep(graph.Square(x), graph.ReduceMean, -1)
-	return graph.Mul(x, graph.Inverse(graph.Sqrt(graph.AddScalar(ms, 1e-8))))
-}
+func pixelNorm(x *graph.Node) *graph.Node { return engine.PixelNorm(x, 1e-8) }
 
 // Generate maps z [B, Latent] to images [B, Size, Size, Channels] in [-1, 1].
 // The same function is the GAN generator and the VAE decoder.
