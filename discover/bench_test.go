@@ -12,6 +12,7 @@ package discover
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"sort"
 	"sync"
 	"testing"
@@ -43,6 +44,7 @@ func timeSteps(b *testing.B, step func(i int) error, params map[string]int) {
 	}
 	ms := make([]float64, b.N)
 	mm0, cv0 := engine.MatMulTime(), engine.ConvTime()
+	engine.OpProfile(0, 1) // drop what the earlier calls counted
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		t0 := time.Now()
@@ -52,6 +54,9 @@ func timeSteps(b *testing.B, step func(i int) error, params map[string]int) {
 		ms[i] = float64(time.Since(t0).Microseconds()) / 1e3
 	}
 	b.StopTimer()
+	if p := engine.OpProfile(40, b.N); p != "" && b.N > 1 {
+		fmt.Fprint(os.Stderr, p) // LATENTEDIT_OP_PROFILE=1
+	}
 	sort.Float64s(ms)
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/1e3/float64(b.N), "ms/step")
 	b.ReportMetric((ms[(b.N-1)/2]+ms[b.N/2])/2, "median-ms/step")
