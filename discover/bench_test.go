@@ -83,28 +83,41 @@ func countParams(ctx *context.Context, scope string) int {
 	return n
 }
 
-var benchDisc struct {
+var benchDisc = map[string]*struct {
 	once sync.Once
 	t    *Trainer
 	err  error
-}
+}{"linear": {}, "warped": {}, "curvilinear": {}}
 
 // BenchmarkDiscoveryStep times Trainer.Step of the default discovery run on
 // the shipped faces GAN (32×32 RGB, latent 64, base 64): G(z) and G(z+εd_k)
 // through the frozen generator, the reconstructor on the pair, CE + λ·L1,
 // Adam on the directions and the reconstructor, the 5 scalars to the host.
-func BenchmarkDiscoveryStep(b *testing.B) {
-	benchDisc.once.Do(func() {
+func BenchmarkDiscoveryStep(b *testing.B) { benchDiscovery(b, "linear") }
+
+// BenchmarkDiscoveryStepWarped and BenchmarkDiscoveryStepCurvilinear are the
+// same step with the other two trainable editors (their PyTorch twins are not
+// written: the editors' own graphs act on [64, 64] latents and are small next
+// to the two passes through G and R; these say how much they add on our side).
+func BenchmarkDiscoveryStepWarped(b *testing.B) { benchDiscovery(b, "warped") }
+
+func BenchmarkDiscoveryStepCurvilinear(b *testing.B) { benchDiscovery(b, "curvilinear") }
+
+func benchDiscovery(b *testing.B, method string) {
+	bd := benchDisc[method]
+	bd.once.Do(func() {
 		m := loadDefault(b, "faces-gan")
-		benchDisc.t, benchDisc.err = New(m, benchDiscoverConfig())
-		if benchDisc.err == nil { // compiles the graph: untimed
-			_, benchDisc.err = benchDisc.t.Step(0)
+		cfg := Default(method)
+		cfg.Batch = benchBatch
+		bd.t, bd.err = New(m, cfg)
+		if bd.err == nil { // compiles the graph: untimed
+			_, bd.err = bd.t.Step(0)
 		}
 	})
-	if benchDisc.err != nil {
-		b.Fatal(benchDisc.err)
+	if bd.err != nil {
+		b.Fatal(bd.err)
 	}
-	t := benchDisc.t
+	t := bd.t
 	params := map[string]int{"G": countParams(t.ctx, "/generator"), "editor": countParams(t.ctx, edit.Scope), "R": countParams(t.ctx, reconScope)}
 	timeSteps(b, func(i int) error { _, err := t.Step(i + 1); return err }, params)
 }

@@ -18,7 +18,8 @@ import (
 // (the output's sizes on the leading axes, ones on the trailing ones: a
 // per-sample factor); they split the work between GOMAXPROCS goroutines and,
 // like simplego, write into an operand's buffer when the executor owns it.
-// Other broadcasts go to the stock executor.
+// Other broadcasts along any axes but the last go row by row (rowsBinary);
+// the rest to the stock executor.
 
 const (
 	opIdxAdd = iota
@@ -113,7 +114,7 @@ func binaryExecutor(op int) simplegoExecutor {
 		ak, ap, ok1 := classify(as, out)
 		bk, bp, ok2 := classify(bs, out)
 		if !ok1 || !ok2 {
-			return stock(be, node, inputs, owned)
+			return rowsBinary(op, be, node, inputs, owned, out, as, bs)
 		}
 		// Block length: within a block every operand is a slice or a constant.
 		n := out.Size()
@@ -121,7 +122,7 @@ func binaryExecutor(op int) simplegoExecutor {
 		for _, kp := range [][2]int{{int(ak), ap}, {int(bk), bp}} {
 			if operandKind(kp[0]) == kindPeriodic || operandKind(kp[0]) == kindRepeated {
 				if block != 0 && block != kp[1] {
-					return stock(be, node, inputs, owned)
+					return rowsBinary(op, be, node, inputs, owned, out, as, bs)
 				}
 				block = kp[1]
 			}
@@ -164,6 +165,107 @@ func binaryExecutor(op int) simplegoExecutor {
 		})
 		return outBuf, nil
 	}
+}
+
+// rowStrides returns x's strides along out's axes (0 where x has size 1 and
+// is broadcast), and whether x runs along out's last axis (else it is
+// constant along it); ok is false unless x is a scalar or has out's rank with
+// sizes 1 or out's.
+func rowStrides(x, out shapes.Shape) (strides []int, full bool, ok bool) {
+	r := out.Rank()
+	strides = make([]int, r)
+	if x.Size() == 1 {
+		return strides, false, true
+	}
+	if x.Rank() != r {
+		return nil, false, false
+	}
+	s := 1
+	for a := r - 1; a >= 0; a-- {
+		switch d := x.Dimensions[a]; {
+		case d == out.Dimensions[a]:
+			strides[a] = s
+		case d != 1:
+			return nil, false, false
+		}
+		s *= x.Dimensions[a]
+	}
+	return strides, strides[r-1] == 1 && out.Dimensions[r-1] > 1, true
+}
+
+// rowsBinary takes the broadcasts classify does not (a [B,1,D] operand
+// against a [1,N,D] one: the warped editor's z − support vectors, a middle
+// axis) row by row along the last axis: each operand's row is a slice or a
+// constant found through its strides. Rows shorter than 8 go to the stock
+// executor, where per-row bookkeeping would cost more than it saves.
+func rowsBinary(op int, be *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer, owned []bool, out, as, bs shapes.Shape) (*simplego.Buffer, error) {
+	stock := fastBinary.stock[op]
+	r := out.Rank()
+	if r == 0 || out.Dimensions[r-1] < 8 {
+		return stock(be, node, inputs, owned)
+	}
+	aStr, aFull, ok1 := rowStrides(as, out)
+	bStr, bFull, ok2 := rowStrides(bs, out)
+	if !ok1 || !ok2 {
+		return stock(be, node, inputs, owned)
+	}
+	aAny, err := be.BufferData(inputs[0])
+	if err != nil {
+		return nil, err
+	}
+	bAny, err := be.BufferData(inputs[1])
+	if err != nil {
+		return nil, err
+	}
+	a, b := aAny.([]float32)[:as.Size()], bAny.([]float32)[:bs.Size()]
+	outBuf := be.NewBuffer(out)
+	oAny, err := be.BufferData(outBuf)
+	if err != nil {
+		return nil, err
+	}
+	n, L := out.Size(), out.Dimensions[r-1]
+	dst := oAny.([]float32)[:n]
+	fastBinary.calls.Add(1)
+	parallelRange(n/L, n, func(lo, hi int) {
+		idx := make([]int, r-1) // index of row lo over the outer axes
+		rem := lo
+		for ax := r - 2; ax >= 0; ax-- {
+			idx[ax] = rem % out.Dimensions[ax]
+			rem /= out.Dimensions[ax]
+		}
+		aOff, bOff := 0, 0
+		for ax := range idx {
+			aOff += idx[ax] * aStr[ax]
+			bOff += idx[ax] * bStr[ax]
+		}
+		for row := lo; row < hi; row++ {
+			var av, bv []float32
+			var ac, bc float32
+			if aFull {
+				av = a[aOff : aOff+L]
+			} else {
+				ac = a[aOff]
+			}
+			if bFull {
+				bv = b[bOff : bOff+L]
+			} else {
+				bc = b[bOff]
+			}
+			binaryBlock(op, dst[row*L:(row+1)*L], av, ac, !aFull, bv, bc, !bFull)
+			for ax := r - 2; ax >= 0; ax-- {
+				idx[ax]++
+				aOff += aStr[ax]
+				bOff += bStr[ax]
+				if idx[ax] < out.Dimensions[ax] {
+					break
+				}
+				aOff -= idx[ax] * aStr[ax]
+				bOff -= idx[ax] * bStr[ax]
+				idx[ax] = 0
+			}
+		}
+	})
+	return outBuf, nil
 }
 
 // operandBlock returns the operand's elements for output [s, e) of block blk:

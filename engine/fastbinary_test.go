@@ -30,7 +30,11 @@ func TestFastBinaryMatchesStock(t *testing.T) {
 		{"scalar", []int{50, 70}, []int{}, true},
 		{"scalar on the left", []int{}, []int{50, 70}, true},
 		{"outer product", []int{1, 300}, []int{300, 1}, true},
-		{"middle axis", []int{8, 1, 30}, []int{8, 20, 30}, false},
+		{"middle axis", []int{8, 1, 30}, []int{8, 20, 30}, true},
+		{"latents against support vectors", []int{64, 1, 64}, []int{1, 32, 64}, true},
+		{"per-row factor in the middle", []int{6, 20, 1, 1}, []int{6, 20, 7, 16}, true},
+		{"both middle", []int{5, 1, 9, 1, 12}, []int{1, 4, 9, 3, 12}, true},
+		{"short rows", []int{8, 1, 3}, []int{8, 20, 3}, false},
 	} {
 		for name, op := range ops {
 			exec := graph.MustNewExec(backend(t), func(a, b *graph.Node) []*graph.Node {
