@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Times latentedit's three CPU training steps (Go, GoMLX pure-Go backend with
+# Times latentedit's CPU training steps (GAN, VAE, reconstructor, discovery) (Go, GoMLX pure-Go backend with
 # engine's fast kernels) and their PyTorch twins, with the same number of
 # threads, in one go, and prints per step the ratio ours/PyTorch and the peak
 # memory of each side. See bench/README.md.
 #
-#   bench/run.sh                          # 2 threads, 5 Go steps, 20 torch steps, all three steps
+#   bench/run.sh                          # 2 threads, 5 Go steps, 20 torch steps, all four steps
 #   STEPS="gan discovery" GO_STEPS=10 bench/run.sh
 #   LATENTEDIT_CPU_KERNELS=stock bench/run.sh   # GoMLX's own executors, for comparison
 #
@@ -17,7 +17,7 @@ THREADS=${THREADS:-2}
 GO_STEPS=${GO_STEPS:-5}
 TORCH_STEPS=${TORCH_STEPS:-20}
 PYTHON=${PYTHON:-/usr/bin/python3}
-STEPS=${STEPS:-gan reconstructor discovery}
+STEPS=${STEPS:-gan vae reconstructor discovery}
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -34,9 +34,10 @@ go test -c -o "$tmp/discover.test" ./discover
 for step in $STEPS; do
 	case $step in
 	gan) bin=generator bench=GANStep32 torch=(bench/torch/gan.py --forward 0) ;;
+	vae) bin=generator bench=VAEStep32 torch=(bench/torch/vae.py) ;;
 	reconstructor) bin=discover bench=ReconstructorStep torch=(bench/torch/discover.py --step reconstructor) ;;
 	discovery) bin=discover bench=DiscoveryStep torch=(bench/torch/discover.py --step discovery) ;;
-	*) echo "unknown step $step (gan, reconstructor, discovery)" >&2; exit 2 ;;
+	*) echo "unknown step $step (gan, vae, reconstructor, discovery)" >&2; exit 2 ;;
 	esac
 	echo "== $step, Go: GOMAXPROCS=$THREADS $bin.test -test.bench '^Benchmark$bench\$' -test.benchtime ${GO_STEPS}x"
 	(cd "$bin" && GOMAXPROCS=$THREADS "$tmp/$bin.test" -test.run XXX -test.bench "^Benchmark$bench\$" \
@@ -52,7 +53,7 @@ done
 "$PYTHON" - "$tmp" "$THREADS" "$(nproc)" "$cpu" $STEPS <<'PY'
 import json, re, sys
 tmp, threads, nproc, cpu, steps = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
-bench = {"gan": "GANStep32", "reconstructor": "ReconstructorStep", "discovery": "DiscoveryStep"}
+bench = {"gan": "GANStep32", "vae": "VAEStep32", "reconstructor": "ReconstructorStep", "discovery": "DiscoveryStep"}
 print("== Summary: batch 64, %s threads each (nproc %s, %s)" % (threads, nproc, cpu))
 print("%-14s %10s %10s %8s %8s %8s %12s %12s  %s" % ("step", "ours ms", "torch ms", "mean", "median", "min",
       "ours peak MB", "torch peak MB", "params"))

@@ -24,35 +24,37 @@ import (
 	"latentedit/engine"
 )
 
-// benchConfig is the default GAN configuration on 32×32 RGB images:
-// latent 64, base 32, batch 64, spectral norm in D, non-saturating loss.
-func benchConfig() Config {
-	c := Default("gan", "bench")
+// benchConfig is the default configuration of kind ("gan" or "vae") on 32×32
+// RGB: latent 64, base 32, batch 64 (for the GAN: spectral norm in D,
+// non-saturating loss).
+func benchConfig(kind string) Config {
+	c := Default(kind, "bench")
 	c.Size, c.Channels, c.DataN = 32, 3, 256
 	return c
 }
 
-// benchGAN is built once per process: the testing package calls a benchmark
-// function more than once (N=1, then N=benchtime), and graph construction and
-// compilation are not what is measured.
-var benchGAN struct {
+// benchTrainers are built once per process and kind: the testing package
+// calls a benchmark function more than once (N=1, then N=benchtime), and
+// graph construction and compilation are not what is measured.
+var benchTrainers = map[string]*struct {
 	once sync.Once
 	t    *trainer
 	step int
 	err  error
-}
+}{"gan": {}, "vae": {}}
 
-func ganTrainer(b *testing.B) *trainer {
-	benchGAN.once.Do(func() {
-		cfg := benchConfig()
+func benchTrainer(b *testing.B, kind string) *trainer {
+	bt := benchTrainers[kind]
+	bt.once.Do(func() {
+		cfg := benchConfig(kind)
 		if err := cfg.Validate(); err != nil {
-			benchGAN.err = err
+			bt.err = err
 			return
 		}
 		arch, _ := NewArch(cfg.Size, cfg.Channels, cfg.Base, cfg.Latent)
 		t := &trainer{cfg: cfg, opt: Options{Backend: be(b)}, arch: arch, ctx: context.New().Checked(false)}
 		if err := t.ctx.SetRNGStateFromSeed(cfg.Seed); err != nil {
-			benchGAN.err = err
+			bt.err = err
 			return
 		}
 		// Random "images" in [-1, 1]: the step's cost does not depend on them.
@@ -62,19 +64,19 @@ func ganTrainer(b *testing.B) *trainer {
 		for i := range t.data {
 			t.data[i] = 2*r.Float32() - 1
 		}
-		benchGAN.err = engine.Safe("build", t.build)
-		if benchGAN.err != nil {
+		bt.err = engine.Safe("build", t.build)
+		if bt.err != nil {
 			return
 		}
 		// The first step compiles the graph and creates the variables: untimed.
-		benchGAN.err = engine.Safe("first step", func() error { _, err := t.runStep(0); return err })
-		benchGAN.step = 1
-		benchGAN.t = t
+		bt.err = engine.Safe("first step", func() error { _, err := t.runStep(0); return err })
+		bt.step = 1
+		bt.t = t
 	})
-	if benchGAN.err != nil {
-		b.Fatal(benchGAN.err)
+	if bt.err != nil {
+		b.Fatal(bt.err)
 	}
-	return benchGAN.t
+	return bt.t
 }
 
 // paramCount returns the number of trainable scalars under prefix and one
@@ -97,14 +99,38 @@ func paramCount(ctx *context.Context, prefix string) (int, []string) {
 // (β1 = 0.5), the spectral-norm power iterations and the EMA update, plus
 // runStep's host side (batch gather, latent noise, reading the 6 scalars).
 func BenchmarkGANStep32(b *testing.B) {
-	t := ganTrainer(b)
-	nG, gLines := paramCount(t.ctx, "/generator")
-	nD, dLines := paramCount(t.ctx, "/discriminator")
+	t := benchTrainer(b, "gan")
+	timeStep(b, "gan", t, map[string]string{"G": "/generator", "D": "/discriminator"})
+}
+
+// BenchmarkVAEStep32 times one training step of the default 32×32 VAE
+// (trainer.build): the encoder (the GAN's D trunk without spectral norm, a
+// dense posterior), the reparameterised z, the decoder (the GAN's G), the
+// Gaussian reconstruction and KL terms, Adam on both networks, the 4 scalars
+// to the host. Its PyTorch twin is bench/torch/vae.py.
+func BenchmarkVAEStep32(b *testing.B) {
+	t := benchTrainer(b, "vae")
+	timeStep(b, "vae", t, map[string]string{"G": "/generator", "E": "/encoder"})
+}
+
+// timeStep runs kind's step b.N times and reports ms/step (mean, median,
+// min), the time in native matmuls and convolutions, each network's
+// trainable parameters and the process's peak RSS.
+func timeStep(b *testing.B, kind string, t *trainer, nets map[string]string) {
+	bt := benchTrainers[kind]
+	counts := map[string]int{}
 	if b.N == 1 { // log once, not on every call of the benchmark function
-		// Three lines: without -v the testing package keeps only ten.
-		b.Logf("params G=%d D=%d total=%d", nG, nD, nG+nD)
-		b.Logf("G: %s", strings.Join(gLines, ", "))
-		b.Logf("D: %s", strings.Join(dLines, ", "))
+		// One line each: without -v the testing package keeps only ten.
+		total := 0
+		for _, name := range []string{"G", "D", "E"} {
+			if scope, ok := nets[name]; ok {
+				n, lines := paramCount(t.ctx, scope)
+				total += n
+				b.Logf("%s: %s", name, strings.Join(lines, ", "))
+				counts[name] = n
+			}
+		}
+		b.Logf("params %v total=%d", counts, total)
 	}
 	ms := make([]float64, b.N)
 	mm0, cv0 := engine.MatMulTime(), engine.ConvTime()
@@ -112,11 +138,11 @@ func BenchmarkGANStep32(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		t0 := time.Now()
-		if _, err := t.runStep(benchGAN.step); err != nil {
+		if _, err := t.runStep(bt.step); err != nil {
 			b.Fatal(err)
 		}
 		ms[i] = float64(time.Since(t0).Microseconds()) / 1e3
-		benchGAN.step++
+		bt.step++
 	}
 	b.StopTimer()
 	if p := engine.OpProfile(40, b.N); p != "" && b.N > 1 {
@@ -130,8 +156,10 @@ func BenchmarkGANStep32(b *testing.B) {
 	b.ReportMetric(ms[0], "min-ms/step")
 	b.ReportMetric(float64((engine.MatMulTime()-mm0).Microseconds())/1e3/float64(b.N), "sgemm-ms/step")
 	b.ReportMetric(float64((engine.ConvTime()-cv0).Microseconds())/1e3/float64(b.N), "conv-ms/step")
-	b.ReportMetric(float64(nG), "G-params")
-	b.ReportMetric(float64(nD), "D-params")
+	for name, scope := range nets {
+		n, _ := paramCount(t.ctx, scope)
+		b.ReportMetric(float64(n), name+"-params")
+	}
 	if rss, err := engine.PeakRSS(); err == nil {
 		b.ReportMetric(float64(rss)/(1<<20), "peak-RSS-MB") // of the process: run this benchmark alone
 	}
@@ -140,7 +168,7 @@ func BenchmarkGANStep32(b *testing.B) {
 // BenchmarkGeneratorForward32 times sampling a batch of 64 images from the
 // default 32×32 generator (forward only, no gradient).
 func BenchmarkGeneratorForward32(b *testing.B) {
-	cfg := benchConfig()
+	cfg := benchConfig("gan")
 	arch, err := NewArch(cfg.Size, cfg.Channels, cfg.Base, cfg.Latent)
 	if err != nil {
 		b.Fatal(err)
