@@ -130,15 +130,11 @@ func binaryExecutor(op int) simplegoExecutor {
 		if block == 0 {
 			block = min(n, 1<<14)
 		}
-		aAny, err := be.BufferData(inputs[0])
+		a, b, _, err := float32Pair(be, inputs) // float32 checked above
 		if err != nil {
 			return nil, err
 		}
-		bAny, err := be.BufferData(inputs[1])
-		if err != nil {
-			return nil, err
-		}
-		a, b := aAny.([]float32)[:as.Size()], bAny.([]float32)[:bs.Size()]
+		a, b = a[:as.Size()], b[:bs.Size()]
 		var outBuf *simplego.Buffer
 		switch {
 		case owned[1] && bk == kindFull:
@@ -209,15 +205,11 @@ func rowsBinary(op int, be *simplego.Backend, node *simplego.Node, inputs []*sim
 	if !ok1 || !ok2 {
 		return stock(be, node, inputs, owned)
 	}
-	aAny, err := be.BufferData(inputs[0])
+	a, b, _, err := float32Pair(be, inputs) // float32 checked by binaryExecutor
 	if err != nil {
 		return nil, err
 	}
-	bAny, err := be.BufferData(inputs[1])
-	if err != nil {
-		return nil, err
-	}
-	a, b := aAny.([]float32)[:as.Size()], bAny.([]float32)[:bs.Size()]
+	a, b = a[:as.Size()], b[:bs.Size()]
 	outBuf := be.NewBuffer(out)
 	oAny, err := be.BufferData(outBuf)
 	if err != nil {

@@ -182,20 +182,24 @@ func TestPixelNormGradient(t *testing.T) {
 	}, 1e-6, []int{3, 4, 5})
 }
 
+// valueAndGrad runs f on x and returns its value and the gradient of
+// Σ f(x)·cos(i) (a weighted sum, so the gradient is not the trivial one).
+func valueAndGrad(t *testing.T, x *tensors.Tensor, f func(*graph.Node) *graph.Node) (y, dx []float32) {
+	t.Helper()
+	exec := graph.MustNewExec(backend(t), func(x *graph.Node) []*graph.Node {
+		out := f(x)
+		w := graph.Cos(graph.IotaFull(x.Graph(), out.Shape()))
+		return []*graph.Node{out, graph.Gradient(graph.ReduceAllSum(graph.Mul(out, w)), x)[0]}
+	})
+	res := exec.MustExec(x)
+	return tensors.MustCopyFlatData[float32](res[0]), tensors.MustCopyFlatData[float32](res[1])
+}
+
 // TestPixelNormMatchesStock: value and gradient equal the chain rule's
 // through the same formula.
 func TestPixelNormMatchesStock(t *testing.T) {
-	be := backend(t)
 	x := tensors.FromFlatDataAndDimensions(randVec32(2*3*4*8), 2, 3, 4, 8)
-	run := func(f func(*graph.Node) *graph.Node) (y, dx []float32) {
-		exec := graph.MustNewExec(be, func(x *graph.Node) []*graph.Node {
-			out := f(x)
-			w := graph.Cos(graph.IotaFull(x.Graph(), out.Shape()))
-			return []*graph.Node{out, graph.Gradient(graph.ReduceAllSum(graph.Mul(out, w)), x)[0]}
-		})
-		res := exec.MustExec(x)
-		return tensors.MustCopyFlatData[float32](res[0]), tensors.MustCopyFlatData[float32](res[1])
-	}
+	run := func(f func(*graph.Node) *graph.Node) (y, dx []float32) { return valueAndGrad(t, x, f) }
 	custom := false
 	y1, g1 := run(func(x *graph.Node) *graph.Node {
 		y := PixelNorm(x, 1e-8)
@@ -218,17 +222,8 @@ func TestPixelNormMatchesStock(t *testing.T) {
 
 // TestLeakyReLUMatchesMax: value and gradient equal graph.Max(x, 0.2x)'s.
 func TestLeakyReLUMatchesMax(t *testing.T) {
-	be := backend(t)
 	x := tensors.FromFlatDataAndDimensions(randVec32(2*3*4*5), 2, 3, 4, 5)
-	run := func(f func(*graph.Node) *graph.Node) (y, dx []float32) {
-		exec := graph.MustNewExec(be, func(x *graph.Node) []*graph.Node {
-			out := f(x)
-			w := graph.Cos(graph.IotaFull(x.Graph(), out.Shape()))
-			return []*graph.Node{out, graph.Gradient(graph.ReduceAllSum(graph.Mul(out, w)), x)[0]}
-		})
-		res := exec.MustExec(x)
-		return tensors.MustCopyFlatData[float32](res[0]), tensors.MustCopyFlatData[float32](res[1])
-	}
+	run := func(f func(*graph.Node) *graph.Node) (y, dx []float32) { return valueAndGrad(t, x, f) }
 	y1, g1 := run(func(x *graph.Node) *graph.Node { return LeakyReLU(x, 0.2) })
 	y2, g2 := run(func(x *graph.Node) *graph.Node { return graph.Max(x, graph.MulScalar(x, 0.2)) })
 	for i := range y1 {

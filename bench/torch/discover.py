@@ -18,19 +18,16 @@ ms per step (mean, median, min), parameter counts, peak RSS of the process.
 
 import argparse
 import json
-import math
 import os
 import resource
-import statistics
 import sys
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gan import Arch, Generator, conv, dense, listing, lrelu  # noqa: E402
+from gan import Arch, Generator, conv, dense, listing, lrelu, time_steps  # noqa: E402
 
 BATCH, SIZE, CHANNELS, LATENT, G_BASE = 64, 32, 3, 64, 64
 K, WIDTH, LR, LAMBDA = 8, 32, 1e-4, 0.25
@@ -163,26 +160,13 @@ def main():
     counts = {name: count(name, net) for name, net in step.nets.items()}
     print("params " + " ".join("%s=%d" % kv for kv in counts.items()), file=sys.stderr)
     gen = torch.Generator().manual_seed(args.seed)
-    for _ in range(args.warmup):
-        step(gen)
-    times = []
-    for _ in range(args.steps):
-        t0 = time.perf_counter()
-        vals = step(gen)
-        times.append((time.perf_counter() - t0) * 1e3)
-    if not all(math.isfinite(v) for v in vals):
-        print("non-finite step output %s" % vals, file=sys.stderr)
-        sys.exit(1)
-    print(json.dumps({
+    res = time_steps(lambda: step(gen), args.warmup, args.steps)
+    print(json.dumps(dict(res, **{
         "step": args.step,
-        "ms_per_step": statistics.mean(times),
-        "ms_per_step_median": statistics.median(times),
-        "ms_per_step_min": min(times),
-        "steps": args.steps, "warmup": args.warmup,
         "params": counts,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "threads": torch.get_num_threads(), "torch": torch.__version__, "batch": BATCH,
-    }))
+    })))
 
 
 if __name__ == "__main__":

@@ -159,6 +159,53 @@ class Discriminator(nn.Module):
                 m.commit()
 
 
+def image_args(doc):
+    """The command line of the image-model twins (GAN, VAE)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=20, help="timed steps")
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--data", type=int, default=256, help="random training images")
+    ap.add_argument("--seed", type=int, default=1)
+    return ap
+
+
+def image_batches(args):
+    """Sets the threads and the seed; returns a function drawing a batch of
+    BATCH of args.data random images in [-1, 1] and BATCH normal latents."""
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    data = torch.rand(args.data, CHANNELS, SIZE, SIZE) * 2 - 1
+    gen = torch.Generator().manual_seed(args.seed)
+
+    def batch():
+        idx = torch.randint(0, args.data, (BATCH,), generator=gen)
+        return data[idx], torch.randn(BATCH, LATENT, generator=gen)
+    return batch
+
+
+def time_steps(run, warmup, steps):
+    """Runs run() warmup times, then steps timed times; returns the timing
+    fields of the JSON line (ms per step: mean, median, min). Exits if the last
+    step's scalars are not finite."""
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        vals = run()
+        times.append((time.perf_counter() - t0) * 1e3)
+    if not all(math.isfinite(v) for v in vals):
+        print("non-finite step output %s" % vals, file=sys.stderr)
+        sys.exit(1)
+    return {
+        "ms_per_step": statistics.mean(times),
+        "ms_per_step_median": statistics.median(times),
+        "ms_per_step_min": min(times),
+        "steps": steps, "warmup": warmup,
+    }
+
+
 def listing(name, module):
     n, parts = 0, []
     for pname, p in module.named_parameters():
@@ -211,53 +258,24 @@ class Step:
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=20, help="timed steps")
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--data", type=int, default=256, help="random training images")
+    ap = image_args(__doc__)
     ap.add_argument("--forward", type=int, default=10, help="timed G forward passes (0: skip)")
-    ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
-
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    a = Arch()
-    step = Step(a)
+    batch = image_batches(args)
+    step = Step(Arch())
     n_g = listing("G", step.G)
     n_d = listing("D", step.D)
     print("params G=%d D=%d total=%d" % (n_g, n_d, n_g + n_d), file=sys.stderr)
 
-    data = torch.rand(args.data, CHANNELS, SIZE, SIZE) * 2 - 1
-    gen = torch.Generator().manual_seed(args.seed)
-
-    def batch():
-        idx = torch.randint(0, args.data, (BATCH,), generator=gen)
-        return data[idx], torch.randn(BATCH, LATENT, generator=gen)
-
-    for _ in range(args.warmup):
-        step(*batch())
-    times = []
-    for _ in range(args.steps):
-        t0 = time.perf_counter()
-        vals = step(*batch())
-        times.append((time.perf_counter() - t0) * 1e3)
-    if not all(math.isfinite(v) for v in vals):
-        print("non-finite step output %s" % vals, file=sys.stderr)
-        sys.exit(1)
-
-    res = {
-        "ms_per_step": statistics.mean(times),
-        "ms_per_step_median": statistics.median(times),
-        "ms_per_step_min": min(times),
-        "steps": args.steps, "warmup": args.warmup,
+    res = time_steps(lambda: step(*batch()), args.warmup, args.steps)
+    res.update({
         "params_G": n_g, "params_D": n_d, "params_total": n_g + n_d,
         "threads": torch.get_num_threads(), "torch": torch.__version__,
         "batch": BATCH, "size": SIZE, "latent": LATENT, "base": BASE,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }
+    })
     if args.forward > 0:
-        z = torch.randn(BATCH, LATENT, generator=gen)
+        _, z = batch()
         with torch.no_grad():
             step.G(z)
             ft = []

@@ -13,22 +13,19 @@ Prints the parameters (one line per network, on stderr) and one JSON line:
 ms per step (mean, median, min), parameter counts, peak RSS of the process.
 """
 
-import argparse
 import json
-import math
 import os
 import resource
-import statistics
 import sys
-import time
 
 import torch
 import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gan import Arch, Generator, conv, dense, listing, lrelu  # noqa: E402
+from gan import (Arch, Generator, conv, dense, image_args, image_batches, listing,  # noqa: E402
+                 lrelu, time_steps)
 
-BATCH, SIZE, CHANNELS, LATENT = 64, 32, 3, 64
+BATCH = 64
 LR, BETA = 2e-4, 1.0
 SIGMA = 0.2  # the Gaussian likelihood's sigma on the [-1, 1] scale
 
@@ -82,49 +79,20 @@ class Step:
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=20, help="timed steps")
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--data", type=int, default=256, help="random training images")
-    ap.add_argument("--seed", type=int, default=1)
-    args = ap.parse_args()
-
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    a = Arch()
-    step = Step(a)
+    args = image_args(__doc__).parse_args()
+    batch = image_batches(args)
+    step = Step(Arch())
     n_g = listing("G", step.G)
     n_e = listing("E", step.E)
     print("params G=%d E=%d total=%d" % (n_g, n_e, n_g + n_e), file=sys.stderr)
 
-    data = torch.rand(args.data, CHANNELS, SIZE, SIZE) * 2 - 1
-    gen = torch.Generator().manual_seed(args.seed)
-
-    def batch():
-        idx = torch.randint(0, args.data, (BATCH,), generator=gen)
-        return data[idx], torch.randn(BATCH, LATENT, generator=gen)
-
-    for _ in range(args.warmup):
-        step(*batch())
-    times = []
-    for _ in range(args.steps):
-        t0 = time.perf_counter()
-        vals = step(*batch())
-        times.append((time.perf_counter() - t0) * 1e3)
-    if not all(math.isfinite(v) for v in vals):
-        print("non-finite step output %s" % vals, file=sys.stderr)
-        sys.exit(1)
-    print(json.dumps({
+    res = time_steps(lambda: step(*batch()), args.warmup, args.steps)
+    print(json.dumps(dict(res, **{
         "step": "vae",
-        "ms_per_step": statistics.mean(times),
-        "ms_per_step_median": statistics.median(times),
-        "ms_per_step_min": min(times),
-        "steps": args.steps, "warmup": args.warmup,
         "params": {"G": n_g, "E": n_e},
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "threads": torch.get_num_threads(), "torch": torch.__version__, "batch": BATCH,
-    }))
+    })))
 
 
 if __name__ == "__main__":
