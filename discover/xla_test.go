@@ -26,12 +26,13 @@ func TestDiscoveryStepBuildsOnXLA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cpu, err := engine.NewBackend("")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, method := range []string{"linear", "warped", "curvilinear"} {
 		t.Run(method, func(t *testing.T) {
-			cpu, err := engine.NewBackend("")
-			if err != nil {
-				t.Fatal(err)
-			}
+			// A fresh model per method: New adds the editor's variables to its context.
 			loaded, err := generator.Load(dir, cpu)
 			if err != nil {
 				t.Fatal(err)

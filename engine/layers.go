@@ -165,7 +165,11 @@ func SpectralNorm(ctx *context.Context, w *graph.Node, training bool) *graph.Nod
 func Safe(what string, fn func() error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("%s: %v", what, r)
+			if e, ok := r.(error); ok {
+				err = fmt.Errorf("%s: %w", what, e) // callers may test it with errors.Is
+			} else {
+				err = fmt.Errorf("%s: %v", what, r)
+			}
 		}
 	}()
 	return fn()

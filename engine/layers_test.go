@@ -199,9 +199,8 @@ func valueAndGrad(t *testing.T, x *tensors.Tensor, f func(*graph.Node) *graph.No
 // through the same formula.
 func TestPixelNormMatchesStock(t *testing.T) {
 	x := tensors.FromFlatDataAndDimensions(randVec32(2*3*4*8), 2, 3, 4, 8)
-	run := func(f func(*graph.Node) *graph.Node) (y, dx []float32) { return valueAndGrad(t, x, f) }
 	custom := false
-	y1, g1 := run(func(x *graph.Node) *graph.Node {
+	y1, g1 := valueAndGrad(t, x, func(x *graph.Node) *graph.Node {
 		y := PixelNorm(x, 1e-8)
 		custom = y.CustomGradient() != nil
 		return y
@@ -209,7 +208,7 @@ func TestPixelNormMatchesStock(t *testing.T) {
 	if !custom {
 		t.Error("PixelNorm's own gradient is not set: the stock one ran")
 	}
-	y2, g2 := run(func(x *graph.Node) *graph.Node {
+	y2, g2 := valueAndGrad(t, x, func(x *graph.Node) *graph.Node {
 		ms := graph.ReduceAndKeep(graph.Square(x), graph.ReduceMean, -1)
 		return graph.Mul(x, graph.Inverse(graph.Sqrt(graph.AddScalar(ms, 1e-8))))
 	})
@@ -223,9 +222,8 @@ func TestPixelNormMatchesStock(t *testing.T) {
 // TestLeakyReLUMatchesMax: value and gradient equal graph.Max(x, 0.2x)'s.
 func TestLeakyReLUMatchesMax(t *testing.T) {
 	x := tensors.FromFlatDataAndDimensions(randVec32(2*3*4*5), 2, 3, 4, 5)
-	run := func(f func(*graph.Node) *graph.Node) (y, dx []float32) { return valueAndGrad(t, x, f) }
-	y1, g1 := run(func(x *graph.Node) *graph.Node { return LeakyReLU(x, 0.2) })
-	y2, g2 := run(func(x *graph.Node) *graph.Node { return graph.Max(x, graph.MulScalar(x, 0.2)) })
+	y1, g1 := valueAndGrad(t, x, func(x *graph.Node) *graph.Node { return LeakyReLU(x, 0.2) })
+	y2, g2 := valueAndGrad(t, x, func(x *graph.Node) *graph.Node { return graph.Max(x, graph.MulScalar(x, 0.2)) })
 	for i := range y1 {
 		if y1[i] != y2[i] || math.Abs(float64(g1[i]-g2[i])) > 1e-6 {
 			t.Fatalf("element %d: value %g vs %g, gradient %g vs %g", i, y1[i], y2[i], g1[i], g2[i])

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"sort"
 	"strings"
 	"sync"
 	"unsafe"
@@ -35,9 +34,8 @@ var ErrGraphOnly = errors.New("engine: graph-only XLA backend: program built, no
 // host tensors given to an executable are "transferred" to placeholders.
 type XLAGraphOnly struct {
 	*xla.Backend
-	mu       sync.Mutex
-	programs map[string]string
-	built    []builtProgram // every program, in order, for Build
+	mu    sync.Mutex
+	built []builtProgram // every program, in the order built
 }
 
 type builtProgram struct{ name, text string }
@@ -58,7 +56,7 @@ func NewXLAGraphOnly() (*XLAGraphOnly, error) {
 			return nil, err
 		}
 	}
-	return &XLAGraphOnly{Backend: be, programs: map[string]string{}}, nil
+	return &XLAGraphOnly{Backend: be}, nil
 }
 
 func setUnexported(v reflect.Value, name string, val any) error {
@@ -69,29 +67,6 @@ func setUnexported(v reflect.Value, name string, val any) error {
 	}
 	reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem().Set(rv)
 	return nil
-}
-
-// Programs returns the StableHLO text of every graph compiled so far, by
-// builder name (the last one of each name).
-func (b *XLAGraphOnly) Programs() map[string]string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	out := make(map[string]string, len(b.programs))
-	for k, v := range b.programs {
-		out[k] = v
-	}
-	return out
-}
-
-// ProgramNames returns the names of Programs, sorted.
-func (b *XLAGraphOnly) ProgramNames() []string {
-	p := b.Programs()
-	names := make([]string, 0, len(p))
-	for k := range p {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	return names
 }
 
 // Builder wraps the XLA builder so that Compile keeps the program.
@@ -122,7 +97,6 @@ func (g *graphOnlyBuilder) Compile() (backends.Executable, error) {
 		return nil, fmt.Errorf("engine: StableHLO program %q: %w", g.name, err)
 	}
 	g.owner.mu.Lock()
-	g.owner.programs[g.name] = string(program)
 	g.owner.built = append(g.owner.built, builtProgram{g.name, string(program)})
 	g.owner.mu.Unlock()
 	return nil, fmt.Errorf("%w (%q, %d bytes)", ErrGraphOnly, g.name, len(program))
@@ -162,25 +136,14 @@ func (b *XLAGraphOnly) Description() string {
 }
 
 // Build runs fn, which should compile graphs on b (context.Exec.PreCompile,
-// say), and returns the programs it built by name. The compile failure
+// say), and returns the programs it built by builder name. The compile failure
 // every graph ends in here (ErrGraphOnly, returned or panicked through
 // GoMLX) is expected; any other failure is returned.
 func (b *XLAGraphOnly) Build(fn func() error) (programs map[string]string, err error) {
 	b.mu.Lock()
 	start := len(b.built)
 	b.mu.Unlock()
-	func() {
-		defer func() {
-			if r := recover(); r != nil {
-				if e, ok := r.(error); ok {
-					err = e
-				} else {
-					err = fmt.Errorf("%v", r)
-				}
-			}
-		}()
-		err = fn()
-	}()
+	err = Safe("graph-only XLA build", fn)
 	if err != nil && !errors.Is(err, ErrGraphOnly) {
 		return nil, err
 	}

@@ -90,7 +90,7 @@ func TestTrainingStepsBuildOnXLA(t *testing.T) {
 				t.Fatalf("training step does not build for XLA: %v", err)
 			}
 			if len(progs) != 1 {
-				t.Fatalf("want one program, got %v", be.ProgramNames())
+				t.Fatalf("want one program, got %d", len(progs))
 			}
 			for name, p := range progs {
 				vars, inputs := xlaVarArgs(t, p)
