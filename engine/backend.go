@@ -80,7 +80,6 @@ func NewBackend(config string) (b backends.Backend, err error) {
 		if _, err := os.Stat(plugin); err != nil {
 			return nil, fmt.Errorf("backend %q: plugin: %w", config, err)
 		}
-		os.Setenv("GOMLX_NO_AUTO_INSTALL", "1")
 		config = "xla:" + opts
 	default:
 		return nil, fmt.Errorf("backend %q: unknown backend %q (use \"go\" for the CPU or \"xla:/abs/path/plugin.so\" for a GPU)", config, name)

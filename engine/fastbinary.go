@@ -36,17 +36,12 @@ var fastBinary struct {
 }
 
 func init() {
-	if simplegoHooks.reason != "" || stockKernelsOnly() {
+	stock, reason := replaceExecutors([]backends.OpType{backends.OpTypeAdd, backends.OpTypeSub, backends.OpTypeMul, backends.OpTypeMax},
+		[]simplegoExecutor{binaryExecutor(opIdxAdd), binaryExecutor(opIdxSub), binaryExecutor(opIdxMul), binaryExecutor(opIdxMax)})
+	if reason != "" {
 		return
 	}
-	for i, op := range []backends.OpType{backends.OpTypeAdd, backends.OpTypeSub, backends.OpTypeMul, backends.OpTypeMax} {
-		if fastBinary.stock[i] = simplegoNodeExecutors[op]; fastBinary.stock[i] == nil {
-			return
-		}
-	}
-	for i, op := range []backends.OpType{backends.OpTypeAdd, backends.OpTypeSub, backends.OpTypeMul, backends.OpTypeMax} {
-		simplegoNodeExecutors[op] = binaryExecutor(i)
-	}
+	copy(fastBinary.stock[:], stock)
 	fastBinary.installed = true
 	fastBinary.on.Store(true)
 }

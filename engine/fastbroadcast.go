@@ -28,20 +28,13 @@ var fastBroadcast struct {
 }
 
 func init() {
-	if simplegoHooks.reason != "" || stockKernelsOnly() {
+	stock, reason := replaceExecutors(
+		[]backends.OpType{backends.OpTypeBroadcastInDim, backends.OpTypeSign, backends.OpTypeReduceSum, backends.OpTypeTanh},
+		[]simplegoExecutor{execFastBroadcastInDim, execFastSign, execFastReduceSum, execFastTanh})
+	if reason != "" {
 		return
 	}
-	fastBroadcast.stock = simplegoNodeExecutors[backends.OpTypeBroadcastInDim]
-	fastBroadcast.sign = simplegoNodeExecutors[backends.OpTypeSign]
-	fastBroadcast.reduceSum = simplegoNodeExecutors[backends.OpTypeReduceSum]
-	fastBroadcast.tanh = simplegoNodeExecutors[backends.OpTypeTanh]
-	if fastBroadcast.stock == nil || fastBroadcast.sign == nil || fastBroadcast.reduceSum == nil || fastBroadcast.tanh == nil {
-		return
-	}
-	simplegoNodeExecutors[backends.OpTypeBroadcastInDim] = execFastBroadcastInDim
-	simplegoNodeExecutors[backends.OpTypeSign] = execFastSign
-	simplegoNodeExecutors[backends.OpTypeReduceSum] = execFastReduceSum
-	simplegoNodeExecutors[backends.OpTypeTanh] = execFastTanh
+	fastBroadcast.stock, fastBroadcast.sign, fastBroadcast.reduceSum, fastBroadcast.tanh = stock[0], stock[1], stock[2], stock[3]
 	fastBroadcast.installed = true
 	fastBroadcast.on.Store(true)
 }

@@ -22,13 +22,11 @@ var fastConcat struct {
 }
 
 func init() {
-	if simplegoHooks.reason != "" || stockKernelsOnly() {
+	stock, reason := replaceExecutors([]backends.OpType{backends.OpTypeConcatenate}, []simplegoExecutor{execFastConcat})
+	if reason != "" {
 		return
 	}
-	if fastConcat.stock = simplegoNodeExecutors[backends.OpTypeConcatenate]; fastConcat.stock == nil {
-		return
-	}
-	simplegoNodeExecutors[backends.OpTypeConcatenate] = execFastConcat
+	fastConcat.stock = stock[0]
 	fastConcat.installed = true
 	fastConcat.on.Store(true)
 }

@@ -16,6 +16,8 @@ package engine
 // sgemm, and most of our memory above PyTorch's (docs/performance.md).
 
 import (
+	"errors"
+	"fmt"
 	"reflect"
 	"time"
 
@@ -46,17 +48,14 @@ type convPlan struct {
 }
 
 func convPlanFor(be *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer) *convPlan {
-	if p, ok := fastConv.plans.Load(node); ok {
-		return p.(*convPlan)
-	}
-	p := &convPlan{}
-	is, err1 := be.BufferShape(inputs[0])
-	ks, err2 := be.BufferShape(inputs[1])
-	if err1 == nil && err2 == nil {
-		p = makeConvPlan(node, is.Dimensions, ks.Dimensions, is.DType == dtypes.Float32 && ks.DType == dtypes.Float32)
-	}
-	fastConv.plans.Store(node, p)
-	return p
+	return fastConv.plans.get(node, func() any {
+		is, err1 := be.BufferShape(inputs[0])
+		ks, err2 := be.BufferShape(inputs[1])
+		if err1 != nil || err2 != nil {
+			return &convPlan{}
+		}
+		return makeConvPlan(node, is.Dimensions, ks.Dimensions, is.DType == dtypes.Float32 && ks.DType == dtypes.Float32)
+	}).(*convPlan)
 }
 
 // convParams reads a simplego ConvGeneral node's parameters; ok is false
@@ -164,6 +163,11 @@ func execFastConv(be *simplego.Backend, node *simplego.Node, inputs []*simplego.
 		return fastConv.stock(be, node, inputs, owned)
 	}
 	g := p.geom
+	// The plan was made from the node's first inputs; a node run again with
+	// operands of other sizes is an error here, never a read past them in C.
+	if la, lb, _ := g.lengths(); len(a) != la || len(b) != lb {
+		return nil, fmt.Errorf("engine: ConvGeneral planned as %+v got operands of %d and %d elements, want %d and %d", g, len(a), len(b), la, lb)
+	}
 	if g.kind == 1 { // the node's kernel is reversed on both spatial axes: undo it
 		b = reverseHW(b, g.kh, g.kw, g.c*g.f)
 	}
@@ -172,14 +176,18 @@ func execFastConv(be *simplego.Backend, node *simplego.Node, inputs []*simplego.
 	if err != nil {
 		return nil, err
 	}
-	fastConv.calls.Add(1)
 	t0 := time.Now()
 	err = dnnlConv(g, a, b, od)
 	fastConv.nanos.Add(int64(time.Since(t0)))
 	if err != nil {
 		be.BufferFinalize(ob)
+		if errors.Is(err, errDNNLRefused) {
+			fastConv.fallbacks.Add(1)
+			return fastConv.stock(be, node, inputs, owned)
+		}
 		return nil, err
 	}
+	fastConv.calls.Add(1)
 	return ob, nil
 }
 

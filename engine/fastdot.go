@@ -76,17 +76,14 @@ type dotPlan struct {
 }
 
 func planFor(be *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer) *dotPlan {
-	if p, ok := fastDot.plans.Load(node); ok {
-		return p.(*dotPlan)
-	}
-	ls, err1 := be.BufferShape(inputs[0])
-	rs, err2 := be.BufferShape(inputs[1])
-	p := &dotPlan{}
-	if err1 == nil && err2 == nil {
-		p = makePlan(node, ls.Rank(), rs.Rank())
-	}
-	fastDot.plans.Store(node, p)
-	return p
+	return fastDot.plans.get(node, func() any {
+		ls, err1 := be.BufferShape(inputs[0])
+		rs, err2 := be.BufferShape(inputs[1])
+		if err1 != nil || err2 != nil {
+			return &dotPlan{}
+		}
+		return makePlan(node, ls.Rank(), rs.Rank())
+	}).(*dotPlan)
 }
 
 func makePlan(node *simplego.Node, lhsRank, rhsRank int) *dotPlan {
@@ -165,6 +162,13 @@ func execFastDot(be *simplego.Backend, node *simplego.Node, inputs []*simplego.B
 	t0 := time.Now()
 	defer func() { fastDot.nanos.Add(int64(time.Since(t0))) }()
 	sa, sb, sc := p.m*p.k, p.k*p.n, p.m*p.n
+	// The plan was made from the node's first inputs: operands of other
+	// sizes are an error here, never a read past them in C.
+	if len(a) != p.batch*sa || len(b) != p.batch*sb || len(c) != p.batch*sc {
+		be.BufferFinalize(out)
+		return nil, fmt.Errorf("engine: DotGeneral planned as %d×(%d×%d·%d×%d) got operands of %d and %d elements and an output of %d",
+			p.batch, p.m, p.k, p.k, p.n, len(a), len(b), len(c))
+	}
 	for i := 0; i < p.batch; i++ {
 		if err := sgemm(p.transA, p.transB, p.m, p.n, p.k, a[i*sa:(i+1)*sa], b[i*sb:(i+1)*sb], c[i*sc:(i+1)*sc]); err != nil {
 			be.BufferFinalize(out)

@@ -24,16 +24,12 @@ var fastGather struct {
 }
 
 func init() {
-	if simplegoHooks.reason != "" || stockKernelsOnly() {
+	stock, reason := replaceExecutors([]backends.OpType{backends.OpTypeGather, backends.OpTypeScatterSum},
+		[]simplegoExecutor{execFastGather, execFastScatterSum})
+	if reason != "" {
 		return
 	}
-	fastGather.stockGather = simplegoNodeExecutors[backends.OpTypeGather]
-	fastGather.stockSc = simplegoNodeExecutors[backends.OpTypeScatterSum]
-	if fastGather.stockGather == nil || fastGather.stockSc == nil {
-		return
-	}
-	simplegoNodeExecutors[backends.OpTypeGather] = execFastGather
-	simplegoNodeExecutors[backends.OpTypeScatterSum] = execFastScatterSum
+	fastGather.stockGather, fastGather.stockSc = stock[0], stock[1]
 	fastGather.installed = true
 	fastGather.on.Store(true)
 }

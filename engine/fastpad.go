@@ -23,13 +23,11 @@ var fastPad struct {
 }
 
 func init() {
-	if simplegoHooks.reason != "" || stockKernelsOnly() {
+	stock, reason := replaceExecutors([]backends.OpType{backends.OpTypePad}, []simplegoExecutor{execFastPad})
+	if reason != "" {
 		return
 	}
-	if fastPad.stock = simplegoNodeExecutors[backends.OpTypePad]; fastPad.stock == nil {
-		return
-	}
-	simplegoNodeExecutors[backends.OpTypePad] = execFastPad
+	fastPad.stock = stock[0]
 	fastPad.installed = true
 	fastPad.on.Store(true)
 }

@@ -25,13 +25,11 @@ var fastSlice struct {
 }
 
 func init() {
-	if simplegoHooks.reason != "" || stockKernelsOnly() {
+	stock, reason := replaceExecutors([]backends.OpType{backends.OpTypeSlice}, []simplegoExecutor{execFastSlice})
+	if reason != "" {
 		return
 	}
-	if fastSlice.stock = simplegoNodeExecutors[backends.OpTypeSlice]; fastSlice.stock == nil {
-		return
-	}
-	simplegoNodeExecutors[backends.OpTypeSlice] = execFastSlice
+	fastSlice.stock = stock[0]
 	fastSlice.installed = true
 	fastSlice.on.Store(true)
 }

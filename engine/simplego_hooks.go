@@ -21,10 +21,14 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"runtime"
+	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"unsafe"
 	_ "unsafe" // go:linkname
+	"weak"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/backends/simplego"
@@ -47,12 +51,55 @@ var simplegoNodeExecutors [backends.OpTypeLast]simplegoExecutor
 // so that it is ready before any file's init installs an executor.
 var simplegoHooks = findNodeFields()
 
+// verifiedGoMLX is the GoMLX release whose simplego internals these hooks
+// were written against: the executor table's type (an array of
+// simplegoExecutor indexed by OpType), Node's shape and data fields, and the
+// op parameter structs read by reflection. go:linkname cannot check a
+// variable's type, so three checks stand in for it: a binary whose module
+// list names another GoMLX release keeps the stock executors; every entry
+// replaced must be the simplego function it was in this release
+// (stockExecutorNames: an array of another element type or order would put
+// other words at those indices); and TestSimplegoDeclarations reads the
+// source of the release go.mod names and compares the declarations. Any of
+// them failing leaves the stock executors in place, and
+// TestFastKernelsInstalled fails and says why.
+const verifiedGoMLX = "v0.27.2"
+
+const (
+	gomlxModule = "github.com/gomlx/gomlx"
+	simplegoPkg = gomlxModule + "/backends/simplego"
+)
+
 type nodeFields struct {
 	reason              string  // why the fast executors cannot be installed; "" when they can
 	nodeShape, nodeData uintptr // offsets in simplego.Node
 }
 
+// linkedGoMLX is the version of GoMLX this binary was built with, from its
+// module build information ("" when the binary has none).
+func linkedGoMLX() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return ""
+	}
+	for _, d := range bi.Deps {
+		if d.Path == gomlxModule {
+			if d.Replace != nil {
+				return d.Replace.Version
+			}
+			return d.Version
+		}
+	}
+	return ""
+}
+
 func findNodeFields() (h nodeFields) {
+	// Test binaries carry no module list (""): there the executor names
+	// below and TestSimplegoDeclarations, which reads go.mod's GoMLX, check.
+	if v := linkedGoMLX(); v != "" && v != verifiedGoMLX {
+		h.reason = fmt.Sprintf("the binary links GoMLX %s; the executor-table hooks are verified for %s only", v, verifiedGoMLX)
+		return h
+	}
 	nt := reflect.TypeOf(simplego.Node{})
 	field := func(name string, want reflect.Type) (uintptr, error) {
 		f, ok := nt.FieldByName(name)
@@ -69,6 +116,60 @@ func findNodeFields() (h nodeFields) {
 		h.reason = err.Error()
 	}
 	return h
+}
+
+// stockExecutorNames are the functions simplego v0.27.2 runs the ops we
+// replace with; the ops missing here run closures made in simplego's init
+// functions, whose names carry counters and only their package is checked.
+var stockExecutorNames = map[backends.OpType]string{
+	backends.OpTypeBroadcastInDim: "execBroadcastInDim",
+	backends.OpTypeReduceSum:      "execReduce",
+	backends.OpTypeConcatenate:    "execConcatenate",
+	backends.OpTypeGather:         "execGather",
+	backends.OpTypeScatterSum:     "execScatter",
+	backends.OpTypePad:            "execPad",
+	backends.OpTypeSlice:          "execSlice",
+	backends.OpTypeConvGeneral:    "execConvGeneral",
+	backends.OpTypeDotGeneral:     "execDotGeneral",
+}
+
+// replaceExecutors puts execs in simplego's executor table in place of the
+// executors of ops, all or none, and returns the ones it replaced; reason
+// says why it replaced none. Called from init functions only.
+func replaceExecutors(ops []backends.OpType, execs []simplegoExecutor) (stock []simplegoExecutor, reason string) {
+	switch {
+	case stockKernelsOnly():
+		return nil, EnvKernels + "=stock"
+	case simplegoHooks.reason != "":
+		return nil, simplegoHooks.reason
+	}
+	stock = make([]simplegoExecutor, len(ops))
+	for i, op := range ops {
+		if stock[i] = simplegoNodeExecutors[op]; stock[i] == nil {
+			return nil, "simplego has no " + op.String() + " executor"
+		}
+		// A table entry that is not the function simplego had there means
+		// the table is not what it was (or another hook got there first).
+		name := executorName(stock[i])
+		if want, ok := stockExecutorNames[op]; ok && name != simplegoPkg+"."+want {
+			return nil, fmt.Sprintf("simplego's %s executor is %q, not %s.%s (GoMLX changed?)", op, name, simplegoPkg, want)
+		}
+		if !strings.HasPrefix(name, simplegoPkg+".") {
+			return nil, fmt.Sprintf("simplego's %s executor is %q, not a function of %s (GoMLX changed?)", op, name, simplegoPkg)
+		}
+	}
+	for i, op := range ops {
+		simplegoNodeExecutors[op] = execs[i]
+	}
+	return stock, ""
+}
+
+// executorName is the name of the function an executor runs.
+func executorName(f simplegoExecutor) string {
+	if fn := runtime.FuncForPC(reflect.ValueOf(f).Pointer()); fn != nil {
+		return fn.Name()
+	}
+	return ""
 }
 
 // nodeShapeAndData returns a simplego node's output shape and op parameters.
@@ -145,26 +246,48 @@ type nativeExecutor struct {
 	stock     simplegoExecutor // simplego's own executor, for every other case
 	on        atomic.Bool      // tests switch between the two executors
 	calls     atomic.Int64     // nodes run natively
+	fallbacks atomic.Int64     // nodes the native library refused, run by stock
 	nanos     atomic.Int64     // time spent in them
-	plans     sync.Map         // *simplego.Node → its plan
+	plans     nodeCache        // each node's plan
 }
 
 // install replaces op's executor with exec when open (which loads the native
 // library) reports no problem; it records why not otherwise.
 func (e *nativeExecutor) install(op backends.OpType, exec simplegoExecutor, open func() string) {
-	switch stock := simplegoNodeExecutors[op]; {
-	case stockKernelsOnly():
-		e.reason = EnvKernels + "=stock"
-	case simplegoHooks.reason != "":
-		e.reason = simplegoHooks.reason
-	case stock == nil:
-		e.reason = "simplego has no " + op.String() + " executor"
-	default:
-		if e.reason = open(); e.reason == "" {
-			e.stock = stock
-			simplegoNodeExecutors[op] = exec
+	if e.reason = open(); e.reason == "" {
+		var stock []simplegoExecutor
+		if stock, e.reason = replaceExecutors([]backends.OpType{op}, []simplegoExecutor{exec}); e.reason == "" {
+			e.stock = stock[0]
 		}
 	}
 	e.installed = e.reason == ""
 	e.on.Store(e.installed)
+}
+
+// nodeCache keeps what an executor worked out about a graph node the first
+// time it ran it (a plan), for as long as the node lives. It holds the nodes
+// weakly: a compiled graph that is dropped (an Exec's cache evicts it, a
+// trainer is closed, a server rebuilds an editor) is collected with its
+// nodes, and their entries go with them; keyed by *simplego.Node, the cache
+// would keep every graph the process ever compiled.
+type nodeCache struct {
+	m sync.Map     // weak.Pointer[simplego.Node] → plan
+	n atomic.Int64 // entries, for tests
+}
+
+// get returns node's plan, making it with build on first use.
+func (c *nodeCache) get(node *simplego.Node, build func() any) any {
+	k := weak.Make(node)
+	if p, ok := c.m.Load(k); ok {
+		return p
+	}
+	p, loaded := c.m.LoadOrStore(k, build())
+	if !loaded {
+		c.n.Add(1)
+		runtime.AddCleanup(node, func(k weak.Pointer[simplego.Node]) {
+			c.m.Delete(k)
+			c.n.Add(-1)
+		}, k)
+	}
+	return p
 }

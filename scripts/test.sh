@@ -13,8 +13,17 @@ need_kernels
 install_needed
 go mod download
 go vet ./...
-go test -timeout 40m ./...
+# -count=1: most packages run graphs through the native kernels (oneDNN,
+# OpenBLAS), and a cached "ok" would hide a flaky crash (docs/engine.md).
+go test -count=1 -timeout 40m ./...
+# oneDNN picks its implementations by CPU: run the engine's tests again with
+# the gemm-based convolutions every x86 CPU gets under SSE41, and with AVX2's.
+DNNL_MAX_CPU_ISA=SSE41 go test -count=1 ./engine
+DNNL_MAX_CPU_ISA=AVX2 go test -count=1 ./engine
+# The pure-Go fallback, as a machine without a C compiler builds it.
+CGO_ENABLED=0 go vet ./engine
+CGO_ENABLED=0 go test -count=1 ./engine
 # The same training steps built for XLA (the GPU backend) through its StableHLO
 # builder; no PJRT plugin is needed or downloaded (engine/xla_graphonly.go).
 CGO_ENABLED=1 go vet -tags xla ./engine ./generator ./discover
-CGO_ENABLED=1 go test -tags xla -run XLA ./engine ./generator ./discover
+CGO_ENABLED=1 go test -count=1 -tags xla -run XLA ./engine ./generator ./discover

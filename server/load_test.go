@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"latentedit/engine"
 	"latentedit/generator"
 )
 
@@ -181,4 +182,81 @@ func BenchmarkEditRequest(b *testing.B) {
 	}
 	b.ReportMetric(percentile(lat, 0.5), "p50-ms")
 	b.ReportMetric(percentile(lat, 0.95), "p95-ms")
+}
+
+// BenchmarkServeRSS sends b.N requests from two clients — renders of one to
+// eight latents and edits through every shipped editor, alternately — and
+// reports the resident memory after the first tenth (warm) and at the end:
+// a server that keeps what its requests compiled, planned or allocated grows
+// between the two.
+//
+//	go test ./server -run XXX -bench ServeRSS -benchtime 10000x
+func BenchmarkServeRSS(b *testing.B) {
+	s, url := sharedServer(b)
+	editors := s.cat.editorNames()
+	n := b.N
+	var (
+		done                 = make(chan int, n)
+		warm, peakMB, lastMB float64
+		wg                   sync.WaitGroup
+		next                 = make(chan int)
+	)
+	for c := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(c), 11))
+			for i := range next {
+				var req any
+				path := "/api/render"
+				if i%2 == 0 {
+					lat := make([][]float32, 1+i/2%8)
+					for j := range lat {
+						lat[j] = generator.Latent(int64(i*8+j), s.m.LatentDim())
+					}
+					req = RenderRequest{Latents: lat}
+				} else {
+					name := editors[i/2%len(editors)]
+					e := s.cat.editors[name]
+					req = EditRequest{Editor: name, Latent: generator.Latent(int64(i), s.m.LatentDim()),
+						Steps: []StepJSON{{Direction: e.Names()[r.IntN(e.K())], T: float32(r.Float64()*6 - 3)}}}
+					path = "/api/edit"
+				}
+				var out map[string]any
+				if code := post(b, url+path, req, &out); code != 200 {
+					b.Errorf("request %d (%s): status %d", i, path, code)
+				}
+				done <- i
+			}
+		}()
+	}
+	rssMB := func() float64 {
+		v, err := engine.RSS()
+		if err != nil {
+			b.Fatal(err)
+		}
+		return float64(v) / (1 << 20)
+	}
+	b.ResetTimer()
+	go func() {
+		for i := 0; i < n; i++ {
+			next <- i
+		}
+		close(next)
+	}()
+	for k := 1; k <= n; k++ {
+		<-done
+		if k%max(n/10, 1) == 0 || k == n {
+			lastMB = rssMB()
+			peakMB = max(peakMB, lastMB)
+			if warm == 0 {
+				warm = lastMB
+			}
+			b.Logf("%6d requests: RSS %.0f MB", k, lastMB)
+		}
+	}
+	wg.Wait()
+	b.ReportMetric(warm, "RSS-warm-MB")
+	b.ReportMetric(lastMB, "RSS-end-MB")
+	b.ReportMetric(peakMB, "RSS-max-MB")
 }
