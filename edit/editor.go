@@ -101,6 +101,44 @@ func DefaultNames(k int) []string {
 	return n
 }
 
+// UniqueNames is the one naming rule for directions: every name stays
+// addressable. A name met again, or an empty one, gets the smallest number
+// n ≥ 2 that makes "name n" (or "dir i n" for an empty i-th name) differ from
+// every name in the list and every name given so far; first occurrences keep
+// their names. ["a", "a", "a 2"] becomes ["a", "a 3", "a 2"].
+func UniqueNames(names []string) []string {
+	out := make([]string, len(names))
+	taken := map[string]bool{}
+	first := map[string]int{}
+	for i, n := range names {
+		if _, ok := first[n]; !ok && n != "" {
+			first[n] = i
+			taken[n] = true
+		}
+	}
+	for i, n := range names {
+		if j, ok := first[n]; ok && j == i {
+			out[i] = n
+			continue
+		}
+		base := n
+		if base == "" {
+			base = fmt.Sprintf("dir %d", i)
+			if !taken[base] {
+				out[i], taken[base] = base, true
+				continue
+			}
+		}
+		for c := 2; ; c++ {
+			if cand := fmt.Sprintf("%s %d", base, c); !taken[cand] {
+				out[i], taken[cand] = cand, true
+				break
+			}
+		}
+	}
+	return out
+}
+
 // Direction resolves a direction given by index ("3") or by name ("smile").
 func Direction(e Editor, s string) (int, error) {
 	for i, n := range e.Names() {

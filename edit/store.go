@@ -128,6 +128,30 @@ func New(method string, k, d int, opt Options, ctx *context.Context, be backends
 	return e, err
 }
 
+// Rename gives the directions of the editor saved in dir new names, made
+// unique by UniqueNames, and rewrites dir/editor.json atomically; the
+// weights do not change. It is how `evaluate` names matched directions.
+func Rename(dir string, names []string) error {
+	path := filepath.Join(dir, SpecFile)
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("rename editor %s: %w", dir, err)
+	}
+	spec, err := ParseSpec(raw)
+	if err != nil {
+		return fmt.Errorf("rename editor %s: %w", path, err)
+	}
+	if len(names) != spec.K {
+		return fmt.Errorf("rename editor %s: %d names for k = %d", path, len(names), spec.K)
+	}
+	spec.Names = UniqueNames(names)
+	out, err := json.MarshalIndent(spec, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(path, append(out, '\n'), atomicfile.DefaultPerm)
+}
+
 // named lets Save and SetNames reach an editor's names and parameters.
 type named interface {
 	Editor

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -330,5 +331,72 @@ func TestDirection(t *testing.T) {
 		if err := e.(named).SetNames(bad); err == nil {
 			t.Errorf("SetNames(%q) accepted", bad)
 		}
+	}
+}
+
+// TestUniqueNames: one rule, every result unique and non-empty, first
+// occurrences kept — including the case the study's old rule got wrong
+// (["a", "a", "a 2"] gave "a 2" twice).
+func TestUniqueNames(t *testing.T) {
+	for _, tc := range []struct{ in, want []string }{
+		{[]string{"a", "a", "a 2"}, []string{"a", "a 3", "a 2"}},
+		{[]string{"smile", "smile", "yaw"}, []string{"smile", "smile 2", "yaw"}},
+		{[]string{"", "", "dir 1"}, []string{"dir 0", "dir 1 2", "dir 1"}},
+		{[]string{"x", "x", "x", "x 2"}, []string{"x", "x 3", "x 4", "x 2"}},
+		{[]string{"b", "c"}, []string{"b", "c"}},
+	} {
+		got := UniqueNames(tc.in)
+		if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+			t.Errorf("UniqueNames(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 500 { // random lists of repeated short names: always unique, first occurrences kept
+		in := make([]string, 1+r.IntN(8))
+		for i := range in {
+			in[i] = []string{"", "a", "a 2", "a 3", "b", "dir 0", "dir 1"}[r.IntN(7)]
+		}
+		got := UniqueNames(in)
+		seen := map[string]bool{}
+		for i, n := range got {
+			if n == "" || seen[n] {
+				t.Fatalf("UniqueNames(%q) = %q: %q repeated or empty", in, got, n)
+			}
+			seen[n] = true
+			if in[i] != "" && slices.Index(in, in[i]) == i && n != in[i] {
+				t.Fatalf("UniqueNames(%q) = %q: first occurrence %d renamed", in, got, i)
+			}
+		}
+	}
+}
+
+// TestRenameNumbersRepeats: names go through UniqueNames into editor.json,
+// and the editor loads with them; a wrong count or a corrupt spec is refused.
+func TestRenameNumbersRepeats(t *testing.T) {
+	be := edTestBackend(t)
+	e, err := NewFixed("sefa", [][]float32{{1, 0}, {0, 1}, {1, 1}}, nil, be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := Save(dir, e, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := Rename(dir, []string{"a", "a", "a 2"}); err != nil {
+		t.Fatal(err)
+	}
+	back, err := Load(dir, 2, be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := back.Names(); strings.Join(n, "|") != "a|a 3|a 2" {
+		t.Fatalf("names %q", n)
+	}
+	if err := Rename(dir, []string{"a"}); err == nil || !strings.Contains(err.Error(), "1 names for k = 3") {
+		t.Fatalf("wrong count: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, SpecFile), []byte("{"), 0o644)
+	if err := Rename(dir, []string{"a", "b", "c"}); err == nil || !strings.Contains(err.Error(), SpecFile) {
+		t.Fatalf("corrupt editor.json: %v", err)
 	}
 }

@@ -163,6 +163,7 @@ static plan_t *dn_plan(int kind, const int64_t *geo, int *status) {
 	int64_t n = geo[0], c = geo[1], h = geo[2], w = geo[3], f = geo[4], kh = geo[5], kw = geo[6], oh = geo[7], ow = geo[8];
 	int64_t strides[12] = {geo[9], geo[10]}, pad_l[12] = {geo[11], geo[12]}, pad_r[12] = {geo[13], geo[14]};
 	plan_t *p = calloc(1, sizeof(plan_t));
+	if (!p) { *status = -2; return NULL; }
 	p->kind = kind;
 	int64_t sd[12] = {n, c, h, w}, ss[12] = {h * w * c, 1, w * c, c};
 	int64_t dd[12] = {n, f, oh, ow}, ds[12] = {oh * ow * f, 1, ow * f, f};

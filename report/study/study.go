@@ -184,7 +184,7 @@ func Run(ws *workspace.Workspace, names []string, orc *evaluate.Oracle, out stri
 			return nil, fmt.Errorf("study: editor %s: %w", name, err)
 		}
 		if rename && !ws.IsShipped(dir) {
-			if err := SetNames(dir, r.Names); err != nil {
+			if err := edit.Rename(dir, r.Names); err != nil {
 				return nil, err
 			}
 		}
@@ -248,7 +248,7 @@ func measure(m *generator.Model, e edit.Editor, o *evaluate.Oracle, name, dir, o
 		sumL += leak[k]
 		sumI += nuis
 	}
-	r.Names = uniqueNames(r.Names)
+	r.Names = edit.UniqueNames(r.Names)
 	if r.Matches > 0 {
 		n := float64(r.Matches)
 		r.MeanEffect, r.MeanLeakage, r.MeanIdentity = ptr(sumE/n), ptr(sumL/n), ptr(sumI/n)
@@ -460,38 +460,6 @@ func commutativityChart(res *Results, out string) error {
 		{Title: "image mean |Δpixel|", Names: names, Values: img, LogFloor: floor},
 		{Title: "attribute mean |Δoracle|", Names: names, Values: att, LogFloor: floor},
 	})
-}
-
-// SetNames rewrites the names in dir/editor.json (the weights do not change);
-// repeated names get a number so every direction stays addressable by name.
-func SetNames(dir string, names []string) error {
-	path := filepath.Join(dir, edit.SpecFile)
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	spec, err := edit.ParseSpec(raw)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if len(names) != spec.K {
-		return fmt.Errorf("%s: %d names for k = %d", path, len(names), spec.K)
-	}
-	spec.Names = uniqueNames(names)
-	outRaw, _ := json.MarshalIndent(spec, "", "  ")
-	return atomicfile.WriteFile(path, append(outRaw, '\n'), atomicfile.DefaultPerm)
-}
-
-func uniqueNames(names []string) []string {
-	out := append([]string(nil), names...)
-	seen := map[string]int{}
-	for i, n := range out {
-		seen[n]++
-		if seen[n] > 1 {
-			out[i] = fmt.Sprintf("%s %d", n, seen[n])
-		}
-	}
-	return out
 }
 
 // rcaOf reads the reconstructor accuracy that discover stored in the
