@@ -2,11 +2,18 @@ package main
 
 import (
 	"bytes"
+	"encoding/csv"
 	"encoding/json"
+	"image/png"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+
+	"latentedit/generator"
+	"latentedit/server"
+	"latentedit/workspace"
 )
 
 func TestUsageAndUnknownCommand(t *testing.T) {
@@ -190,5 +197,87 @@ func TestDemoWritesReport(t *testing.T) {
 	}
 	if comm["linear"] > 1e-6 || comm["curvilinear"] > 1e-3 || comm["warped"] < 10*comm["curvilinear"] {
 		t.Errorf("latent commutativity %v: want linear 0 < curvilinear ≪ warped", comm)
+	}
+}
+
+// TestSampleWritesFiles: `sample` writes n pictures, their latents and a
+// contact sheet; picture i is exactly the editor's picture of seed seed+i
+// and its latents.csv row reads back as that latent.
+func TestSampleWritesFiles(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	if code := run([]string{"sample", "--model", "faces-gan", "--n", "3", "--seed", "7", "--out", dir, "--json"}, &out, &errb); code != 0 {
+		t.Fatalf("code %d: %s", code, errb.String())
+	}
+	var res sampleResult
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil || res.N != 3 || res.Seed != 7 {
+		t.Fatalf("result %q: %v", out.String(), err)
+	}
+	f, err := os.Open(filepath.Join(dir, "latents.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil || len(rows) != 4 || rows[0][0] != "file" || rows[0][1] != "seed" {
+		t.Fatalf("latents.csv: %d rows, %v", len(rows), err)
+	}
+	ws, err := workspace.Open("faces-gan", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := ws.Model.LatentDim()
+	row := rows[3] // picture 2, seed 9
+	if row[0] != "images/000002.png" || row[1] != "9" || len(row) != 2+d {
+		t.Fatalf("row %q", row[:2])
+	}
+	z := generator.Latent(9, d)
+	for j, v := range z {
+		if got, err := strconv.ParseFloat(row[2+j], 32); err != nil || float32(got) != v {
+			t.Fatalf("z%d = %q, want %v", j, row[2+j], v)
+		}
+	}
+	want, err := server.Render(ws.Model, z)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pf, err := os.Open(filepath.Join(dir, row[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pf.Close()
+	got, err := png.Decode(pf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := want.Bounds()
+	if got.Bounds() != b {
+		t.Fatalf("picture %v, editor's %v", got.Bounds(), b)
+	}
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			r1, g1, b1, _ := got.At(x, y).RGBA()
+			r2, g2, b2, _ := want.At(x, y).RGBA()
+			if r1 != r2 || g1 != g2 || b1 != b2 {
+				t.Fatalf("pixel (%d,%d) differs from the editor's picture of seed 9", x, y)
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "contact.png")); err != nil {
+		t.Error(err)
+	}
+	for _, args := range [][]string{
+		{"sample", "--model", "faces-gan", "--n", "0", "--out", dir},
+		{"sample", "--model", "faces-gan"},
+		{"sample", "--out", dir},
+	} {
+		errb.Reset()
+		if code := run(args, &out, &errb); code != exitUsage {
+			t.Errorf("%v: code %d, want %d (%s)", args, code, exitUsage, errb.String())
+		}
+	}
+	errb.Reset()
+	if code := run([]string{"sample", "--model", "nosuch-model", "--out", dir}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "nosuch-model") {
+		t.Errorf("unknown model: code %d, %s", code, errb.String())
 	}
 }

@@ -63,7 +63,7 @@ func Write(ds dataset.Dataset, n int, outDir string, progress func(done, total i
 			return fmt.Errorf("export: dataset %s: sample %d has %d labels for %d factors", ds.Name(), i, len(labels), len(factors))
 		}
 		name := fmt.Sprintf("%06d.png", i)
-		if err := writePNG(filepath.Join(imgDir, name), img); err != nil {
+		if err := WritePNG(filepath.Join(imgDir, name), img); err != nil {
 			return err
 		}
 		row := make([]string, 0, 1+len(labels))
@@ -88,17 +88,24 @@ func Write(ds dataset.Dataset, n int, outDir string, progress func(done, total i
 	}); err != nil {
 		return fmt.Errorf("export: labels.csv: %w", err)
 	}
-	if len(sheet) > 0 {
-		cols := int(math.Ceil(math.Sqrt(float64(len(sheet)))))
-		tw, _ := tileSize(sheet)
-		if err := writePNG(filepath.Join(outDir, "contact.png"), ContactSheet(sheet, cols, ScaleFor(tw, cols, ContactMinWidth))); err != nil {
-			return err
-		}
-	}
-	return nil
+	return WriteContact(filepath.Join(outDir, "contact.png"), sheet)
 }
 
-func writePNG(path string, img image.Image) error {
+// WriteContact writes the contact sheet Write makes of imgs (the first
+// ContactMax of them, in a square grid, at least ContactMinWidth wide) to
+// path; nothing when imgs is empty.
+func WriteContact(path string, imgs []image.Image) error {
+	if len(imgs) == 0 {
+		return nil
+	}
+	imgs = imgs[:min(len(imgs), ContactMax)]
+	cols := int(math.Ceil(math.Sqrt(float64(len(imgs)))))
+	tw, _ := tileSize(imgs)
+	return WritePNG(path, ContactSheet(imgs, cols, ScaleFor(tw, cols, ContactMinWidth)))
+}
+
+// WritePNG encodes img as PNG into path atomically.
+func WritePNG(path string, img image.Image) error {
 	if err := atomicfile.Write(path, func(w io.Writer) error { return png.Encode(w, img) }); err != nil {
 		return fmt.Errorf("export: %s: %w", path, err)
 	}
