@@ -62,25 +62,14 @@ func init() {
 
 func newCurvilinear(k, d int, opt Options, ctx *context.Context, be backends.Backend) (*Curvilinear, error) {
 	c := &Curvilinear{base: newBase("curvilinear", k, d, opt, ctx, be)}
-	c.flow = c.opt.string("flow", "coupling")
-	c.layers = c.opt.int("layers", 4)
-	c.hidden = c.opt.int("hidden", 128)
-	c.scaleMax = c.opt.float("scale_max", 2)
-	c.odeSteps = c.opt.int("ode_steps", 8)
-	switch {
-	case k > d:
-		return nil, fmt.Errorf("edit: curvilinear: K = %d directions, but V has only d = %d axes", k, d)
-	case c.flow != "coupling" && c.flow != "ode":
-		return nil, fmt.Errorf("edit: curvilinear: option flow = %q, want \"coupling\" or \"ode\"", c.flow)
-	case c.hidden < 1 || c.hidden > 4096:
-		return nil, fmt.Errorf("edit: curvilinear: option hidden = %d, want 1 … 4096", c.hidden)
-	case c.flow == "coupling" && (c.layers < 1 || c.layers > 64):
-		return nil, fmt.Errorf("edit: curvilinear: option layers = %d, want 1 … 64", c.layers)
-	case c.flow == "coupling" && !(c.scaleMax > 0 && c.scaleMax <= 20):
-		return nil, fmt.Errorf("edit: curvilinear: option scale_max = %v, want a number in (0, 20]", c.scaleMax)
-	case c.flow == "ode" && (c.odeSteps < 1 || c.odeSteps > 1000):
-		return nil, fmt.Errorf("edit: curvilinear: option ode_steps = %d, want 1 … 1000", c.odeSteps)
+	co, err := Resolve("curvilinear", opt, DefaultCurvilinear())
+	if err != nil {
+		return nil, err
 	}
+	if k > d {
+		return nil, fmt.Errorf("edit: curvilinear: K = %d directions, but V has only d = %d axes", k, d)
+	}
+	c.flow, c.layers, c.hidden, c.scaleMax, c.odeSteps = co.Flow, co.Layers, co.Hidden, co.ScaleMax, co.ODESteps
 	for _, v := range c.variables() {
 		vctx := ctx.InAbsPath(v.scope)
 		switch {

@@ -33,22 +33,28 @@ type Linear struct {
 
 func init() {
 	register("linear", func(k, d int, opt Options, ctx *context.Context, be backends.Backend) (Editor, error) {
-		return newLinear("linear", k, d, opt, ctx, be, false), nil
+		lo, err := Resolve("linear", opt, DefaultLinear())
+		if err != nil {
+			return nil, err
+		}
+		return newLinear("linear", k, d, opt, lo.Orthonormal, ctx, be, false), nil
 	})
 	for _, m := range []string{"ganspace", "sefa", "interfacegan"} {
 		register(m, func(k, d int, opt Options, ctx *context.Context, be backends.Backend) (Editor, error) {
 			if ctx.GetVariableByScopeAndName(Scope+"/linear", "A") == nil {
 				return nil, fmt.Errorf("edit: %s directions are fitted by their own constructor (edit.New%s), not created empty", m, m)
 			}
-			return newLinear(m, k, d, opt, ctx, be, true), nil
+			return newLinear(m, k, d, opt, false, ctx, be, true), nil
 		})
 	}
 }
 
-func newLinear(method string, k, d int, opt Options, ctx *context.Context, be backends.Backend, fixed bool) *Linear {
+// newLinear makes a linear editor; fitted (fixed) ones keep their fit's
+// facts in opt and are never orthonormal.
+func newLinear(method string, k, d int, opt Options, orthonormal bool, ctx *context.Context, be backends.Backend, fixed bool) *Linear {
 	l := &Linear{base: newBase(method, k, d, opt, ctx, be), fixed: fixed}
 	lctx := ctx.InAbsPath(Scope + "/linear")
-	if l.opt.bool("orthonormal", false) && !fixed {
+	if orthonormal && !fixed {
 		lctx.WithInitializer(initializers.RandomNormalFn(ctx, 0.1)).VariableWithShape("S", shapes.Make(dtypes.Float32, d, d))
 	} else {
 		v := lctx.WithInitializer(initializers.RandomNormalFn(ctx, 1)).VariableWithShape("A", shapes.Make(dtypes.Float32, d, k))

@@ -56,35 +56,10 @@ type Spec struct {
 	Notes         map[string]any `json:"notes,omitempty"` // training facts (steps, RCA) for people
 }
 
-// Options are the method hyper-parameters, by name, as in Spec.Params. Each
-// method documents its keys and defaults.
+// Options are the method hyper-parameters, by name, as in Spec.Params; a
+// method reads them only through its typed options struct (options.go).
+// Fitted editors keep the facts of their fit here too.
 type Options map[string]any
-
-func (o Options) float(key string, def float64) float64 {
-	switch v := o[key].(type) {
-	case float64:
-		return v
-	case int:
-		return float64(v)
-	}
-	return def
-}
-
-func (o Options) int(key string, def int) int { return int(o.float(key, float64(def))) }
-
-func (o Options) bool(key string, def bool) bool {
-	if v, ok := o[key].(bool); ok {
-		return v
-	}
-	return def
-}
-
-func (o Options) string(key, def string) string {
-	if v, ok := o[key].(string); ok {
-		return v
-	}
-	return def
-}
 
 // constructor makes an editor of one method with fresh (or, on load, to be
 // loaded) variables in ctx.

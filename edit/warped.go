@@ -55,24 +55,22 @@ const warpedScope = Scope + "/warped"
 
 func newWarped(k, d int, opt Options, ctx *context.Context, be backends.Backend) (*Warped, error) {
 	w := &Warped{base: newBase("warped", k, d, opt, ctx, be)}
-	w.dipoles = w.opt.int("dipoles", 16)
-	w.step = w.opt.float("step", 0.5)
-	gamma := w.opt.float("gamma", 1/float64(d))
-	scale := w.opt.float("init_scale", 1)
-	switch {
-	case w.dipoles < 1 || w.dipoles > 1024:
-		return nil, fmt.Errorf("edit: warped: option dipoles = %d, want 1 … 1024", w.dipoles)
-	case !(w.step >= 0.01 && w.step <= MaxStep):
-		return nil, fmt.Errorf("edit: warped: option step = %v, want a number in [0.01, %d]", w.step, MaxStep)
-	case !(gamma > 0) || math.IsInf(gamma, 0):
-		return nil, fmt.Errorf("edit: warped: option gamma = %v, want a positive number", gamma)
-	case !(scale >= 0) || math.IsInf(scale, 0):
-		return nil, fmt.Errorf("edit: warped: option init_scale = %v, want a non-negative number", scale)
+	wo, err := Resolve("warped", opt, DefaultWarped())
+	if err != nil {
+		return nil, err
 	}
-	w.trainSteps = w.opt.int("train_substeps", int(math.Ceil(warpedEpsMax/w.step)))
-	if w.trainSteps < 1 || w.trainSteps > 1000 {
-		return nil, fmt.Errorf("edit: warped: option train_substeps = %d, want 1 … 1000", w.trainSteps)
+	gamma := wo.Gamma
+	if gamma == 0 {
+		gamma = 1 / float64(d)
 	}
+	w.dipoles, w.step, w.trainSteps = wo.Dipoles, wo.Step, wo.TrainSubsteps
+	if w.trainSteps == 0 {
+		w.trainSteps = int(math.Ceil(warpedEpsMax / w.step))
+	}
+	if w.trainSteps > 1000 {
+		return nil, fmt.Errorf("edit: warped: option step = %v needs %d training sub-steps, over 1000", w.step, w.trainSteps)
+	}
+	scale := wo.InitScale
 	m := 2 * w.dipoles
 	wctx := ctx.InAbsPath(warpedScope)
 	// Dipoles: the first N support vectors are random, the last N their negatives.

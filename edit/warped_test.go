@@ -216,11 +216,20 @@ func TestWarpedInit(t *testing.T) {
 
 func TestWarpedOptions(t *testing.T) {
 	for _, opt := range []Options{
-		{"dipoles": 0}, {"gamma": -1.0}, {"gamma": 0}, {"step": 0}, {"step": 1e-3}, {"init_scale": math.NaN()},
-		{"train_substeps": 0}, {"train_substeps": 5000},
+		{"dipoles": 0}, {"gamma": -1.0}, {"gamma": math.Inf(1)}, {"step": 0}, {"step": 1e-3}, {"init_scale": math.NaN()},
+		{"train_substeps": -1}, {"train_substeps": 5000},
 	} {
 		if _, err := New("warped", 2, 4, opt, nil, edTestBackend(t)); err == nil {
 			t.Errorf("%v: accepted", opt)
 		}
+	}
+	// 0 is the documented "automatic" value of gamma (1/d) and
+	// train_substeps (⌈largest ε / step⌉).
+	e, err := New("warped", 2, 4, Options{"gamma": 0, "train_substeps": 0, "step": 0.25}, nil, edTestBackend(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := e.(*Warped); w.trainSteps != int(math.Ceil(warpedEpsMax/0.25)) {
+		t.Errorf("train_substeps 0 gave %d sub-steps", w.trainSteps)
 	}
 }

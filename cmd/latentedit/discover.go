@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"strconv"
-	"strings"
 
 	"latentedit/discover"
 	"latentedit/edit"
@@ -15,29 +13,6 @@ import (
 	"latentedit/report/editgrid"
 	"latentedit/workspace"
 )
-
-// parseOptions reads "key=value,key=value" method options; numbers and
-// booleans are typed, anything else stays a string.
-func parseOptions(s string) (edit.Options, error) {
-	opt := edit.Options{}
-	if s == "" {
-		return opt, nil
-	}
-	for _, kv := range strings.Split(s, ",") {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return nil, fmt.Errorf("--opt: %q is not key=value", kv)
-		}
-		if f, err := strconv.ParseFloat(v, 64); err == nil {
-			opt[k] = f
-		} else if b, err := strconv.ParseBool(v); err == nil {
-			opt[k] = b
-		} else {
-			opt[k] = v
-		}
-	}
-	return opt, nil
-}
 
 func runDiscover(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("discover", stderr)
@@ -48,7 +23,7 @@ func runDiscover(args []string, stdout, stderr io.Writer) error {
 	resume := fs.Bool("resume", false, "continue a learned editor's run")
 	backend := fs.String("backend", "", "go (CPU) or xla:/abs/path/plugin.so")
 	jsonOut := fs.Bool("json", false, "progress and result as JSON")
-	opts := fs.String("opt", "", "method options key=value,… (orthonormal=true, dipoles=16, step=0.5, flow=coupling|ode, layers=4, mode=latent|activations, solver=logistic|svm, condition=smile:pitch+yaw;bangs:hair_length, factors=smile+bangs)")
+	opts := fs.String("opt", "", "method options key=value,… — linear: orthonormal=true|false; warped: dipoles=16, step=0.5, gamma, init_scale, train_substeps; curvilinear: flow=coupling|ode, layers=4, hidden=128, scale_max=2, ode_steps=8; ganspace: mode=activations|latent; interfacegan: factors=smile+bangs, solver=logistic|svm, condition=smile:pitch+yaw;bangs:hair_length, l2, ratio")
 	samples := fs.Int("samples", 3000, "ganspace, interfacegan: latents sampled")
 	oracleSteps := fs.Int("oracle-steps", 600, "interfacegan: steps to train the oracle if the model has none")
 	maxT := fs.Float64("t", 0, "traversal grid: largest |t| (0: the method's default)")
@@ -69,9 +44,14 @@ func runDiscover(args []string, stdout, stderr io.Writer) error {
 	if *model == "" {
 		return errUsage{fmt.Errorf("--model is required")}
 	}
-	o, err := parseOptions(*opts)
+	// Options are checked before any work: a key the method does not
+	// have, a word for a number or a fraction for an integer exits 2.
+	o, err := edit.ParseOptions(*method, *opts)
+	if err == nil {
+		err = edit.ValidateOptions(*method, o)
+	}
 	if err != nil {
-		return errUsage{err}
+		return errUsage{fmt.Errorf("--opt: %w", err)}
 	}
 	ws, err := workspace.Open(*model, *backend)
 	if err != nil {
@@ -142,8 +122,12 @@ func fitClosedForm(m *generator.Model, method string, k, samples int, seed int64
 		}
 		return edit.NewSeFa(w, k, m.Backend())
 	}
+	g, err := edit.Resolve(method, o, edit.DefaultGANSpace())
+	if err != nil {
+		return nil, err
+	}
 	z := generator.Latents(seed*1_000_003, samples, m.LatentDim())
-	if mode, _ := o["mode"].(string); mode == "latent" {
+	if g.Mode == "latent" {
 		return edit.NewGANSpace(z, k, m.Backend())
 	}
 	act, err := m.FirstLayerActivations(z)
@@ -159,6 +143,14 @@ func fitClosedForm(m *generator.Model, method string, k, samples int, seed int64
 // solver=logistic|svm, condition=smile:pitch+yaw;bangs:hair_length.
 func fitInterFaceGAN(ws *workspace.Workspace, samples, oracleSteps int, seed int64, o edit.Options, log io.Writer) (edit.Editor, error) {
 	m := ws.Model
+	fit, err := edit.Resolve("interfacegan", o, edit.DefaultInterFaceGANFit())
+	if err != nil {
+		return nil, err
+	}
+	only, opt, err := fit.Boundaries()
+	if err != nil {
+		return nil, err
+	}
 	orc, err := ws.Oracle(oracleSteps, log)
 	if err != nil {
 		return nil, err
@@ -191,8 +183,8 @@ func fitInterFaceGAN(ws *workspace.Workspace, samples, oracleSteps int, seed int
 	}
 	bar.Finish()
 	factors := orc.Factors
-	if f, ok := o["factors"].(string); ok && f != "" {
-		factors = strings.Split(f, "+")
+	if only != nil {
+		factors = only
 	}
 	cols := make([]int, len(factors))
 	for i, f := range factors {
@@ -211,20 +203,6 @@ func fitInterFaceGAN(ws *workspace.Workspace, samples, oracleSteps int, seed int
 		sel[i] = make([]float32, len(cols))
 		for j, c := range cols {
 			sel[i][j] = row[c]
-		}
-	}
-	opt := edit.InterFaceGANOptions{}
-	if s, ok := o["solver"].(string); ok {
-		opt.Solver = s
-	}
-	if c, ok := o["condition"].(string); ok && c != "" {
-		opt.Condition = map[string][]string{}
-		for _, part := range strings.Split(c, ";") {
-			main, conds, ok := strings.Cut(part, ":")
-			if !ok {
-				return nil, fmt.Errorf("interfacegan: condition %q is not factor:other+other", part)
-			}
-			opt.Condition[main] = strings.Split(conds, "+")
 		}
 	}
 	return edit.NewInterFaceGAN(z, sel, factors, opt, m.Backend())

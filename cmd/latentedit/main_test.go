@@ -281,3 +281,21 @@ func TestSampleWritesFiles(t *testing.T) {
 		t.Errorf("unknown model: code %d, %s", code, errb.String())
 	}
 }
+
+// TestDiscoverRefusesBadOptions: the options the old parser swallowed exit 2
+// before any work, with a message naming the key.
+func TestDiscoverRefusesBadOptions(t *testing.T) {
+	for _, tc := range []struct{ method, opt, key string }{
+		{"linear", "orthonormal=1", "orthonormal"},
+		{"linear", "nosuchkey=3", "nosuchkey"},
+		{"warped", "dipoles=16.7", "dipoles"},
+		{"warped", "dipoles=5000", "dipoles"},
+		{"interfacegan", "condition=smile", "condition"},
+	} {
+		var out, errb bytes.Buffer
+		code := run([]string{"discover", "--model", "faces-gan", "--method", tc.method, "--name", "x", "--opt", tc.opt}, &out, &errb)
+		if code != exitUsage || !strings.Contains(errb.String(), tc.key) {
+			t.Errorf("--method %s --opt %s: code %d, stderr %q; want %d naming %q", tc.method, tc.opt, code, errb.String(), exitUsage, tc.key)
+		}
+	}
+}
