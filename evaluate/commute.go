@@ -172,9 +172,16 @@ func (o *Oracle) FactorScale(name string) float64 {
 	return math.NaN()
 }
 
-// ReadFactors renders the latents zs and reads them with the oracle.
+// ReadFactors renders the latents zs and reads them with the oracle, in
+// fixed chunks of ReadChunk (so a latent's reading does not depend on the
+// call): the one way latents are labelled, for evaluation, InterFaceGAN fits
+// and pseudo-cases.
 func ReadFactors(m *generator.Model, o *Oracle, zs [][]float32) ([][]float64, error) {
-	return readFactors(m, o, flatten(zs), len(zs))
+	pix, err := m.GenerateChunked(zs, ReadChunk)
+	if err != nil {
+		return nil, err
+	}
+	return o.PredictChunked(pix, len(zs))
 }
 
 // Identity measures how well an edit keeps the rest of the image: each

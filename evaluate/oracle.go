@@ -306,6 +306,31 @@ func (o *Oracle) Predict(pix []float32, n int) ([][]float64, error) {
 	return out, nil
 }
 
+// ReadChunk is the batch size ReadFactors and PredictChunked read in: fixed,
+// so that a reading does not depend on how many images a call holds.
+const ReadChunk = 8
+
+// PredictChunked is Predict over n images in fixed chunks of ReadChunk, the
+// last one padded.
+func (o *Oracle) PredictChunked(pix []float32, n int) ([][]float64, error) {
+	sz := o.Size * o.Size * o.Chan
+	if len(pix) != n*sz {
+		return nil, fmt.Errorf("oracle: %d values for %d images of %d", len(pix), n, sz)
+	}
+	var out [][]float64
+	for s := 0; s < n; s += ReadChunk {
+		e := min(n, s+ReadChunk)
+		buf := make([]float32, ReadChunk*sz)
+		copy(buf, pix[s*sz:e*sz])
+		r, err := o.Predict(buf, ReadChunk)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r[:e-s]...)
+	}
+	return out, nil
+}
+
 // Save writes the oracle into dir (model/oracle) atomically.
 func (o *Oracle) Save(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {

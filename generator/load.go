@@ -293,3 +293,34 @@ func (m *Model) FirstLayerActivations(z [][]float32) ([][]float32, error) {
 	}
 	return rows, nil
 }
+
+// GenerateChunked renders the latents zs in fixed chunks of chunk latents,
+// the last one padded with zeros: every latent goes through a graph of the
+// same batch size however many are asked for, so its pixels do not depend
+// on the call (the pure-Go backend's last bits change with the batch size;
+// shards and whole runs must agree byte for byte).
+func (m *Model) GenerateChunked(zs [][]float32, chunk int) ([]float32, error) {
+	if chunk < 1 {
+		return nil, fmt.Errorf("generate: chunk %d", chunk)
+	}
+	d := m.LatentDim()
+	h, w, c := m.ImageShape()
+	sz := h * w * c
+	out := make([]float32, 0, len(zs)*sz)
+	for s := 0; s < len(zs); s += chunk {
+		e := min(len(zs), s+chunk)
+		flat := make([]float32, chunk*d)
+		for i := s; i < e; i++ {
+			if len(zs[i]) != d {
+				return nil, fmt.Errorf("generate: latent %d has %d values, want %d", i, len(zs[i]), d)
+			}
+			copy(flat[(i-s)*d:], zs[i])
+		}
+		pix, err := m.GenerateFloats(flat, chunk)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, pix[:(e-s)*sz]...)
+	}
+	return out, nil
+}

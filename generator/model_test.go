@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"latentedit/engine"
+	"latentedit/models"
 )
 
 // curve reads column col of dir's curves.csv.
@@ -258,5 +260,47 @@ func TestKillAndResume(t *testing.T) {
 	// match bit for bit; 1e-6 leaves room for a backend that reorders sums.
 	if worst > 1e-6 {
 		t.Fatalf("resumed weights differ from the uninterrupted run by %g", worst)
+	}
+}
+
+// TestGenerateChunkedIndependentOfCall: a latent's pixels are the same
+// whether it is rendered alone, among 3 or among 11, and equal a plain
+// GenerateFloats at the chunk's batch size.
+func TestGenerateChunkedIndependentOfCall(t *testing.T) {
+	be, err := engine.NewBackend("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := models.Extract("mnist-gan", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Load(dir, be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zs := Latents(3, 11, m.LatentDim())
+	h, w, c := m.ImageShape()
+	sz := h * w * c
+	all, err := m.GenerateChunked(zs, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	some, err := m.GenerateChunked(zs[8:], 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one, err := m.GenerateChunked(zs[9:10], 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 11*sz || len(some) != 3*sz || len(one) != sz {
+		t.Fatalf("lengths %d, %d, %d", len(all), len(some), len(one))
+	}
+	if !slices.Equal(all[8*sz:], some) || !slices.Equal(all[9*sz:10*sz], one) {
+		t.Fatal("a latent's pixels depend on the other latents of the call")
+	}
+	if _, err := m.GenerateChunked([][]float32{{1, 2}}, 4); err == nil {
+		t.Error("a latent of 2 values accepted")
 	}
 }

@@ -96,11 +96,11 @@ func Calibrate(m *generator.Model, e edit.Editor, editorName string, o *evaluate
 			}
 			plus, minus = append(plus, p), append(minus, q)
 		}
-		rp, err := readOracle(m, o, plus)
+		rp, err := evaluate.ReadFactors(m, o, plus)
 		if err != nil {
 			return nil, err
 		}
-		rm, err := readOracle(m, o, minus)
+		rm, err := evaluate.ReadFactors(m, o, minus)
 		if err != nil {
 			return nil, err
 		}

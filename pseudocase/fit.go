@@ -33,11 +33,11 @@ func FitInterFaceGAN(m *generator.Model, o *evaluate.Oracle, s *Segmenter, n int
 	const block = 128
 	for st := 0; st < n; st += block {
 		e := min(n, st+block)
-		pix, err := generate(m, zs[st:e])
+		pix, err := m.GenerateChunked(zs[st:e], predictChunk)
 		if err != nil {
 			return nil, err
 		}
-		read, err := readImages(o, pix, e-st)
+		read, err := o.PredictChunked(pix, e-st)
 		if err != nil {
 			return nil, err
 		}

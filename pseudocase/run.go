@@ -191,11 +191,11 @@ func runBlock(t Tools, plan *Plan, targets map[string]float64, opt Options, s, e
 	for i := s; i < e; i++ {
 		zs = append(zs, generator.Latent(opt.Seed+int64(i), m.LatentDim()))
 	}
-	before, err := generate(m, zs)
+	before, err := m.GenerateChunked(zs, predictChunk)
 	if err != nil {
 		return nil, err
 	}
-	rb, err := readImages(t.Oracle, before, len(zs))
+	rb, err := t.Oracle.PredictChunked(before, len(zs))
 	if err != nil {
 		return nil, err
 	}
@@ -214,11 +214,11 @@ func runBlock(t Tools, plan *Plan, targets map[string]float64, opt Options, s, e
 		zAfter = append(zAfter, za)
 		cases[i] = Case{Index: s + i, Seed: opt.Seed + int64(s+i), Before: rb[i], Steps: steps, Scale: scale}
 	}
-	after, err := generate(m, zAfter)
+	after, err := m.GenerateChunked(zAfter, predictChunk)
 	if err != nil {
 		return nil, err
 	}
-	ra, err := readImages(t.Oracle, after, len(zs))
+	ra, err := t.Oracle.PredictChunked(after, len(zs))
 	if err != nil {
 		return nil, err
 	}
@@ -251,53 +251,6 @@ func runBlock(t Tools, plan *Plan, targets map[string]float64, opt Options, s, e
 		}
 	}
 	return cases, nil
-}
-
-// generate renders latents in fixed chunks of predictChunk (the last padded
-// with zeros), so a latent's image never depends on its batch neighbours.
-func generate(m *generator.Model, zs [][]float32) ([]float32, error) {
-	d := m.LatentDim()
-	h, w, c := m.ImageShape()
-	sz := h * w * c
-	out := make([]float32, 0, len(zs)*sz)
-	for s := 0; s < len(zs); s += predictChunk {
-		e := min(len(zs), s+predictChunk)
-		flat := make([]float32, predictChunk*d)
-		for i := s; i < e; i++ {
-			copy(flat[(i-s)*d:], zs[i])
-		}
-		pix, err := m.GenerateFloats(flat, predictChunk)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, pix[:(e-s)*sz]...)
-	}
-	return out, nil
-}
-
-// readImages reads n images with the oracle in fixed, padded chunks.
-func readImages(o *evaluate.Oracle, pix []float32, n int) ([][]float64, error) {
-	sz := o.Size * o.Size * o.Chan
-	var out [][]float64
-	for s := 0; s < n; s += predictChunk {
-		e := min(n, s+predictChunk)
-		buf := make([]float32, predictChunk*sz)
-		copy(buf, pix[s*sz:e*sz])
-		r, err := o.Predict(buf, predictChunk)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r[:e-s]...)
-	}
-	return out, nil
-}
-
-func readOracle(m *generator.Model, o *evaluate.Oracle, zs [][]float32) ([][]float64, error) {
-	pix, err := generate(m, zs)
-	if err != nil {
-		return nil, err
-	}
-	return readImages(o, pix, len(zs))
 }
 
 // lesionArea is the union of both images' segmented lesions grown by one

@@ -8,6 +8,7 @@ import (
 
 	"latentedit/discover"
 	"latentedit/edit"
+	"latentedit/evaluate"
 	"latentedit/generator"
 	"latentedit/internal/progress"
 	"latentedit/report/editgrid"
@@ -74,14 +75,24 @@ func runDiscover(args []string, stdout, stderr io.Writer) error {
 		e = res.Editor
 		notes["rca"] = res.RCA
 	case "interfacegan":
-		if e, err = fitInterFaceGAN(ws, *samples, *oracleSteps, d.Seed, o, stderr); err != nil {
+		fit, err := edit.Resolve("interfacegan", o, edit.DefaultInterFaceGANFit())
+		if err != nil {
 			return err
 		}
+		orc, err := ws.Oracle(*oracleSteps, stderr)
+		if err != nil {
+			return err
+		}
+		bar := progress.New(stderr, *samples, "label latents", *jsonOut)
+		if e, err = evaluate.FitInterFaceGAN(m, orc, *samples, d.Seed, fit, func(done, _ int) { bar.Set(done, nil) }); err != nil {
+			return err
+		}
+		bar.Finish()
 		if err := edit.Save(out, e, map[string]any{"samples": *samples}); err != nil {
 			return err
 		}
 	case "ganspace", "sefa":
-		if e, err = fitClosedForm(m, *method, d.K, *samples, d.Seed, o); err != nil {
+		if e, err = edit.FitClosedForm(m, *method, d.K, *samples, d.Seed, o); err != nil {
 			return err
 		}
 		if err := edit.Save(out, e, map[string]any{"samples": *samples}); err != nil {
@@ -110,100 +121,4 @@ func runDiscover(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout)
 	}
 	return nil
-}
-
-// fitClosedForm fits GANSpace (PCA of latents, or of first-layer
-// activations mapped back: option mode=activations, the default) or SeFa.
-func fitClosedForm(m *generator.Model, method string, k, samples int, seed int64, o edit.Options) (edit.Editor, error) {
-	if method == "sefa" {
-		w, err := m.FirstLayerWeights()
-		if err != nil {
-			return nil, err
-		}
-		return edit.NewSeFa(w, k, m.Backend())
-	}
-	g, err := edit.Resolve(method, o, edit.DefaultGANSpace())
-	if err != nil {
-		return nil, err
-	}
-	z := generator.Latents(seed*1_000_003, samples, m.LatentDim())
-	if g.Mode == "latent" {
-		return edit.NewGANSpace(z, k, m.Backend())
-	}
-	act, err := m.FirstLayerActivations(z)
-	if err != nil {
-		return nil, err
-	}
-	return edit.NewGANSpaceActivations(z, act, k, m.Backend())
-}
-
-// fitInterFaceGAN labels sampled latents with the dataset's oracle (trained
-// now and kept in work/oracle if there is none yet) and fits one boundary
-// per factor. Options: factors=a+b (default: all the oracle's factors),
-// solver=logistic|svm, condition=smile:pitch+yaw;bangs:hair_length.
-func fitInterFaceGAN(ws *workspace.Workspace, samples, oracleSteps int, seed int64, o edit.Options, log io.Writer) (edit.Editor, error) {
-	m := ws.Model
-	fit, err := edit.Resolve("interfacegan", o, edit.DefaultInterFaceGANFit())
-	if err != nil {
-		return nil, err
-	}
-	only, opt, err := fit.Boundaries()
-	if err != nil {
-		return nil, err
-	}
-	orc, err := ws.Oracle(oracleSteps, log)
-	if err != nil {
-		return nil, err
-	}
-	z := generator.Latents(seed*7_000_003, samples, m.LatentDim())
-	labels := make([][]float32, 0, samples)
-	bar := progress.New(log, samples, "label latents", false)
-	for s := 0; s < samples; s += 250 {
-		e := min(samples, s+250)
-		var flat []float32
-		for _, v := range z[s:e] {
-			flat = append(flat, v...)
-		}
-		pix, err := m.GenerateFloats(flat, e-s)
-		if err != nil {
-			return nil, err
-		}
-		pred, err := orc.Predict(pix, e-s)
-		if err != nil {
-			return nil, err
-		}
-		for _, p := range pred {
-			row := make([]float32, len(p))
-			for i, v := range p {
-				row[i] = float32(v)
-			}
-			labels = append(labels, row)
-		}
-		bar.Set(e, nil)
-	}
-	bar.Finish()
-	factors := orc.Factors
-	if only != nil {
-		factors = only
-	}
-	cols := make([]int, len(factors))
-	for i, f := range factors {
-		cols[i] = -1
-		for j, g := range orc.Factors {
-			if g == f {
-				cols[i] = j
-			}
-		}
-		if cols[i] < 0 {
-			return nil, fmt.Errorf("interfacegan: factor %q is not one of the oracle's %v", f, orc.Factors)
-		}
-	}
-	sel := make([][]float32, len(labels))
-	for i, row := range labels {
-		sel[i] = make([]float32, len(cols))
-		for j, c := range cols {
-			sel[i][j] = row[c]
-		}
-	}
-	return edit.NewInterFaceGAN(z, sel, factors, opt, m.Backend())
 }

@@ -99,7 +99,7 @@ func runPseudocase(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		e, err := pseudocase.FitInterFaceGAN(ws.Model, orc, seg, *fitN, *seed*7_000_003, stderr)
+		e, err := pseudocase.FitInterFaceGAN(ws.Model, orc, seg, *fitN, *seed, stderr)
 		if err != nil {
 			return err
 		}
