@@ -20,8 +20,8 @@ import (
 	"latentedit/engine"
 	"latentedit/generator"
 	"latentedit/internal/atomicfile"
+	"latentedit/internal/figure"
 	"latentedit/internal/progress"
-	"latentedit/report"
 )
 
 // Files a discovery run adds to the editor directory, beside edit's.
@@ -67,7 +67,7 @@ type Trainer struct {
 	step   *context.Exec
 	eval   *context.Exec
 	keys   []string
-	curves *report.Curves
+	curves *figure.Curves
 	epsLo  float64
 	epsHi  float64
 }
@@ -98,7 +98,7 @@ func New(m *generator.Model, cfg Config) (*Trainer, error) {
 		t.epsLo, t.epsHi = cfg.EpsMin, cfg.EpsMax
 	}
 	t.keys = []string{"loss", "ce", "l1", "penalty", "acc"}
-	t.curves = report.NewCurves(t.keys...)
+	t.curves = figure.NewCurves(t.keys...)
 	if err := engine.Safe("discover: build", t.build); err != nil {
 		return nil, err
 	}
@@ -236,7 +236,7 @@ func Run(m *generator.Model, cfg Config, opt Options) (*Result, error) {
 		if start, err = strconv.Atoi(meta["step"]); err != nil {
 			return nil, fmt.Errorf("discover --resume: %s: step %q", StateFile, meta["step"])
 		}
-		t.curves = report.ReadCurves(filepath.Join(opt.Out, CurvesCSV), start, t.keys...)
+		t.curves = figure.ReadCurves(filepath.Join(opt.Out, CurvesCSV), start, t.keys...)
 	}
 	raw, _ := json.MarshalIndent(cfg, "", "  ")
 	if err := atomicfile.WriteFile(filepath.Join(opt.Out, ConfigFile), append(raw, '\n'), atomicfile.DefaultPerm); err != nil {
@@ -302,11 +302,11 @@ func (t *Trainer) checkpoint(dir string, step int, notes map[string]any) error {
 }
 
 func (t *Trainer) writeCurves(dir string) error {
-	var series []report.Series
+	var series []figure.Series
 	for _, kn := range [][2]string{{"loss", ""}, {"ce", ""}, {"l1", "l1 (ε)"}, {"acc", "accuracy"}} {
-		series = append(series, report.Smooth(t.curves.Series(kn[0], kn[1]), 25))
+		series = append(series, figure.Smooth(t.curves.Series(kn[0], kn[1]), 25))
 	}
-	if err := report.LinePlot(filepath.Join(dir, CurvesPNG), "discover "+t.cfg.Method, "step", "value (moving average of 25)", series); err != nil {
+	if err := figure.LinePlot(filepath.Join(dir, CurvesPNG), "discover "+t.cfg.Method, "step", "value (moving average of 25)", series); err != nil {
 		return err
 	}
 	return t.curves.WriteCSV(filepath.Join(dir, CurvesCSV))

@@ -22,8 +22,8 @@ import (
 	"latentedit/dataset"
 	"latentedit/engine"
 	"latentedit/internal/atomicfile"
+	"latentedit/internal/figure"
 	"latentedit/internal/progress"
-	"latentedit/report"
 )
 
 // Options are the run-time settings of Train that are not part of the model.
@@ -58,7 +58,7 @@ type trainer struct {
 	permEpoch int
 	step      *context.Exec
 	sample    *context.Exec
-	curves    *report.Curves
+	curves    *figure.Curves
 	lossKey   []string
 }
 
@@ -125,9 +125,9 @@ func Train(cfg Config, opt Options) (res *Result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	t.curves = report.NewCurves(t.lossKey...) // build names the logged values
+	t.curves = figure.NewCurves(t.lossKey...) // build names the logged values
 	if opt.Resume {
-		t.curves = report.ReadCurves(filepath.Join(opt.Out, CurvesCSV), start, t.lossKey...)
+		t.curves = figure.ReadCurves(filepath.Join(opt.Out, CurvesCSV), start, t.lossKey...)
 	}
 	bar := progress.New(opt.Log, cfg.Steps, "train "+cfg.Kind+" "+cfg.Dataset, opt.JSON)
 	bar.Set(start, nil)
@@ -362,7 +362,7 @@ func (t *trainer) writeSamples() error {
 	}
 	pix := tensors.MustCopyFlatData[float32](out[0])
 	imgs := ToImages(pix, 64, t.cfg.Size, t.cfg.Size, t.cfg.Channels)
-	if err := report.Grid(filepath.Join(t.opt.Out, SamplesPNG), imgs, 8, 512); err != nil {
+	if err := figure.Grid(filepath.Join(t.opt.Out, SamplesPNG), imgs, 8, 512); err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
 	return t.writeCurves()
@@ -370,13 +370,13 @@ func (t *trainer) writeSamples() error {
 
 func (t *trainer) writeCurves() error {
 	// Gradient norms live on another scale; plot only the losses.
-	var losses []report.Series
+	var losses []figure.Series
 	for _, k := range t.lossKey {
 		if !strings.HasPrefix(k, "grad") {
-			losses = append(losses, report.Smooth(t.curves.Series(k, ""), 25))
+			losses = append(losses, figure.Smooth(t.curves.Series(k, ""), 25))
 		}
 	}
-	if err := report.LinePlot(filepath.Join(t.opt.Out, CurvesPNG), fmt.Sprintf("%s on %s", t.cfg.Kind, t.cfg.Dataset), "step", "value (moving average of 25)", losses); err != nil {
+	if err := figure.LinePlot(filepath.Join(t.opt.Out, CurvesPNG), fmt.Sprintf("%s on %s", t.cfg.Kind, t.cfg.Dataset), "step", "value (moving average of 25)", losses); err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
 	return t.curves.WriteCSV(filepath.Join(t.opt.Out, CurvesCSV))

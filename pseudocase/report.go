@@ -12,7 +12,7 @@ import (
 	"strings"
 
 	"latentedit/internal/atomicfile"
-	"latentedit/report"
+	"latentedit/internal/figure"
 )
 
 // ReportFile is the page WriteReport writes.
@@ -115,7 +115,7 @@ func caseGrid(path, dir string, s Summary) error {
 	if len(imgs) == 0 {
 		return fmt.Errorf("pseudocase report: run %s has no cases", dir)
 	}
-	return report.Grid(path, imgs, 5, 5*64) // 1:1 pixels keep the PNGs small; the page scales them up
+	return figure.Grid(path, imgs, 5, 5*64) // 1:1 pixels keep the PNGs small; the page scales them up
 }
 
 var page = template.Must(template.New("page").Funcs(template.FuncMap{

@@ -14,10 +14,10 @@ import (
 	"latentedit/engine"
 	"latentedit/generator"
 	"latentedit/internal/atomicfile"
+	"latentedit/internal/figure"
 	"latentedit/internal/progress"
 	"latentedit/models"
 	"latentedit/pseudocase"
-	"latentedit/report"
 	"latentedit/report/study"
 	"latentedit/workspace"
 )
@@ -148,7 +148,7 @@ func modelsPage(out string, be backends.Backend, stderr io.Writer, jsonOut bool)
 		}
 		s := section{Name: name, Dataset: m.Info.Dataset, Info: m.Info,
 			Samples: name + "-samples.png", Data: name + "-data.png", Curves: name + "-curves.png"}
-		if err := report.Grid(filepath.Join(out, s.Samples), imgs, 8, 512); err != nil {
+		if err := figure.Grid(filepath.Join(out, s.Samples), imgs, 8, 512); err != nil {
 			return err
 		}
 		ds, err := dataset.Open(m.Info.Dataset, dataset.Options{N: 64, Seed: 1, Size: m.Info.Height})
@@ -161,7 +161,7 @@ func modelsPage(out string, be backends.Backend, stderr io.Writer, jsonOut bool)
 				return err
 			}
 		}
-		if err := report.Grid(filepath.Join(out, s.Data), real, 8, 512); err != nil {
+		if err := figure.Grid(filepath.Join(out, s.Data), real, 8, 512); err != nil {
 			return err
 		}
 		if b, err := os.ReadFile(filepath.Join(dir, generator.CurvesPNG)); err == nil {

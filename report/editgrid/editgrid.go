@@ -9,7 +9,7 @@ import (
 
 	"latentedit/edit"
 	"latentedit/generator"
-	"latentedit/report"
+	"latentedit/internal/figure"
 )
 
 // Traversal writes a grid with one row per direction of e and cols columns
@@ -37,7 +37,7 @@ func Traversal(path string, m *generator.Model, e edit.Editor, z []float32, maxT
 	}
 	h, w, c := m.ImageShape()
 	imgs := generator.ToImages(pix, n, h, w, c)
-	return report.Grid(path, imgs, cols, 64*cols)
+	return figure.Grid(path, imgs, cols, 64*cols)
 }
 
 // Sequence writes a grid with one row per latent: the original, then the
@@ -60,5 +60,5 @@ func Sequence(path string, m *generator.Model, e edit.Editor, zs [][]float32, st
 		return fmt.Errorf("sequence %s: %w", path, err)
 	}
 	h, w, c := m.ImageShape()
-	return report.Grid(path, generator.ToImages(pix, n, h, w, c), len(steps)+1, 64*(len(steps)+1))
+	return figure.Grid(path, generator.ToImages(pix, n, h, w, c), len(steps)+1, 64*(len(steps)+1))
 }

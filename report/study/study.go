@@ -25,8 +25,8 @@ import (
 	"latentedit/evaluate"
 	"latentedit/generator"
 	"latentedit/internal/atomicfile"
+	"latentedit/internal/figure"
 	"latentedit/internal/progress"
-	"latentedit/report"
 	"latentedit/workspace"
 )
 
@@ -272,7 +272,7 @@ func measure(m *generator.Model, e edit.Editor, o *evaluate.Oracle, name, dir, o
 			spreads[k][f] = ac.Effect[k][f] / o.FactorScale(fn)
 		}
 	}
-	if err := report.HeatMap(filepath.Join(out, r.HeatMap), name+": oracle change per unit step, in factor spreads", rows, o.Factors, spreads, 0); err != nil {
+	if err := figure.HeatMap(filepath.Join(out, r.HeatMap), name+": oracle change per unit step, in factor spreads", rows, o.Factors, spreads, 0); err != nil {
 		return nil, err
 	}
 	r.Traversal = name + "-traversal.png"
@@ -314,7 +314,7 @@ func traversal(path string, m *generator.Model, e edit.Editor, rows []string, z 
 	for k := range tiles {
 		tiles[k] = imgs[k*cols : (k+1)*cols]
 	}
-	return report.LabelledGrid(path, rows, colLabels, tiles, max(1, 64/h))
+	return figure.LabelledGrid(path, rows, colLabels, tiles, max(1, 64/h))
 }
 
 // stepFor is the signed step that moves a factor by want along a direction
@@ -434,7 +434,7 @@ func sequenceGrids(m *generator.Model, res *Results, editors map[string]edit.Edi
 			tiles = append(tiles, row)
 		}
 		name := fmt.Sprintf("sequence-seed%d.png", seed)
-		if err := report.LabelledGrid(filepath.Join(out, name), rows, cols, tiles, 3); err != nil {
+		if err := figure.LabelledGrid(filepath.Join(out, name), rows, cols, tiles, 3); err != nil {
 			return err
 		}
 		res.Sequences = append(res.Sequences, name)
@@ -455,7 +455,7 @@ func commutativityChart(res *Results, out string) error {
 	// Log scale: float rounding (1e-8) and real non-commutativity (1e-2)
 	// must both be visible for the ordering to be read off the chart.
 	const floor = 1e-9
-	return report.BarPanels(filepath.Join(out, res.Chart), "mean error, log scale (lower is better)", []report.Panel{
+	return figure.BarPanels(filepath.Join(out, res.Chart), "mean error, log scale (lower is better)", []figure.Panel{
 		{Title: "latent ‖Δz‖/‖z‖", Names: names, Values: lat, LogFloor: floor},
 		{Title: "image mean |Δpixel|", Names: names, Values: img, LogFloor: floor},
 		{Title: "attribute mean |Δoracle|", Names: names, Values: att, LogFloor: floor},

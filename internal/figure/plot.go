@@ -1,7 +1,9 @@
-// Package report draws what a person looks at after a run: image grids,
-// line plots of training curves and, later, the evaluation report. Each
-// function draws one thing and writes its file atomically.
-package report
+// Package figure draws what a person looks at: image grids, line plots of
+// training curves, bar panels and heat maps, and keeps the training curves
+// (curves.csv) they are drawn from. Each function draws one thing and writes
+// its file atomically. It sits low in the house (docs/architecture.md), so
+// trainers and reports alike can draw without importing each other.
+package figure
 
 import (
 	"bytes"
