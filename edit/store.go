@@ -1,8 +1,6 @@
 package edit
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +14,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
 	"latentedit/engine"
+	"latentedit/internal/artifact"
 	"latentedit/internal/atomicfile"
 )
 
@@ -154,7 +153,7 @@ func Save(dir string, e Editor, notes map[string]any) error {
 	if err := engine.SaveCheckpoint(n.Context(), wpath, Scope, map[string]string{"method": e.Method()}); err != nil {
 		return fmt.Errorf("edit: save: %w", err)
 	}
-	sum, err := fileSHA256(wpath)
+	sum, err := artifact.FileSHA256(wpath)
 	if err != nil {
 		return fmt.Errorf("edit: save: %w", err)
 	}
@@ -204,12 +203,8 @@ func Load(dir string, latentDim int, be backends.Backend) (Editor, error) {
 		return nil, fmt.Errorf("load editor %s: field latent_dim: %d, but the model's latent dimension is %d", path, spec.LatentDim, latentDim)
 	}
 	wpath := filepath.Join(dir, WeightsFile)
-	sum, err := fileSHA256(wpath)
-	if err != nil {
+	if err := artifact.CheckWeights(path, wpath, spec.WeightsSHA256); err != nil {
 		return nil, fmt.Errorf("load editor %s: %w", dir, err)
-	}
-	if sum != spec.WeightsSHA256 {
-		return nil, fmt.Errorf("load editor %s: %s: sha256 does not match editor.json (file truncated, corrupted or replaced)", dir, wpath)
 	}
 	ctx := context.New()
 	if _, err := engine.LoadCheckpoint(ctx, wpath); err != nil {
@@ -232,15 +227,6 @@ func Load(dir string, latentDim int, be backends.Backend) (Editor, error) {
 		return nil, fmt.Errorf("load editor %s: %w", path, err)
 	}
 	return e, nil
-}
-
-func fileSHA256(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:]), nil
 }
 
 // base holds what every editor shares.

@@ -19,6 +19,7 @@ import (
 
 	"latentedit/dataset"
 	"latentedit/engine"
+	"latentedit/internal/artifact"
 	"latentedit/internal/atomicfile"
 	"latentedit/internal/progress"
 )
@@ -29,6 +30,10 @@ var cyclic = map[string]bool{"hair_colour": true, "eye_colour": true, "backgroun
 
 // Oracle is a CNN regressor from an image to a dataset's factors.
 type Oracle struct {
+	FormatVersion int    `json:"format_version"`
+	Kind          string `json:"kind"`           // "oracle"
+	WeightsSHA256 string `json:"weights_sha256"` // of oracle.ckpt
+
 	Factors []string           `json:"factors"`
 	Size    int                `json:"size"`
 	Chan    int                `json:"channels"`
@@ -42,6 +47,9 @@ type Oracle struct {
 	be   backends.Backend
 	exec *context.Exec
 }
+
+// OracleFormat is the oracle.json layout this build reads and writes.
+const OracleFormat = 1
 
 // Oracle files inside a model directory.
 const (
@@ -336,9 +344,15 @@ func (o *Oracle) Save(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if err := engine.SaveCheckpoint(o.ctx, filepath.Join(dir, oracleWeights), "/oracle", nil); err != nil {
+	wpath := filepath.Join(dir, oracleWeights)
+	if err := engine.SaveCheckpoint(o.ctx, wpath, "/oracle", nil); err != nil {
 		return err
 	}
+	sum, err := artifact.FileSHA256(wpath)
+	if err != nil {
+		return err
+	}
+	o.FormatVersion, o.Kind, o.WeightsSHA256 = OracleFormat, "oracle", sum
 	raw, _ := json.MarshalIndent(o, "", "  ")
 	return atomicfile.WriteFile(filepath.Join(dir, oracleSpec), append(raw, '\n'), atomicfile.DefaultPerm)
 }
@@ -350,14 +364,24 @@ func LoadOracle(dir string, be backends.Backend) (*Oracle, error) {
 		return nil, fmt.Errorf("oracle: %w", err)
 	}
 	o := &Oracle{}
+	spec, wpath := filepath.Join(dir, oracleSpec), filepath.Join(dir, oracleWeights)
 	if err := json.Unmarshal(raw, o); err != nil {
-		return nil, fmt.Errorf("oracle %s: %w", filepath.Join(dir, oracleSpec), err)
+		return nil, fmt.Errorf("oracle %s: %w", spec, err)
+	}
+	if err := artifact.CheckVersion(spec, o.FormatVersion, OracleFormat); err != nil {
+		return nil, fmt.Errorf("oracle: %w", err)
+	}
+	if err := artifact.CheckKind(spec, o.Kind, "oracle"); err != nil {
+		return nil, fmt.Errorf("oracle: %w", err)
+	}
+	if err := artifact.CheckWeights(spec, wpath, o.WeightsSHA256); err != nil {
+		return nil, fmt.Errorf("oracle: %w", err)
 	}
 	if len(o.Factors) == 0 || len(o.Mean) != o.width() || len(o.Std) != o.width() || o.Size < 8 || o.Width < 1 {
 		return nil, fmt.Errorf("oracle %s: inconsistent fields (factors %d, mean %d, std %d, size %d)", filepath.Join(dir, oracleSpec), len(o.Factors), len(o.Mean), len(o.Std), o.Size)
 	}
 	o.ctx, o.be = context.New().Checked(false), be
-	if _, err := engine.LoadCheckpoint(o.ctx, filepath.Join(dir, oracleWeights)); err != nil {
+	if _, err := engine.LoadCheckpoint(o.ctx, wpath); err != nil {
 		return nil, err
 	}
 	if _, err := o.Predict(make([]float32, o.Size*o.Size*o.Chan), 1); err != nil {

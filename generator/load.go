@@ -14,6 +14,7 @@ import (
 
 	"latentedit/dataset"
 	"latentedit/engine"
+	"latentedit/internal/artifact"
 )
 
 // Model is a loaded generator (and, for a VAE, its encoder).
@@ -44,12 +45,8 @@ func Load(dir string, backend backends.Backend) (*Model, error) {
 		return nil, fmt.Errorf("model %s: %w", dir, err)
 	}
 	wpath := filepath.Join(dir, WeightsFile)
-	sum, err := fileSHA256(wpath)
-	if err != nil {
-		return nil, fmt.Errorf("model %s: weights: %w", dir, err)
-	}
-	if sum != info.WeightsSHA256 {
-		return nil, fmt.Errorf("model %s: %s: sha256 %s does not match model.json's %s (file replaced or corrupted)", dir, wpath, sum[:12], info.WeightsSHA256[:12])
+	if err := artifact.CheckWeights(filepath.Join(dir, InfoFile), wpath, info.WeightsSHA256); err != nil {
+		return nil, fmt.Errorf("model %s: %w", dir, err)
 	}
 	ctx := context.New()
 	if _, err := engine.LoadCheckpoint(ctx, wpath); err != nil {

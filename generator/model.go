@@ -8,15 +8,14 @@
 package generator
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+
+	"latentedit/internal/artifact"
 )
 
 // FormatVersion is the model.json layout this build reads and writes.
@@ -115,11 +114,13 @@ func ReadInfo(dir string) (Info, error) {
 	bad := func(field string, format string, args ...any) error {
 		return fmt.Errorf("model %s: %s: field %s: %s", dir, path, field, fmt.Sprintf(format, args...))
 	}
+	if err := artifact.CheckVersion(path, in.FormatVersion, FormatVersion); err != nil {
+		return in, fmt.Errorf("model %s: %w", dir, err)
+	}
+	if err := artifact.CheckKind(path, in.Kind, "gan", "vae"); err != nil {
+		return in, fmt.Errorf("model %s: %w", dir, err)
+	}
 	switch {
-	case in.FormatVersion != FormatVersion:
-		return in, bad("format_version", "%d, this build reads %d", in.FormatVersion, FormatVersion)
-	case in.Kind != "gan" && in.Kind != "vae":
-		return in, bad("kind", "%q, want gan or vae", in.Kind)
 	case in.LatentDim != in.Config.Latent:
 		return in, bad("latent_dim", "%d disagrees with config.latent_dim %d", in.LatentDim, in.Config.Latent)
 	case in.Height != in.Config.Size || in.Width != in.Config.Size || in.Channels != in.Config.Channels:
@@ -131,20 +132,6 @@ func ReadInfo(dir string) (Info, error) {
 		return in, bad("config", "%v", err)
 	}
 	return in, nil
-}
-
-// fileSHA256 returns the hex sha256 of a file.
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // Latents returns n standard-normal latent vectors of dimension d, the same

@@ -21,6 +21,7 @@ import (
 
 	"latentedit/dataset"
 	"latentedit/engine"
+	"latentedit/internal/artifact"
 	"latentedit/internal/atomicfile"
 	"latentedit/internal/figure"
 	"latentedit/internal/progress"
@@ -405,7 +406,7 @@ func (t *trainer) checkpoint(step int) error {
 	if err := engine.SaveTensors(wpath, vals, meta); err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
-	sum, err := fileSHA256(wpath)
+	sum, err := artifact.FileSHA256(wpath)
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
 	}

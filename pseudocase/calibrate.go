@@ -12,6 +12,7 @@ import (
 	"latentedit/edit"
 	"latentedit/evaluate"
 	"latentedit/generator"
+	"latentedit/internal/artifact"
 	"latentedit/internal/atomicfile"
 )
 
@@ -25,6 +26,9 @@ const CalibrationFile = "calibration.json"
 // Effect·t = target − before for the requested factors: an open-loop edit,
 // so the oracle reading after the edit is a measurement, not a set point.
 type Calibration struct {
+	FormatVersion int    `json:"format_version"`
+	Kind          string `json:"kind"` // "calibration"
+
 	Editor  string   `json:"editor"`
 	Method  string   `json:"method"`
 	Factors []string `json:"factors"` // the oracle's factors, in its order
@@ -40,6 +44,9 @@ type Calibration struct {
 	T      float64                       `json:"t"`
 	Seed   int64                         `json:"seed"`
 }
+
+// calibrationFormat is the calibration JSON layout this build reads and writes.
+const calibrationFormat = 1
 
 // chooseDirections maps each oracle factor to the editor direction named for
 // it, preferring a conditional direction "factor|…".
@@ -121,6 +128,7 @@ func (c *Calibration) Save(path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
+	c.FormatVersion, c.Kind = calibrationFormat, "calibration"
 	raw, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
 		return err
@@ -138,6 +146,12 @@ func LoadCalibration(path string, e edit.Editor, o *evaluate.Oracle) (*Calibrati
 	c := &Calibration{}
 	if err := json.Unmarshal(raw, c); err != nil {
 		return nil, fmt.Errorf("calibration %s: %w", path, err)
+	}
+	if err := artifact.CheckVersion(path, c.FormatVersion, calibrationFormat); err != nil {
+		return nil, fmt.Errorf("calibration: %w", err)
+	}
+	if err := artifact.CheckKind(path, c.Kind, "calibration"); err != nil {
+		return nil, fmt.Errorf("calibration: %w", err)
 	}
 	if strings.Join(c.Factors, ",") != strings.Join(o.Factors, ",") {
 		return nil, fmt.Errorf("calibration %s: field factors: %v, the oracle has %v", path, c.Factors, o.Factors)

@@ -164,13 +164,15 @@ func TestSegmenterLearnsAndRefusesCorruptFiles(t *testing.T) {
 		ckpt, spec []byte
 		want       string
 	}{
-		{"flipped byte", flipped, goodSpec, "checksum"},
-		{"truncated", good[:len(good)/3], goodSpec, "checksum"},
-		{"empty", nil, goodSpec, "too short"},
+		{"flipped byte", flipped, goodSpec, "does not match"},
+		{"truncated", good[:len(good)/3], goodSpec, "does not match"},
+		{"empty", nil, goodSpec, "does not match"},
+		{"kind", good, bytes.Replace(goodSpec, []byte(`"kind": "segmenter"`), []byte(`"kind": "oracle"`), 1), "field kind"},
+		{"checksum field", good, bytes.Replace(goodSpec, []byte(`"weights_sha256": "`), []byte(`"weights_sha256": "0`), 1), "weights_sha256"},
 		{"bad spec", good, []byte("{"), "segmenter.json"},
 		{"wrong width", good, bytes.Replace(goodSpec, []byte(`"width": 4`), []byte(`"width": 5`), 1), "do not fit"},
 		{"zero width", good, bytes.Replace(goodSpec, []byte(`"width": 4`), []byte(`"width": 0`), 1), "field width"},
-		{"format", good, bytes.Replace(goodSpec, []byte(`"format_version": 1`), []byte(`"format_version": 7`), 1), "format_version"},
+		{"format", good, bytes.Replace(goodSpec, []byte(`"format_version": 2`), []byte(`"format_version": 7`), 1), "format_version"},
 	}
 	for _, c := range corrupt {
 		os.WriteFile(ckpt, c.ckpt, 0o644)

@@ -17,6 +17,7 @@ import (
 	"latentedit/dataset"
 	"latentedit/dataset/fundus"
 	"latentedit/engine"
+	"latentedit/internal/artifact"
 	"latentedit/internal/atomicfile"
 	"latentedit/internal/progress"
 )
@@ -34,7 +35,7 @@ const (
 	SegmenterSpec    = "segmenter.json"
 	SegmenterWeights = "segmenter.ckpt"
 	segScope         = "/segmenter"
-	segFormat        = 1
+	segFormat        = 2 // 2: kind and weights_sha256 in segmenter.json
 )
 
 // Segmenter is a small U-Net that reads three masks off a 64×64 fundus
@@ -43,10 +44,12 @@ const (
 // structure nobody labelled: that is how an edit's effect on the vessels
 // and the disc is measured.
 type Segmenter struct {
-	Format int `json:"format_version"`
-	Size   int `json:"size"`
-	Width  int `json:"width"`
-	Steps  int `json:"steps"`
+	Format        int    `json:"format_version"`
+	Kind          string `json:"kind"`           // "segmenter"
+	WeightsSHA256 string `json:"weights_sha256"` // of segmenter.ckpt
+	Size          int    `json:"size"`
+	Width         int    `json:"width"`
+	Steps         int    `json:"steps"`
 	// Dice is the held-out Dice per channel (vessels, lesions, disc) on
 	// rendered images of another seed, thresholded at 0.5.
 	Dice map[string]float64 `json:"held_out_dice"`
@@ -396,9 +399,15 @@ func (s *Segmenter) Save(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("segmenter: %w", err)
 	}
-	if err := engine.SaveCheckpoint(s.ctx, filepath.Join(dir, SegmenterWeights), segScope, map[string]string{"kind": "segmenter"}); err != nil {
+	wpath := filepath.Join(dir, SegmenterWeights)
+	if err := engine.SaveCheckpoint(s.ctx, wpath, segScope, map[string]string{"kind": "segmenter"}); err != nil {
 		return err
 	}
+	sum, err := artifact.FileSHA256(wpath)
+	if err != nil {
+		return fmt.Errorf("segmenter: %w", err)
+	}
+	s.Format, s.Kind, s.WeightsSHA256 = segFormat, "segmenter", sum
 	raw, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return fmt.Errorf("segmenter: %w", err)
@@ -419,21 +428,29 @@ func LoadSegmenter(dir string, be backends.Backend) (*Segmenter, error) {
 	if err := json.Unmarshal(raw, s); err != nil {
 		return nil, fmt.Errorf("segmenter %s: %w", spec, err)
 	}
+	wpath := filepath.Join(dir, SegmenterWeights)
+	if err := artifact.CheckVersion(spec, s.Format, segFormat); err != nil {
+		return nil, fmt.Errorf("segmenter: %w", err)
+	}
+	if err := artifact.CheckKind(spec, s.Kind, "segmenter"); err != nil {
+		return nil, fmt.Errorf("segmenter: %w", err)
+	}
+	if err := artifact.CheckWeights(spec, wpath, s.WeightsSHA256); err != nil {
+		return nil, fmt.Errorf("segmenter: %w", err)
+	}
 	switch {
-	case s.Format != segFormat:
-		return nil, fmt.Errorf("segmenter %s: field format_version: %d, this build reads %d", spec, s.Format, segFormat)
 	case s.Size != fundus.DefaultSize:
 		return nil, fmt.Errorf("segmenter %s: field size: %d, want %d", spec, s.Size, fundus.DefaultSize)
 	case s.Width < 1 || s.Width > 256:
 		return nil, fmt.Errorf("segmenter %s: field width: %d out of [1, 256]", spec, s.Width)
 	}
 	s.ctx, s.be = context.New().Checked(false), be
-	meta, err := engine.LoadCheckpoint(s.ctx, filepath.Join(dir, SegmenterWeights))
+	meta, err := engine.LoadCheckpoint(s.ctx, wpath)
 	if err != nil {
 		return nil, fmt.Errorf("segmenter: %w", err)
 	}
 	if meta["kind"] != "segmenter" {
-		return nil, fmt.Errorf("segmenter %s: checkpoint kind %q, want \"segmenter\"", filepath.Join(dir, SegmenterWeights), meta["kind"])
+		return nil, fmt.Errorf("segmenter %s: checkpoint kind %q, want \"segmenter\"", wpath, meta["kind"])
 	}
 	if _, err := s.Predict(make([]float32, s.Size*s.Size*3), 1); err != nil {
 		return nil, fmt.Errorf("segmenter %s: weights do not fit the spec: %w", dir, err)
