@@ -368,13 +368,7 @@ func LoadOracle(dir string, be backends.Backend) (*Oracle, error) {
 	if err := json.Unmarshal(raw, o); err != nil {
 		return nil, fmt.Errorf("oracle %s: %w", spec, err)
 	}
-	if err := artifact.CheckVersion(spec, o.FormatVersion, OracleFormat); err != nil {
-		return nil, fmt.Errorf("oracle: %w", err)
-	}
-	if err := artifact.CheckKind(spec, o.Kind, "oracle"); err != nil {
-		return nil, fmt.Errorf("oracle: %w", err)
-	}
-	if err := artifact.CheckWeights(spec, wpath, o.WeightsSHA256); err != nil {
+	if err := artifact.Check(spec, o.FormatVersion, OracleFormat, o.Kind, "oracle", wpath, o.WeightsSHA256); err != nil {
 		return nil, fmt.Errorf("oracle: %w", err)
 	}
 	if len(o.Factors) == 0 || len(o.Mean) != o.width() || len(o.Std) != o.width() || o.Size < 8 || o.Width < 1 {

@@ -1,16 +1,13 @@
 package generator
 
 import (
-	"encoding/csv"
 	"fmt"
 	"image"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 
 	"latentedit/dataset/export"
-	"latentedit/internal/atomicfile"
 )
 
 // MaxSamples bounds one WriteSamples call (a million pictures is about 10 GB
@@ -73,14 +70,8 @@ func WriteSamples(m *Model, seed int64, n int, outDir string, progress func(done
 			progress(i+1, n)
 		}
 	}
-	if err := atomicfile.Write(filepath.Join(outDir, "latents.csv"), func(w io.Writer) error {
-		cw := csv.NewWriter(w)
-		if err := cw.WriteAll(rows); err != nil {
-			return err
-		}
-		return cw.Error()
-	}); err != nil {
-		return fmt.Errorf("sample: latents.csv: %w", err)
+	if err := export.WriteCSV(filepath.Join(outDir, "latents.csv"), rows); err != nil {
+		return fmt.Errorf("sample: %w", err)
 	}
 	if err := export.WriteContact(filepath.Join(outDir, "contact.png"), sheet); err != nil {
 		return fmt.Errorf("sample: %w", err)

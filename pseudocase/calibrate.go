@@ -147,10 +147,7 @@ func LoadCalibration(path string, e edit.Editor, o *evaluate.Oracle) (*Calibrati
 	if err := json.Unmarshal(raw, c); err != nil {
 		return nil, fmt.Errorf("calibration %s: %w", path, err)
 	}
-	if err := artifact.CheckVersion(path, c.FormatVersion, calibrationFormat); err != nil {
-		return nil, fmt.Errorf("calibration: %w", err)
-	}
-	if err := artifact.CheckKind(path, c.Kind, "calibration"); err != nil {
+	if err := artifact.Check(path, c.FormatVersion, calibrationFormat, c.Kind, "calibration", "", ""); err != nil {
 		return nil, fmt.Errorf("calibration: %w", err)
 	}
 	if strings.Join(c.Factors, ",") != strings.Join(o.Factors, ",") {

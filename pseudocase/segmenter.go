@@ -429,13 +429,7 @@ func LoadSegmenter(dir string, be backends.Backend) (*Segmenter, error) {
 		return nil, fmt.Errorf("segmenter %s: %w", spec, err)
 	}
 	wpath := filepath.Join(dir, SegmenterWeights)
-	if err := artifact.CheckVersion(spec, s.Format, segFormat); err != nil {
-		return nil, fmt.Errorf("segmenter: %w", err)
-	}
-	if err := artifact.CheckKind(spec, s.Kind, "segmenter"); err != nil {
-		return nil, fmt.Errorf("segmenter: %w", err)
-	}
-	if err := artifact.CheckWeights(spec, wpath, s.WeightsSHA256); err != nil {
+	if err := artifact.Check(spec, s.Format, segFormat, s.Kind, "segmenter", wpath, s.WeightsSHA256); err != nil {
 		return nil, fmt.Errorf("segmenter: %w", err)
 	}
 	switch {

@@ -79,16 +79,24 @@ func Write(ds dataset.Dataset, n int, outDir string, progress func(done, total i
 			progress(i+1, n)
 		}
 	}
-	if err := atomicfile.Write(filepath.Join(outDir, "labels.csv"), func(w io.Writer) error {
+	if err := WriteCSV(filepath.Join(outDir, "labels.csv"), rows); err != nil {
+		return err
+	}
+	return WriteContact(filepath.Join(outDir, "contact.png"), sheet)
+}
+
+// WriteCSV writes rows as a CSV file atomically.
+func WriteCSV(path string, rows [][]string) error {
+	if err := atomicfile.Write(path, func(w io.Writer) error {
 		cw := csv.NewWriter(w)
 		if err := cw.WriteAll(rows); err != nil {
 			return err
 		}
 		return cw.Error()
 	}); err != nil {
-		return fmt.Errorf("export: labels.csv: %w", err)
+		return fmt.Errorf("export: %s: %w", path, err)
 	}
-	return WriteContact(filepath.Join(outDir, "contact.png"), sheet)
+	return nil
 }
 
 // WriteContact writes the contact sheet Write makes of imgs (the first

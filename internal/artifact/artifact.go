@@ -14,6 +14,23 @@ import (
 	"slices"
 )
 
+// Check runs CheckVersion and CheckKind on a spec's recorded version and
+// kind, and CheckWeights on weights (skipped when weights is "") against the
+// recorded sha256: the whole check of an artifact whose spec records all
+// three.
+func Check(spec string, version, wantVersion int, kind, wantKind, weights, sha string) error {
+	if err := CheckVersion(spec, version, wantVersion); err != nil {
+		return err
+	}
+	if err := CheckKind(spec, kind, wantKind); err != nil {
+		return err
+	}
+	if weights == "" {
+		return nil
+	}
+	return CheckWeights(spec, weights, sha)
+}
+
 // CheckVersion refuses a spec whose format_version is not the one this
 // build reads.
 func CheckVersion(spec string, got, want int) error {
