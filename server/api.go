@@ -37,6 +37,8 @@ type apiError struct {
 	Status int    `json:"-"`
 	Msg    string `json:"error"`
 	Field  string `json:"field,omitempty"`
+
+	retryAfter int // seconds, sent as Retry-After with a 429
 }
 
 func (e *apiError) Error() string {

@@ -139,7 +139,7 @@ func (p *page) drag(sel string, frac float64) {
 // slider, see the picture change, fuse two characters, upload a picture and
 // download the result and its recipe, which must replay to the same pixels.
 func TestBrowserEditor(t *testing.T) {
-	_, url := sharedServer(t)
+	url := tokenServer(t) // the whole flow through a server that wants an access token
 	p := newPage(t)
 	shots := p.shots
 	downloads := t.TempDir()
@@ -152,8 +152,14 @@ func TestBrowserEditor(t *testing.T) {
 	}))
 
 	// 1. The gallery: twelve characters, the first one picked.
-	do("load page", chromedp.Navigate(url))
+	do("load page", chromedp.Navigate(url+"/#token="+testToken))
 	waitFor("gallery", `document.querySelectorAll("#gallery .card img").length === 12`)
+	// The token left the address bar, stays for the tab, and is what lets
+	// the page in: the same request without it is refused.
+	if h := str(`location.hash`); h != "" {
+		t.Errorf("the token is still in the address bar: %q", h)
+	}
+	waitFor("a request without the token is refused", `(window.__noTok ||= fetch("/api/info").then(r => window.__noTokStatus = r.status), window.__noTokStatus === 401)`)
 	waitFor("first character", `document.getElementById("current").src.startsWith("data:image/png")`)
 	waitFor("sliders", `document.querySelectorAll("#sliders input").length >= 8`)
 	if s := str(`document.getElementById("model-line").textContent`); !strings.Contains(s, "faces-gan") {

@@ -51,7 +51,22 @@ type invertJob struct {
 	mu       sync.Mutex
 	st       invertStatus
 	finished time.Time
+	polled   time.Time // last poll (or the start): a job nobody polls is abandoned
 	cancel   context.CancelFunc
+}
+
+// touch records a poll.
+func (j *invertJob) touch() {
+	j.mu.Lock()
+	j.polled = time.Now()
+	j.mu.Unlock()
+}
+
+// unpolled is how long ago the job was last polled.
+func (j *invertJob) unpolled() time.Duration {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return time.Since(j.polled)
 }
 
 func (j *invertJob) status() invertStatus {
@@ -221,6 +236,11 @@ func (s *Server) invert(ctx context.Context, j *invertJob, req InvertRequest, ta
 	best, bestLoss := make([]float32, d), math.Inf(1)
 	xT := tensors.FromFlatDataAndDimensions(target, 1, h, w, c)
 	for step := 1; step <= req.Steps; step++ {
+		// The page polls while it waits: a job nobody polls belongs to a
+		// client that left, and it gives its cores back.
+		if d := j.unpolled(); d > s.cfg.AbandonAfter {
+			return nil, fmt.Errorf("invert: abandoned after step %d: not polled for %v", step-1, d.Round(time.Second))
+		}
 		var mse, grad []float32
 		aerr := s.work(ctx, func() error {
 			return engine.Safe("invert", func() error {

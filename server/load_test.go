@@ -18,7 +18,8 @@ import (
 // loadResult is what a load run measured.
 type loadResult struct {
 	requests   int
-	errors     int
+	errors     int // failures other than 429
+	limited    int // 429: over the client's rate
 	firstError string
 	wall       time.Duration
 	reqP50     float64 // request latency seen by the client (queueing for a core included), ms
@@ -30,8 +31,14 @@ type loadResult struct {
 // another, as people dragging sliders would: a character of their own, a
 // random editor and one to three edits of random amounts.
 func runLoad(tb testing.TB, url string, clients, perClient int) loadResult {
-	tb.Helper()
 	s, _ := sharedServer(tb)
+	return runLoadOn(tb, s, url, clients, perClient, false)
+}
+
+// runLoadOn is runLoad against any server at url; with limited, the
+// server has per-client limits and its 429s are counted, not failed.
+func runLoadOn(tb testing.TB, s *Server, url string, clients, perClient int, limited bool) loadResult {
+	tb.Helper()
 	editors := s.cat.editorNames()
 	before := s.RenderStats().Renders
 	tr := &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}
@@ -76,6 +83,12 @@ func runLoad(tb testing.TB, url string, clients, perClient int) loadResult {
 				raw, err := io.ReadAll(resp.Body)
 				resp.Body.Close()
 				d := time.Since(t0)
+				if limited && resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get("Retry-After") != "" {
+					mu.Lock()
+					res.limited++
+					mu.Unlock()
+					continue
+				}
 				if err != nil || resp.StatusCode != 200 || json.Unmarshal(raw, &out) != nil || len(out.Latent) != len(z) || out.Image == "" {
 					fail(fmt.Sprintf("status %d: %.200s (%v)", resp.StatusCode, raw, err))
 					continue
@@ -91,15 +104,15 @@ func runLoad(tb testing.TB, url string, clients, perClient int) loadResult {
 	res.requests = clients * perClient
 	res.reqP50, res.reqP95 = percentile(lat, 0.5), percentile(lat, 0.95)
 	res.render = s.RenderStats()
-	if n := res.render.Renders - before; n < int64(len(lat)) {
+	if n := res.render.Renders - before; !limited && n < int64(len(lat)) {
 		tb.Errorf("server counted %d renders for %d answered edits", n, len(lat))
 	}
 	return res
 }
 
 func (r loadResult) String() string {
-	return fmt.Sprintf("%d requests in %v (%.1f/s), %d errors; request p50 %.0f ms, p95 %.0f ms; render p50 %.1f ms, p95 %.1f ms (last %d renders)",
-		r.requests, r.wall.Round(time.Millisecond), float64(r.requests)/r.wall.Seconds(), r.errors,
+	return fmt.Sprintf("%d requests in %v (%.1f/s), %d errors, %d refused over the rate (429); request p50 %.0f ms, p95 %.0f ms; render p50 %.1f ms, p95 %.1f ms (last %d renders)",
+		r.requests, r.wall.Round(time.Millisecond), float64(r.requests)/r.wall.Seconds(), r.errors, r.limited,
 		r.reqP50, r.reqP95, r.render.P50ms, r.render.P95ms, r.render.Window)
 }
 
@@ -127,13 +140,36 @@ func TestLoad(t *testing.T) {
 	}
 }
 
+// TestLoadWithLimits: the same 200 clients against a server with serve's
+// default per-client limits. They all come from 127.0.0.1, one client to
+// the server, so most requests are refused with 429 and Retry-After; none
+// may fail any other way.
+func TestLoadWithLimits(t *testing.T) {
+	addr, s := serveOn(t, Config{})
+	r := runLoadOn(t, s, "http://"+addr, 200, 2, true)
+	t.Log(r)
+	if r.errors > 0 {
+		t.Errorf("%d of %d requests failed other than with 429; first: %s", r.errors, r.requests, r.firstError)
+	}
+	if r.limited == 0 || r.limited == r.requests {
+		t.Errorf("%d of %d requests refused over the rate: the limit is not working", r.limited, r.requests)
+	}
+}
+
 // BenchmarkLoad is the load test: 200 concurrent clients × 20 edit
 // requests on loopback, zero errors, with render and request p50/p95 as metrics.
 //
 //	go test ./server -run XXX -bench Load -benchtime 1x
 func BenchmarkLoad(b *testing.B) {
 	_, url := sharedServer(b)
+	limitedAddr, limited := serveOn(b, Config{}) // serve's default per-client limits
 	for b.Loop() {
+		rl := runLoadOn(b, limited, "http://"+limitedAddr, 200, 20, true)
+		b.Log("default limits: ", rl)
+		if rl.errors > 0 {
+			b.Fatalf("with limits: %d of %d requests failed other than with 429; first: %s", rl.errors, rl.requests, rl.firstError)
+		}
+		b.ReportMetric(float64(rl.limited), "429s-with-limits")
 		r := runLoad(b, url, 200, 20)
 		b.Log(r)
 		if r.errors > 0 {

@@ -52,7 +52,10 @@ func sharedServer(t testing.TB) (*Server, string) {
 		// 200 clients must queue, not be refused, even when renders are
 		// ten times slower than on a quiet machine (under -race, 50 times
 		// slower, 60 s was seen to run out).
-		shared, sharedErr = New(sharedWS, Config{Model: "faces-gan", InvertSteps: steps, Timeout: 3 * time.Minute})
+		// No per-client limit (Rate -1): every test here comes from
+		// 127.0.0.1, and the load test's 200 clients must all be served;
+		// the limits have their own servers (guard_test.go).
+		shared, sharedErr = New(sharedWS, Config{Model: "faces-gan", InvertSteps: steps, Timeout: 3 * time.Minute, Rate: -1})
 		if sharedErr != nil {
 			return
 		}
@@ -70,6 +73,41 @@ func sharedServer(t testing.TB) (*Server, string) {
 		t.Fatal(sharedErr)
 	}
 	return shared, sharedURL
+}
+
+// testToken is the access token of tokenServer.
+const testToken = "test-token-0123456789abcdef"
+
+var (
+	tokenOnce sync.Once
+	tokenURL  string
+	tokenErr  error
+)
+
+// tokenServer is a second real server on loopback over the shared
+// workspace that requires testToken on every API request, as `serve
+// --token-file` does: the browser test drives the page through it.
+func tokenServer(t testing.TB) string {
+	t.Helper()
+	sharedServer(t)
+	tokenOnce.Do(func() {
+		var s *Server
+		s, tokenErr = New(sharedWS, Config{Model: "faces-gan", InvertSteps: testInvertSteps, Timeout: 3 * time.Minute, Rate: -1, Token: testToken})
+		if tokenErr != nil {
+			return
+		}
+		addr := make(chan string, 1)
+		go func() {
+			if err := Serve(context.Background(), "127.0.0.1:0", s, func(a string) { addr <- a }); err != nil {
+				panic(err)
+			}
+		}()
+		tokenURL = "http://" + <-addr
+	})
+	if tokenErr != nil {
+		t.Fatal(tokenErr)
+	}
+	return tokenURL
 }
 
 func TestMain(m *testing.M) {

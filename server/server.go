@@ -15,6 +15,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"embed"
 	"encoding/base64"
 	"encoding/json"
@@ -31,6 +32,7 @@ import (
 	"net/http"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -52,11 +54,29 @@ type Config struct {
 	InvertSteps int           // default optimisation steps of a GAN inversion; default 100
 	MaxJobs     int           // inversions running at once; default 4
 	Log         io.Writer     // request failures (5xx) are logged here; default discard
+
+	// Token, when set, is required on every /api/ request as
+	// "Authorization: Bearer TOKEN" (the page reads it from its link).
+	Token string
+	// Rate is each client's token bucket: pictures, edits and inversion
+	// starts a second, with bursts of Burst; default 20 and 64 (one
+	// gallery of MaxCount at once). A negative Rate means no limit.
+	Rate  float64
+	Burst int
+	// ClientJobs bounds the inversions one client runs at once; default 1.
+	ClientJobs int
+	// AbandonAfter cancels an inversion nobody has polled for this long (the
+	// client closed the page); default 30 s.
+	AbandonAfter time.Duration
+	// TLSCert and TLSKey, both or neither, are PEM files: Serve then speaks
+	// HTTPS only (TLS 1.2 or later).
+	TLSCert, TLSKey string
 }
 
 // DefaultConfig is the configuration `latentedit serve` uses.
 func DefaultConfig() Config {
-	return Config{Workers: runtime.NumCPU(), Timeout: 60 * time.Second, InvertSteps: 100, MaxJobs: 4, Log: io.Discard}
+	return Config{Workers: runtime.NumCPU(), Timeout: 60 * time.Second, InvertSteps: 100, MaxJobs: 4, Log: io.Discard,
+		Rate: 20, Burst: 64, ClientJobs: 1, AbandonAfter: 30 * time.Second}
 }
 
 func (c Config) withDefaults() Config {
@@ -76,6 +96,18 @@ func (c Config) withDefaults() Config {
 	if c.Log == nil {
 		c.Log = d.Log
 	}
+	if c.Rate == 0 {
+		c.Rate = d.Rate
+	}
+	if c.Burst == 0 {
+		c.Burst = d.Burst
+	}
+	if c.ClientJobs == 0 {
+		c.ClientJobs = d.ClientJobs
+	}
+	if c.AbandonAfter == 0 {
+		c.AbandonAfter = d.AbandonAfter
+	}
 	return c
 }
 
@@ -90,6 +122,14 @@ func (c Config) Validate() error {
 		return fmt.Errorf("server: invert steps %d, want 0 (default) … %d", c.InvertSteps, MaxInvertSteps)
 	case c.MaxJobs < 0:
 		return fmt.Errorf("server: max jobs %d is negative", c.MaxJobs)
+	case math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0):
+		return fmt.Errorf("server: rate %v is not a number", c.Rate)
+	case c.Burst < 0 || c.ClientJobs < 0 || c.AbandonAfter < 0:
+		return fmt.Errorf("server: burst %d, client jobs %d and abandon-after %v must not be negative", c.Burst, c.ClientJobs, c.AbandonAfter)
+	case (c.TLSCert == "") != (c.TLSKey == ""):
+		return fmt.Errorf("server: TLS needs both a certificate and a key file")
+	case c.Token != "" && (len(c.Token) < 16 || strings.ContainsAny(c.Token, " \t\r\n")):
+		return fmt.Errorf("server: the access token must be at least 16 characters without spaces")
 	}
 	return nil
 }
@@ -104,7 +144,9 @@ type Server struct {
 	renders latencies
 	jobs    jobs
 	inv     inverter
+	limits  *clientLimits
 	mux     *http.ServeMux
+	handler http.Handler    // mux behind guard
 	base    context.Context // parent of inversion jobs; cancelled by Close
 	stop    context.CancelFunc
 	log     *log.Logger
@@ -121,6 +163,7 @@ func New(ws *workspace.Workspace, cfg Config) (*Server, error) {
 	m := ws.Model
 	s := &Server{cfg: cfg, m: m, sem: make(chan struct{}, cfg.Workers), log: log.New(cfg.Log, "serve: ", log.LstdFlags)}
 	s.jobs = jobs{byID: map[string]*invertJob{}, max: cfg.MaxJobs}
+	s.limits = newClientLimits(cfg.Rate, cfg.Burst, cfg.ClientJobs)
 	s.base, s.stop = context.WithCancel(context.Background())
 	s.cat = &catalog{latentDim: m.LatentDim(), editors: map[string]edit.Editor{}}
 	h, w, c := m.ImageShape()
@@ -153,7 +196,7 @@ func (s *Server) Close() {
 }
 
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 func (s *Server) routes() {
 	s.mux = http.NewServeMux()
@@ -171,6 +214,7 @@ func (s *Server) routes() {
 	s.mux.Handle("/api/recipe", s.api(http.MethodPost, MaxBodyBytes, s.recipe))
 	s.mux.Handle("/api/invert", s.api(http.MethodPost, MaxUploadBytes, s.startInvert))
 	s.mux.Handle("/api/invert/{id}", s.api(http.MethodGet, 0, s.pollInvert))
+	s.handler = s.guard(s.mux)
 }
 
 type handler func(ctx context.Context, r *http.Request, body []byte) (any, *apiError)
@@ -234,7 +278,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-func writeError(w http.ResponseWriter, e *apiError) { writeJSON(w, e.Status, e) }
+func writeError(w http.ResponseWriter, e *apiError) {
+	if e.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.retryAfter))
+	}
+	writeJSON(w, e.Status, e)
+}
 
 // work runs fn holding one of the Workers slots. Waiting ends with 503 when
 // the request's time runs out first; an error of fn is a 500: every input
@@ -313,9 +362,12 @@ type character struct {
 	Image  string    `json:"image"`
 }
 
-func (s *Server) sample(ctx context.Context, _ *http.Request, body []byte) (any, *apiError) {
+func (s *Server) sample(ctx context.Context, r *http.Request, body []byte) (any, *apiError) {
 	req, aerr := decodeSample(body)
 	if aerr != nil {
+		return nil, aerr
+	}
+	if aerr := s.limits.admit(r, req.Count); aerr != nil {
 		return nil, aerr
 	}
 	out := make([]character, req.Count)
@@ -333,9 +385,12 @@ func (s *Server) sample(ctx context.Context, _ *http.Request, body []byte) (any,
 	return map[string]any{"characters": out}, nil
 }
 
-func (s *Server) render(ctx context.Context, _ *http.Request, body []byte) (any, *apiError) {
+func (s *Server) render(ctx context.Context, r *http.Request, body []byte) (any, *apiError) {
 	req, aerr := decodeRender(body, s.cat)
 	if aerr != nil {
+		return nil, aerr
+	}
+	if aerr := s.limits.admit(r, len(req.Latents)); aerr != nil {
 		return nil, aerr
 	}
 	imgs := make([]string, len(req.Latents))
@@ -352,8 +407,11 @@ type latentResponse struct {
 	Image  string    `json:"image"`
 }
 
-func (s *Server) edit(ctx context.Context, _ *http.Request, body []byte) (any, *apiError) {
+func (s *Server) edit(ctx context.Context, r *http.Request, body []byte) (any, *apiError) {
 	req, aerr := decodeEdit(body, s.cat)
+	if aerr == nil {
+		aerr = s.limits.admit(r, 1)
+	}
 	if aerr != nil {
 		return nil, aerr
 	}
@@ -387,17 +445,23 @@ func (s *Server) drawn(ctx context.Context, z []float32) (any, *apiError) {
 	return latentResponse{Latent: z, Image: img}, nil
 }
 
-func (s *Server) recipe(ctx context.Context, _ *http.Request, body []byte) (any, *apiError) {
+func (s *Server) recipe(ctx context.Context, hr *http.Request, body []byte) (any, *apiError) {
 	r, steps, aerr := decodeRecipe(body, s.cat)
+	if aerr == nil {
+		aerr = s.limits.admit(hr, 1)
+	}
 	if aerr != nil {
 		return nil, aerr
 	}
 	return s.applyAndDraw(ctx, s.cat.editors[r.Editor], r.Latent, steps)
 }
 
-func (s *Server) interpolate(ctx context.Context, _ *http.Request, body []byte) (any, *apiError) {
+func (s *Server) interpolate(ctx context.Context, r *http.Request, body []byte) (any, *apiError) {
 	req, aerr := decodeInterpolate(body, s.cat)
 	if aerr != nil {
+		return nil, aerr
+	}
+	if aerr := s.limits.admit(r, 1); aerr != nil {
 		return nil, aerr
 	}
 	var z []float32
@@ -464,8 +528,15 @@ func slerp(a, b []float32, t float32) []float32 {
 	return out
 }
 
-func (s *Server) startInvert(_ context.Context, _ *http.Request, body []byte) (any, *apiError) {
+func (s *Server) startInvert(_ context.Context, r *http.Request, body []byte) (any, *apiError) {
 	req, aerr := decodeInvert(body, s.m.Info.Kind == "vae")
+	if aerr != nil {
+		return nil, aerr
+	}
+	if aerr := s.limits.admit(r, 1); aerr != nil {
+		return nil, aerr
+	}
+	release, aerr := s.limits.startJob(r)
 	if aerr != nil {
 		return nil, aerr
 	}
@@ -480,15 +551,18 @@ func (s *Server) startInvert(_ context.Context, _ *http.Request, body []byte) (a
 	}
 	target, url, err := s.targetFloats(req.img)
 	if err != nil {
+		release()
 		return nil, &apiError{Status: http.StatusInternalServerError, Msg: err.Error()}
 	}
 	ctx, cancel := context.WithCancel(s.base)
-	j := &invertJob{cancel: cancel, st: invertStatus{Method: req.Method, Steps: req.Steps, Target: url}}
+	j := &invertJob{cancel: cancel, st: invertStatus{Method: req.Method, Steps: req.Steps, Target: url}, polled: time.Now()}
 	if aerr := s.jobs.add(j); aerr != nil {
 		cancel()
+		release()
 		return nil, aerr
 	}
 	go func() {
+		defer release()
 		defer cancel()
 		s.runInvert(ctx, j, req, target)
 	}()
@@ -501,6 +575,7 @@ func (s *Server) pollInvert(_ context.Context, r *http.Request, _ []byte) (any, 
 	if !ok {
 		return nil, &apiError{Status: http.StatusNotFound, Field: "id", Msg: fmt.Sprintf("no inversion %q (finished ones are kept %v)", id, jobTTL)}
 	}
+	j.touch()
 	return j.status(), nil
 }
 
@@ -560,9 +635,22 @@ func (s *Server) RenderStats() Stats { return s.renders.summary() }
 // 10 s), and cancels inversions. ready, if not nil, is called with the
 // address actually bound (addr may end in :0).
 func Serve(ctx context.Context, addr string, s *Server, ready func(addr string)) error {
+	var tlsCfg *tls.Config
+	if s.cfg.TLSCert != "" {
+		// Load now: a wrong path or a key that does not match the
+		// certificate is an error before the port opens.
+		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("serve: TLS: %w", err)
+		}
+		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
+	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
 	}
 	var h http.Handler = s
 	if ip, ok := ln.Addr().(*net.TCPAddr); ok && ip.IP.IsLoopback() {

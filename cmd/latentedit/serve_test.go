@@ -195,3 +195,48 @@ func toNRGBA(img image.Image) *image.NRGBA {
 	}
 	return out
 }
+
+// TestServeRefusesOpenBindWithoutADecision: beyond loopback, serve needs a
+// token (file or generated) or an explicit --no-auth; contradictory or
+// empty limits exit 2 too. All of these fail before the model is opened.
+func TestServeRefusesOpenBindWithoutADecision(t *testing.T) {
+	short := filepath.Join(t.TempDir(), "short")
+	os.WriteFile(short, []byte("abc\n"), 0o600)
+	good := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(good, []byte("0123456789abcdef0123\n"), 0o600)
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--addr", "0.0.0.0:0"}, []string{"--token-file", "--new-token", "--no-auth"}},
+		{[]string{"--addr", ":0"}, []string{"--token-file", "--new-token", "--no-auth"}},
+		{[]string{"--addr", "192.168.10.10:0"}, []string{"--token-file", "--no-auth"}},
+		{[]string{"--addr", "0.0.0.0:0", "--no-auth", "--token-file", good}, []string{"contradicts"}},
+		{[]string{"--addr", "0.0.0.0:0", "--new-token", "--token-file", good}, []string{"choose one"}},
+		{[]string{"--addr", "0.0.0.0:0", "--token-file", short}, []string{"16 characters"}},
+		{[]string{"--rate", "0"}, []string{"--rate"}},
+		{[]string{"--client-jobs", "0"}, []string{"--client-jobs"}},
+		{[]string{"--tls-cert", good}, []string{"--tls-key"}},
+	} {
+		var out, errb bytes.Buffer
+		code := run(append([]string{"serve"}, tc.args...), &out, &errb)
+		if code != exitUsage {
+			t.Errorf("serve %v: code %d (%s), want %d", tc.args, code, errb.String(), exitUsage)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(errb.String(), w) {
+				t.Errorf("serve %v: %q does not name %s", tc.args, errb.String(), w)
+			}
+		}
+	}
+	for host, want := range map[string]bool{"127.0.0.1": true, "localhost": true, "::1": true, "[::1]": true, "": false, "0.0.0.0": false, "example.org": false, "10.0.0.1": false} {
+		if got := isLoopbackHost(host); got != want {
+			t.Errorf("isLoopbackHost(%q) = %v", host, got)
+		}
+	}
+	link := pageLink("0.0.0.0:8080", server.Config{Token: "0123456789abcdef0123", TLSCert: "c", TLSKey: "k"})
+	if !strings.HasPrefix(link, "https://") || !strings.HasSuffix(link, ":8080/#token=0123456789abcdef0123") || strings.Contains(link, "0.0.0.0") {
+		t.Errorf("link %q", link)
+	}
+}

@@ -14,9 +14,22 @@ const state = {
 const GALLERY = 12;
 const SLIDER_RANGE = 6; // the learned editors were trained on |ε| ≤ 6
 
+// The access token of a shared server comes in the link serve printed
+// (http://host:port/#token=…): it is moved out of the address bar at once
+// and kept for this tab only. The fragment is never sent to the server.
+const TOKEN = (() => {
+  const m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+  if (m) {
+    sessionStorage.setItem("latentedit-token", decodeURIComponent(m[1]));
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  return sessionStorage.getItem("latentedit-token") || "";
+})();
+
 async function api(path, body) {
-  const opt = body === undefined ? {} :
-    { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
+  const headers = TOKEN ? { "Authorization": "Bearer " + TOKEN } : {};
+  const opt = body === undefined ? { headers } :
+    { method: "POST", headers: { ...headers, "Content-Type": "application/json" }, body: JSON.stringify(body) };
   const res = await fetch(path, opt);
   const data = await res.json().catch(() => ({ error: `HTTP ${res.status}` }));
   if (!res.ok) {
