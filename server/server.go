@@ -14,6 +14,7 @@ package server
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"embed"
@@ -81,32 +82,12 @@ func DefaultConfig() Config {
 
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	if c.Workers == 0 {
-		c.Workers = d.Workers
-	}
-	if c.Timeout == 0 {
-		c.Timeout = d.Timeout
-	}
-	if c.InvertSteps == 0 {
-		c.InvertSteps = d.InvertSteps
-	}
-	if c.MaxJobs == 0 {
-		c.MaxJobs = d.MaxJobs
-	}
+	c.Workers, c.Timeout = cmp.Or(c.Workers, d.Workers), cmp.Or(c.Timeout, d.Timeout)
+	c.InvertSteps, c.MaxJobs = cmp.Or(c.InvertSteps, d.InvertSteps), cmp.Or(c.MaxJobs, d.MaxJobs)
+	c.Rate, c.Burst = cmp.Or(c.Rate, d.Rate), cmp.Or(c.Burst, d.Burst)
+	c.ClientJobs, c.AbandonAfter = cmp.Or(c.ClientJobs, d.ClientJobs), cmp.Or(c.AbandonAfter, d.AbandonAfter)
 	if c.Log == nil {
 		c.Log = d.Log
-	}
-	if c.Rate == 0 {
-		c.Rate = d.Rate
-	}
-	if c.Burst == 0 {
-		c.Burst = d.Burst
-	}
-	if c.ClientJobs == 0 {
-		c.ClientJobs = d.ClientJobs
-	}
-	if c.AbandonAfter == 0 {
-		c.AbandonAfter = d.AbandonAfter
 	}
 	return c
 }
