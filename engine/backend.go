@@ -19,6 +19,8 @@ import (
 
 	"github.com/gomlx/gomlx/backends"
 	_ "github.com/gomlx/gomlx/backends/simplego" // the pure-Go CPU backend, always available
+
+	"latentedit/engine/internal/kernels"
 )
 
 // EnvBackend is the environment variable read when no --backend flag is given.
@@ -52,20 +54,8 @@ func NewBackend(config string) (b backends.Backend, err error) {
 	name, opts, _ := strings.Cut(config, ":")
 	switch name {
 	case "go":
-		if !strings.Contains(opts, "ops_sequential") && !strings.Contains(opts, "ops_parallel") {
-			// The parallel op scheduler deadlocks (GOMLX-NOTES trap 6, and
-			// with two cores too: see DefaultCPU); ops_parallel asks for it anyway.
-			if opts != "" {
-				opts += ","
-			}
-			opts += "ops_sequential"
-		}
-		if extra := fastDotBackendOption(); extra != "" && !strings.Contains(opts, "dotgeneral_") {
-			// Keep DotGeneral operands untiled so the native sgemm can take them (fastdot.go).
-			opts += "," + extra
-		}
+		opts = kernels.GoOptions(opts)
 		config = "go:" + opts
-		installOpProfile()
 		if opts == "" {
 			config = "go"
 		}

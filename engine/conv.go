@@ -11,7 +11,9 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/context/initializers"
+
 	"github.com/gomlx/gomlx/pkg/support/exceptions"
+	"latentedit/engine/internal/kernels"
 )
 
 // Conv2D is a 2-D convolution of x [B, H, W, C] (channels last) with kernel
@@ -164,7 +166,7 @@ func zeroPad(x *graph.Node, p int) *graph.Node {
 // a slice, a concatenation, and in the gradient a full-size Pad and Add per
 // tap. Other backends (XLA) keep the slices, which they fuse.
 func gatherIm2col(g *graph.Graph) bool {
-	if !fastGather.installed {
+	if !kernels.GatherInstalled() {
 		return false
 	}
 	_, ok := g.Backend().(*simplego.Backend)
@@ -195,17 +197,6 @@ func im2colGather(x *graph.Node, kh, kw, stride, ho, wo int) *graph.Node {
 	return graph.Reshape(cols, b, ho, wo, kh*kw*c)
 }
 
-// The three axis layouts of the ConvGeneral nodes nativeConv2D builds
-// (NHWC activations, HWIO kernels), as
-// InputBatch, InputChannels, InputSpatial×2, KernelInputChannels,
-// KernelOutputChannels, KernelSpatial×2, OutputBatch, OutputChannels,
-// OutputSpatial×2.
-var (
-	convAxesForward = [12]int{0, 3, 1, 2, 2, 3, 0, 1, 0, 3, 1, 2}
-	convAxesData    = [12]int{0, 3, 1, 2, 3, 2, 0, 1, 0, 3, 1, 2} // dy ⊛ reversed kernel, channels swapped
-	convAxesWeights = [12]int{3, 0, 1, 2, 0, 3, 1, 2, 2, 3, 0, 1} // x ⊛ dy over the batch
-)
-
 // nativeConv2D is Conv2D as one ConvGeneral node (NHWC, HWIO) whose
 // gradient is two more (backward-data: dy, dilated by the stride, convolved
 // with the reversed kernel; backward-weights: x convolved with dy, dilated by
@@ -217,7 +208,7 @@ var (
 // divide h+2·pad−kh exactly, or pad ≥ kernel size (the data gradient's
 // padding would be negative).
 func nativeConv2D(x, kernel *graph.Node, stride, pad int) *graph.Node {
-	if !fastConv.installed || x.DType() != dtypes.Float32 || kernel.DType() != dtypes.Float32 {
+	if !kernels.ConvInstalled() || x.DType() != dtypes.Float32 || kernel.DType() != dtypes.Float32 {
 		return nil
 	}
 	if _, ok := x.Graph().Backend().(*simplego.Backend); !ok {
@@ -234,12 +225,12 @@ func nativeConv2D(x, kernel *graph.Node, stride, pad int) *graph.Node {
 			OutputBatch: a[8], OutputChannels: a[9], OutputSpatial: []int{a[10], a[11]}}
 	}
 	one, s := []int{1, 1}, []int{stride, stride}
-	y := graph.ConvGeneral(x, kernel, axes(convAxesForward), s, [][2]int{{pad, pad}, {pad, pad}}, one, one, 1, 1)
+	y := graph.ConvGeneral(x, kernel, axes(kernels.ConvAxesForward), s, [][2]int{{pad, pad}, {pad, pad}}, one, one, 1, 1)
 	if !setCustomVJP(y, func(_ *graph.Node, v []*graph.Node, _ shapes.Shape) []*graph.Node {
 		dy := v[0]
-		dx := graph.ConvGeneral(dy, graph.Reverse(kernel, 0, 1), axes(convAxesData), one,
+		dx := graph.ConvGeneral(dy, graph.Reverse(kernel, 0, 1), axes(kernels.ConvAxesData), one,
 			[][2]int{{kh - 1 - pad, kh - 1 - pad}, {kw - 1 - pad, kw - 1 - pad}}, s, one, 1, 1)
-		dk := graph.ConvGeneral(x, dy, axes(convAxesWeights), one, [][2]int{{pad, pad}, {pad, pad}}, one, s, 1, 1)
+		dk := graph.ConvGeneral(x, dy, axes(kernels.ConvAxesWeights), one, [][2]int{{pad, pad}, {pad, pad}}, one, s, 1, 1)
 		return []*graph.Node{dx, dk}
 	}) {
 		return nil

@@ -8,12 +8,14 @@ import (
 
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
+
+	"latentedit/engine/internal/kernels"
 )
 
 // TestFastConvInstalled fails where oneDNN's convolutions cannot be used
 // (scripts/test.sh installs libdnnl2) or simplego's internals moved.
 func TestFastConvInstalled(t *testing.T) {
-	requireFast(t, fastConv.installed, "oneDNN ConvGeneral ("+fastConv.reason+")")
+	requireConv(t)
 }
 
 // TestFastConvMatchesIm2col checks nativeConv2D — value and both gradients —
@@ -23,8 +25,8 @@ func TestFastConvInstalled(t *testing.T) {
 // simplego's own ConvGeneral executor, which checks the three nodes' layouts
 // independently of oneDNN.
 func TestFastConvMatchesIm2col(t *testing.T) {
-	requireFast(t, fastConv.installed, "oneDNN ConvGeneral ("+fastConv.reason+")")
-	defer fastConv.on.Store(true)
+	requireConv(t)
+	defer kernels.SetConvNative(true)
 	for _, tc := range []struct{ n, h, c, f, k, s, p int }{
 		{2, 8, 3, 5, 3, 1, 1},    // stem: 3×3 same
 		{2, 8, 6, 4, 4, 2, 1},    // down: 4×4 stride 2
@@ -37,7 +39,7 @@ func TestFastConvMatchesIm2col(t *testing.T) {
 	} {
 		for _, native := range []bool{true, false} {
 			name := fmt.Sprintf("%+v/oneDNN=%v", tc, native)
-			fastConv.on.Store(native)
+			kernels.SetConvNative(native)
 			exec := graph.MustNewExec(backend(t), func(x, w *graph.Node) []*graph.Node {
 				d := x.Shape().Dimensions
 				ho := (d[1]+2*tc.p-tc.k)/tc.s + 1
@@ -57,14 +59,14 @@ func TestFastConvMatchesIm2col(t *testing.T) {
 			})
 			x := tensors.FromFlatDataAndDimensions(randVec32(tc.n*tc.h*tc.h*tc.c), tc.n, tc.h, tc.h, tc.c)
 			w := tensors.FromFlatDataAndDimensions(randVec32(tc.k*tc.k*tc.c*tc.f + 1)[1:], tc.k, tc.k, tc.c, tc.f)
-			calls := fastConv.calls.Load()
+			calls, _ := kernels.ConvCounts()
 			for i, o := range exec.MustExec(x, w) {
 				if d := tensors.ToScalar[float32](o); !(d < 2e-5) {
 					t.Errorf("%s: %s differs from im2col by %g (relative)", name, []string{"value", "dx", "dkernel"}[i], d)
 				}
 			}
-			if got := fastConv.calls.Load() - calls; native && got != 3 {
-				t.Errorf("%s: %d convolutions ran through oneDNN, want 3", name, got)
+			if now, _ := kernels.ConvCounts(); native && now-calls != 3 {
+				t.Errorf("%s: %d convolutions ran through oneDNN, want 3", name, now-calls)
 			}
 		}
 	}

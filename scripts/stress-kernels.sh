@@ -20,13 +20,13 @@ done
 cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -1)
 isa=$(grep -o -w -m1 -E 'avx512f|avx2' /proc/cpuinfo | sort -u | tr '\n' ' ')
 echo "cpu: ${cpu:-unknown} (nproc $(nproc), flags: ${isa:-none of avx2/avx512f}); DNNL_MAX_CPU_ISA=${DNNL_MAX_CPU_ISA:-unset}; $busy busy loops"
-go test -count=1 -run XXX ./engine ./generator ./discover >/dev/null # compile once
+go test -count=1 -run XXX ./engine/... ./generator ./discover >/dev/null # compile once
 failed=0
 crashed=0
 log=$(mktemp)
 for i in $(seq "$runs"); do
 	t0=$(date +%s)
-	if go test -count=1 ./engine ./generator ./discover >"$log" 2>&1; then
+	if go test -count=1 ./engine/... ./generator ./discover >"$log" 2>&1; then
 		echo "run $i: ok ($(($(date +%s) - t0)) s)"
 	else
 		failed=$((failed + 1))

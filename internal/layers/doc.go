@@ -8,7 +8,7 @@ package layers
 // above. A new package goes into the layer that matches what it imports
 // and what imports it; the test fails until it is listed.
 var Order = [][]string{
-	{"internal/atomicfile", "internal/artifact", "internal/progress", "dataset", "dataset/idx"},
+	{"internal/atomicfile", "internal/artifact", "internal/progress", "dataset", "dataset/idx", "engine/internal/kernels"},
 	{"engine", "models", "dataset/export", "dataset/faces", "dataset/folder", "dataset/fundus", "dataset/mnist"},
 	{"internal/figure"},
 	{"generator"},

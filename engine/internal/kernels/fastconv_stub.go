@@ -1,6 +1,6 @@
 //go:build !cgo || noblas
 
-package engine
+package kernels
 
 import "time"
 
@@ -10,6 +10,9 @@ var fastConv struct {
 	installed bool
 	reason    string
 }
+
+// ConvInstalled reports whether oneDNN runs the convolutions: never here.
+func ConvInstalled() bool { return false }
 
 // ConvTime is the wall time spent in oneDNN convolutions: none in this build.
 func ConvTime() time.Duration { return 0 }

@@ -1,21 +1,17 @@
 //go:build cgo && !noblas && linux
 
-package engine
+package kernels
 
 import (
 	"errors"
-	"runtime"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/gomlx/gomlx/pkg/core/graph"
-	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
 
 // The unsafe edges of the cgo layer, each tried from the outside: operands
-// that do not match a plan, a geometry oneDNN refuses, more geometries than
-// the plan cache keeps, graphs that are dropped, OpenBLAS's thread count.
+// that do not match a plan, more geometries than the plan cache keeps,
+// OpenBLAS's thread count. A refused geometry and dropped graphs are tried
+// through engine's graphs (engine/kernels_test.go).
 
 // TestDNNLConvRefusesWrongLengths: an operand shorter or longer than the
 // geometry says is an error before any pointer reaches oneDNN.
@@ -103,46 +99,6 @@ func TestOpenBLASSingleThreaded(t *testing.T) {
 	}
 }
 
-// TestDNNLRefusalFallsBack: a geometry oneDNN refuses runs through
-// simplego's own convolution, value and gradients, instead of failing the
-// graph.
-func TestDNNLRefusalFallsBack(t *testing.T) {
-	requireFast(t, fastConv.installed, "oneDNN ConvGeneral ("+fastConv.reason+")")
-	const n, h, c, f = 3, 11, 5, 7 // a geometry no other test uses, so no plan is cached
-	setLocked(func() { dnnlRefuse = func(g dnnlGeom) bool { return g.kind != 0 && g.c == c && g.f == f } })
-	defer setLocked(func() { dnnlRefuse = nil })
-	exec := graph.MustNewExec(backend(t), func(x, w *graph.Node) []*graph.Node {
-		ours, ref := nativeConv2D(x, w, 2, 1), im2colConv2D(x, w, 2, 1, 6, 6)
-		proj := func(y *graph.Node) *graph.Node {
-			return graph.ReduceAllSum(graph.Mul(y, graph.Cos(graph.IotaFull(y.Graph(), y.Shape()))))
-		}
-		rel := func(a, b *graph.Node) *graph.Node {
-			return graph.Div(graph.ReduceAllMax(graph.Abs(graph.Sub(a, b))), graph.ReduceAllMax(graph.Abs(b)))
-		}
-		go_, gr := graph.Gradient(proj(ours), x, w), graph.Gradient(proj(ref), x, w)
-		return []*graph.Node{rel(ours, ref), rel(go_[0], gr[0]), rel(go_[1], gr[1])}
-	})
-	x := tensors.FromFlatDataAndDimensions(randVec32(n*h*h*c), n, h, h, c)
-	w := tensors.FromFlatDataAndDimensions(randVec32(3*3*c*f + 2)[2:], 3, 3, c, f)
-	calls, falls := fastConv.calls.Load(), fastConv.fallbacks.Load()
-	for i, o := range exec.MustExec(x, w) {
-		if d := tensors.ToScalar[float32](o); !(d < 2e-5) {
-			t.Errorf("%s differs from im2col by %g (relative)", []string{"value", "dx", "dkernel"}[i], d)
-		}
-	}
-	if got := fastConv.calls.Load() - calls; got != 1 {
-		t.Errorf("%d convolutions ran through oneDNN, want 1 (the forward)", got)
-	}
-	if got := fastConv.fallbacks.Load() - falls; got != 2 {
-		t.Errorf("%d convolutions fell back to simplego, want 2 (both gradients)", got)
-	}
-	g := convGeom(1, n, h, c, f, 3, 2, 1)
-	a, b, m := convOperands(g, 0)
-	if err := dnnlConv(g, a, b, make([]float32, m)); !errors.Is(err, errDNNLRefused) {
-		t.Errorf("dnnlConv of a refused geometry: %v, want errDNNLRefused", err)
-	}
-}
-
 // TestDNNLPlanCacheIsBounded: past dnnlPlanCap geometries the least recently
 // used plans are destroyed, and a geometry met again gets a new plan that
 // computes the same values.
@@ -166,47 +122,22 @@ func TestDNNLPlanCacheIsBounded(t *testing.T) {
 	}
 }
 
-// TestNodePlansFollowGraphs: the per-node plans of the native executors go
-// when their graphs are dropped; keyed by node they kept every graph alive.
-func TestNodePlansFollowGraphs(t *testing.T) {
-	requireFast(t, fastConv.installed, "oneDNN ConvGeneral ("+fastConv.reason+")")
-	be := backend(t)
-	runtime.GC() // earlier tests' graphs go first, so that base holds still
-	time.Sleep(50 * time.Millisecond)
-	base := fastConv.plans.n.Load() + fastDot.plans.n.Load()
-	const graphs = 20
-	for i := 0; i < graphs; i++ {
-		exec := graph.MustNewExec(be, func(x, w *graph.Node) *graph.Node {
-			y := graph.Reshape(nativeConv2D(x, w, 1, 1), 2, -1)
-			return graph.ReduceAllSum(MatMul(y, graph.Transpose(y, 0, 1)))
-		})
-		x := tensors.FromFlatDataAndDimensions(randVec32(2*(5+i)*6*2), 2, 5+i, 6, 2)
-		w := tensors.FromFlatDataAndDimensions(randVec32(3*3*2*4 + 1)[1:], 3, 3, 2, 4)
-		exec.MustExec(x, w)
-		exec.Finalize()
-	}
-	grown := fastConv.plans.n.Load() + fastDot.plans.n.Load() - base
-	if grown < graphs {
-		t.Fatalf("%d node plans after %d graphs: the test does not exercise the cache", grown, graphs)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		runtime.GC()
-		left := fastConv.plans.n.Load() + fastDot.plans.n.Load() - base
-		if left <= 2 { // a graph may still be referenced from the stack
-			t.Logf("%d node plans made, %d left after the graphs were dropped", grown, left)
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d node plans still kept 10 s after their graphs were dropped", left, grown)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // setLocked changes the plan cache's settings between executions.
 func setLocked(f func()) {
 	dnnl.mu.Lock()
 	defer dnnl.mu.Unlock()
 	f()
+}
+
+// TestDNNLRefusedGeometryIsAnError: dnnlConv of a geometry oneDNN refused
+// returns errDNNLRefused (the executor then runs simplego's convolution;
+// engine/kernels_test.go checks that through a graph).
+func TestDNNLRefusedGeometryIsAnError(t *testing.T) {
+	requireFast(t, fastConv.installed, "oneDNN ConvGeneral ("+fastConv.reason+")")
+	g := convGeom(1, 3, 13, 5, 9, 3, 2, 1) // used by no other test
+	defer RefuseConvs(func(kind, c, f int) bool { return kind == 1 && c == 5 && f == 9 })()
+	a, b, m := convOperands(g, 0)
+	if err := dnnlConv(g, a, b, make([]float32, m)); !errors.Is(err, errDNNLRefused) {
+		t.Errorf("dnnlConv of a refused geometry: %v, want errDNNLRefused", err)
+	}
 }

@@ -1,6 +1,6 @@
 //go:build cgo && !noblas
 
-package engine
+package kernels
 
 // Fast CPU matmuls (see simplego_hooks.go): every float32 DotGeneral the
 // pure-Go backend runs goes through a native sgemm (blas_cgo.go: oneDNN or
@@ -57,10 +57,10 @@ func CPUKernels() string {
 // (zero without them): benchmarks report its share of a step.
 func MatMulTime() time.Duration { return time.Duration(fastDot.nanos.Load()) }
 
-// fastDotBackendOption is added to the pure-Go backend's options when the
+// BackendOption is added to the pure-Go backend's options when the
 // sgemm path is installed: it makes simplego keep every DotGeneral's operands
 // raw (no pre-tiled copies), so that execFastDot can take them all.
-func fastDotBackendOption() string {
+func BackendOption() string {
 	if fastDot.installed {
 		return "dotgeneral_normalized"
 	}

@@ -1,6 +1,6 @@
 //go:build cgo && !noblas
 
-package engine
+package kernels
 
 // Fast CPU convolutions (see simplego_hooks.go): on the pure-Go backend,
 // Conv2D builds one ConvGeneral node per convolution (nativeConv2D in
@@ -36,6 +36,10 @@ func init() {
 		return ""
 	})
 }
+
+// ConvInstalled reports whether ConvGeneral nodes of the ConvAxes layouts
+// run through oneDNN: engine builds its convolutions as such nodes only then.
+func ConvInstalled() bool { return fastConv.installed }
 
 // ConvTime is the wall time this process has spent in oneDNN convolutions
 // (zero without them): benchmarks report its share of a step.
@@ -111,19 +115,19 @@ func makeConvPlan(node *simplego.Node, in, k []int, f32 bool) *convPlan {
 	ones := func(s []int) bool { return s[0] == 1 && s[1] == 1 }
 	var g dnnlGeom
 	switch axes {
-	case convAxesForward: // x [n,h,w,c] ⊛ kernel [kh,kw,c,f] → y [n,oh,ow,f]
+	case ConvAxesForward: // x [n,h,w,c] ⊛ kernel [kh,kw,c,f] → y [n,oh,ow,f]
 		if !ones(inDil) || !ones(kDil) {
 			return p
 		}
 		g = dnnlGeom{kind: 0, n: in[0], h: in[1], w: in[2], c: in[3], kh: k[0], kw: k[1], f: k[3], oh: o[1], ow: o[2],
 			sh: strides[0], sw: strides[1], pt: pads[0][0], pb: pads[0][1], pl: pads[1][0], pr: pads[1][1]}
-	case convAxesData: // dy [n,oh,ow,f] with input dilation s ⊛ reversed kernel [kh,kw,c,f] → dx [n,h,w,c]
+	case ConvAxesData: // dy [n,oh,ow,f] with input dilation s ⊛ reversed kernel [kh,kw,c,f] → dx [n,h,w,c]
 		if !ones(strides) || !ones(kDil) {
 			return p
 		}
 		g = dnnlGeom{kind: 1, n: in[0], oh: in[1], ow: in[2], f: in[3], kh: k[0], kw: k[1], c: k[2], h: o[1], w: o[2],
 			sh: inDil[0], sw: inDil[1], pt: k[0] - 1 - pads[0][0], pb: k[0] - 1 - pads[0][1], pl: k[1] - 1 - pads[1][0], pr: k[1] - 1 - pads[1][1]}
-	case convAxesWeights: // x [n,h,w,c] ⊛ dy [n,oh,ow,f] (kernel dilation s) over n → dkernel [kh,kw,c,f]
+	case ConvAxesWeights: // x [n,h,w,c] ⊛ dy [n,oh,ow,f] (kernel dilation s) over n → dkernel [kh,kw,c,f]
 		if !ones(strides) || !ones(inDil) {
 			return p
 		}

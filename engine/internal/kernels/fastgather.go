@@ -1,4 +1,4 @@
-package engine
+package kernels
 
 import (
 	"sync/atomic"
@@ -22,6 +22,10 @@ var fastGather struct {
 	on                   atomic.Bool
 	calls                atomic.Int64
 }
+
+// GatherInstalled reports whether row Gathers and ScatterSums run through
+// the fast executors: engine builds its im2col matrices with one Gather then.
+func GatherInstalled() bool { return fastGather.installed }
 
 func init() {
 	stock, reason := replaceExecutors([]backends.OpType{backends.OpTypeGather, backends.OpTypeScatterSum},

@@ -1,4 +1,4 @@
-package engine
+package kernels
 
 import (
 	"fmt"
@@ -35,10 +35,10 @@ type opStat struct {
 	total time.Duration
 }
 
-// installOpProfile wraps every executor in simplego's table with a timer.
+// InstallOpProfile wraps every executor in simplego's table with a timer.
 // Called from NewBackend, after every init has installed its fast executor,
 // so the timers wrap the executors that really run.
-func installOpProfile() {
+func InstallOpProfile() {
 	if os.Getenv(EnvOpProfile) != "1" || simplegoHooks.reason != "" {
 		return
 	}

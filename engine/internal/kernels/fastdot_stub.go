@@ -1,6 +1,6 @@
 //go:build !cgo || noblas
 
-package engine
+package kernels
 
 import "time"
 
@@ -10,7 +10,7 @@ import "time"
 // CPUKernels describes how the pure-Go backend runs matmuls in this binary.
 func CPUKernels() string { return "pure-Go DotGeneral (built without cgo or with -tags noblas)" }
 
-func fastDotBackendOption() string { return "" }
+func BackendOption() string { return "" }
 
 // MatMulTime is the wall time spent in native sgemm calls: none in this build.
 func MatMulTime() time.Duration { return 0 }

@@ -1,6 +1,6 @@
 //go:build cgo && !noblas
 
-package engine
+package kernels
 
 // The native half of the fast CPU convolutions (see fastconv.go): oneDNN's
 // convolution primitives (forward, backward-data, backward-weights) from

@@ -1,4 +1,4 @@
-package engine
+package kernels
 
 // Fast kernels for the pure-Go backend (simplego) of GoMLX v0.27.2.
 //

@@ -1,6 +1,6 @@
 //go:build cgo && !noblas && linux
 
-package engine
+package kernels
 
 import (
 	"fmt"

@@ -1,6 +1,6 @@
 //go:build cgo && !noblas
 
-package engine
+package kernels
 
 // The native half of the fast CPU matmuls (see fastdot.go): an sgemm from
 // oneDNN (Debian libdnnl2) or, failing that, OpenBLAS (libopenblas0). The
