@@ -3,6 +3,7 @@
 package engine
 
 import (
+	"math"
 	"runtime"
 	"testing"
 	"time"
@@ -157,15 +158,8 @@ func TestConvUsesGatherIm2col(t *testing.T) {
 func maxAbsRel(a, b []float32) float64 {
 	var d, m float64
 	for i := range b {
-		d = max(d, abs64(float64(a[i]-b[i])))
-		m = max(m, abs64(float64(b[i])))
+		d = max(d, math.Abs(float64(a[i]-b[i])))
+		m = max(m, math.Abs(float64(b[i])))
 	}
 	return d / max(m, 1e-30)
-}
-
-func abs64(x float64) float64 {
-	if x < 0 {
-		return -x
-	}
-	return x
 }

@@ -14,9 +14,6 @@ import (
 // be nil) is called as latents are labelled. pseudocase.FitInterFaceGAN adds
 // the segmenter's structure labels to the same readings.
 func FitInterFaceGAN(m *generator.Model, o *Oracle, n int, seed int64, fit edit.InterFaceGANFitOptions, progress func(done, total int)) (*edit.Linear, error) {
-	if err := fit.Validate(); err != nil {
-		return nil, fmt.Errorf("interfacegan: %w", err)
-	}
 	only, opt, err := fit.Boundaries()
 	if err != nil {
 		return nil, fmt.Errorf("interfacegan: %w", err)

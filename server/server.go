@@ -667,6 +667,16 @@ func Serve(ctx context.Context, addr string, s *Server, ready func(addr string))
 	return nil
 }
 
+// IsLoopbackHost reports whether host (no port) names only this machine:
+// "localhost" or a loopback IP, bracketed or not. "" and 0.0.0.0 do not.
+func IsLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
+
 // loopbackOnly refuses requests whose Host is not a loopback name. A server
 // bound to loopback is meant for this machine's browser; without the check,
 // a web page whose domain re-resolves to 127.0.0.1 (DNS rebinding) could
@@ -677,8 +687,7 @@ func loopbackOnly(next http.Handler) http.Handler {
 		if h, _, err := net.SplitHostPort(host); err == nil {
 			host = h
 		}
-		ip := net.ParseIP(strings.Trim(host, "[]"))
-		if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		if !IsLoopbackHost(host) {
 			writeError(w, &apiError{Status: http.StatusMisdirectedRequest, Msg: fmt.Sprintf("host %q: this server answers only to localhost", r.Host)})
 			return
 		}

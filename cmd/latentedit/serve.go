@@ -45,10 +45,10 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if token == "" && !*noAuth && !isLoopbackHost(host) {
+	if token == "" && !*noAuth && !server.IsLoopbackHost(host) {
 		return errUsage{fmt.Errorf("--addr %s serves beyond this machine: give --token-file FILE or --new-token (every API request then needs the token), or --no-auth to serve without one", *addr)}
 	}
-	if *noAuth && !isLoopbackHost(host) {
+	if *noAuth && !server.IsLoopbackHost(host) {
 		fmt.Fprintf(stderr, "warning: --no-auth on %s: anyone who can reach this port can use every endpoint\n", *addr)
 	}
 	if (*tlsCert == "") != (*tlsKey == "") {
@@ -90,16 +90,6 @@ func accessToken(file string, generate, noAuth bool) (string, error) {
 		return t, nil
 	}
 	return "", nil
-}
-
-// isLoopbackHost reports whether a listen host reaches only this machine:
-// "localhost" or a loopback IP. "" and 0.0.0.0 listen on every interface.
-func isLoopbackHost(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(strings.Trim(host, "[]"))
-	return ip != nil && ip.IsLoopback()
 }
 
 // serve opens the model and serves it until ctx is done (Ctrl-C); demo

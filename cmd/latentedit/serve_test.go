@@ -231,8 +231,8 @@ func TestServeRefusesOpenBindWithoutADecision(t *testing.T) {
 		}
 	}
 	for host, want := range map[string]bool{"127.0.0.1": true, "localhost": true, "::1": true, "[::1]": true, "": false, "0.0.0.0": false, "example.org": false, "10.0.0.1": false} {
-		if got := isLoopbackHost(host); got != want {
-			t.Errorf("isLoopbackHost(%q) = %v", host, got)
+		if got := server.IsLoopbackHost(host); got != want {
+			t.Errorf("IsLoopbackHost(%q) = %v", host, got)
 		}
 	}
 	link := pageLink("0.0.0.0:8080", server.Config{Token: "0123456789abcdef0123", TLSCert: "c", TLSKey: "k"})

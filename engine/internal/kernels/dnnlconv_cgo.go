@@ -364,8 +364,8 @@ func openDNNLConv() error {
 	return dnnl.err
 }
 
-// dnnlConv runs one convolution of geometry g (see dn_exec for a, b, out) on
-// the native thread. An error wrapping errDNNLRefused means oneDNN has no
+// dnnlConv runs one convolution of geometry g (see dn_exec for a, b, out)
+// from whatever thread the caller is on. An error wrapping errDNNLRefused means oneDNN has no
 // plan for g; a length that does not match g is an error before any C call.
 func dnnlConv(g dnnlGeom, a, b, out []float32) error {
 	la, lb, lo := g.lengths()

@@ -15,12 +15,13 @@ import (
 
 // The oneDNN threading rules (docs/engine.md): a primitive whose
 // implementation keeps a per-thread scratchpad (the x64:gemm:jit
-// convolutions) must run on the OS thread that created it. These tests break
-// the rule from the caller's side — they create a plan on one locked OS
-// thread and execute it on others, from many goroutines, under CPU and GC
-// load — and check every result against a plain Go convolution. Before the
-// engine kept the rule (nativethread_cgo.go) the first of them crashed the
-// test binary with a segmentation fault on an OpenMP thread.
+// convolutions) must run on the OS thread that created it, unless it is
+// given its own scratchpad (dnnlconv_cgo.go does). These tests break the
+// rule from the caller's side — they create a plan on one locked OS thread
+// and execute it on others, from many goroutines, under CPU and GC load —
+// and check every result against a plain Go convolution. Before plans
+// carried their scratchpads the first of them crashed the test binary with a
+// segmentation fault on an OpenMP thread.
 
 // threadTestGeoms are convolutions of every kind, among them the two
 // backward-data geometries that took oneDNN's gemm path on an AVX2 EPYC
