@@ -12,23 +12,25 @@ import (
 	"fmt"
 
 	"latentedit/edit"
+	"latentedit/train"
 )
 
 // Config is one discovery run. Zero fields take the defaults of Default.
 type Config struct {
-	Method          string       `json:"method"`
-	K               int          `json:"k"`
-	Steps           int          `json:"steps"`
-	Batch           int          `json:"batch"`
-	LR              float64      `json:"lr"`      // Adam, editor and reconstructor
-	Lambda          float64      `json:"lambda"`  // weight of the L1 loss on ε
-	LogDet          float64      `json:"logdet"`  // weight of the curvilinear log-det² penalty
-	EpsMin          float64      `json:"eps_min"` // |ε| range; 0: the method's default
-	EpsMax          float64      `json:"eps_max"`
-	Width           int          `json:"width"` // reconstructor base width
-	Seed            int64        `json:"seed"`
-	CheckpointEvery int          `json:"checkpoint_every"`
-	Options         edit.Options `json:"options,omitempty"` // method hyper-parameters
+	Method          string         `json:"method"`
+	K               int            `json:"k"`
+	Steps           int            `json:"steps"`
+	Batch           int            `json:"batch"`
+	LR              float64        `json:"lr"`                    // Adam, editor and reconstructor
+	Schedule        train.Schedule `json:"lr_schedule,omitempty"` // multiplier of LR by step (constant when zero)
+	Lambda          float64        `json:"lambda"`                // weight of the L1 loss on ε
+	LogDet          float64        `json:"logdet"`                // weight of the curvilinear log-det² penalty
+	EpsMin          float64        `json:"eps_min"`               // |ε| range; 0: the method's default
+	EpsMax          float64        `json:"eps_max"`
+	Width           int            `json:"width"` // reconstructor base width
+	Seed            int64          `json:"seed"`
+	CheckpointEvery int            `json:"checkpoint_every"`
+	Options         edit.Options   `json:"options,omitempty"` // method hyper-parameters
 }
 
 // Default is the configuration of the papers' official code where it applies
@@ -51,6 +53,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("discover: eps range [%g, %g]", c.EpsMin, c.EpsMax)
 	case c.CheckpointEvery < 1:
 		return fmt.Errorf("discover: checkpoint_every %d", c.CheckpointEvery)
+	}
+	if err := c.Schedule.Validate(); err != nil {
+		return fmt.Errorf("discover: %w", err)
 	}
 	return nil
 }

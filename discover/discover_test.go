@@ -1,11 +1,13 @@
 package discover
 
 import (
+	"os"
 	"testing"
 
 	"latentedit/engine"
 	"latentedit/generator"
 	"latentedit/models"
+	"latentedit/train/killtest"
 )
 
 // loadDefault loads an embedded default model into a fresh context.
@@ -67,4 +69,45 @@ func TestConfigValidate(t *testing.T) {
 	if err := Default("curvilinear").Validate(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// killConfig is the run TestKillAndResume kills: the curvilinear editor,
+// whose state (flow, reconstructor, Adam) is the largest of the three.
+func killConfig() Config {
+	c := shortConfig("curvilinear", 12)
+	c.Batch, c.CheckpointEvery = 8, 3
+	return c
+}
+
+// TestKillAndResume: SIGKILL after a checkpoint, --resume, and the state
+// (editor, reconstructor, optimiser) is the uninterrupted run's, bit for bit.
+func TestKillAndResume(t *testing.T) {
+	killtest.Run(t, killConfig().Steps, t.TempDir(), t.TempDir(), StateFile, func(dir string, resume bool) error {
+		_, err := Run(loadDefault(t, "mnist-gan"), killConfig(), Options{Out: dir, Resume: resume})
+		return err
+	})
+}
+
+func TestMain(m *testing.M) {
+	killtest.Main(m, func(_, dir string) error {
+		be, err := engine.NewBackend("")
+		if err != nil {
+			return err
+		}
+		src, err := os.MkdirTemp("", "killtest-model")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(src)
+		mdir, err := models.Extract("mnist-gan", src)
+		if err != nil {
+			return err
+		}
+		m, err := generator.Load(mdir, be)
+		if err != nil {
+			return err
+		}
+		_, err = Run(m, killConfig(), Options{Out: dir})
+		return err
+	})
 }

@@ -2,14 +2,11 @@ package discover
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strconv"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/graph"
@@ -20,16 +17,15 @@ import (
 	"latentedit/engine"
 	"latentedit/generator"
 	"latentedit/internal/atomicfile"
-	"latentedit/internal/figure"
-	"latentedit/internal/progress"
+	"latentedit/train"
 )
 
 // Files a discovery run adds to the editor directory, beside edit's.
 const (
-	StateFile  = "train.ckpt" // editor + reconstructor + optimiser, for --resume
+	StateFile  = train.StateFile // editor + reconstructor + optimiser, for --resume
 	ConfigFile = "discover.json"
-	CurvesCSV  = "curves.csv"
-	CurvesPNG  = "curves.png"
+	CurvesCSV  = train.CurvesCSV
+	CurvesPNG  = train.CurvesPNG
 )
 
 // Scopes of the trainer's own variables in the model's context.
@@ -55,21 +51,20 @@ type Result struct {
 }
 
 // ErrNonFinite is wrapped by the error of a run stopped by NaN or Inf.
-var ErrNonFinite = errors.New("non-finite value")
+var ErrNonFinite = train.ErrNonFinite
 
 // Trainer trains one editor on one frozen generator.
 type Trainer struct {
-	cfg    Config
-	m      *generator.Model
-	e      edit.Trainable
-	ctx    *context.Context
-	be     backends.Backend
-	step   *context.Exec
-	eval   *context.Exec
-	keys   []string
-	curves *figure.Curves
-	epsLo  float64
-	epsHi  float64
+	cfg   Config
+	m     *generator.Model
+	e     edit.Trainable
+	ctx   *context.Context
+	be    backends.Backend
+	step  *context.Exec
+	eval  *context.Exec
+	keys  []string
+	epsLo float64
+	epsHi float64
 }
 
 // New prepares a trainer: the editor's and reconstructor's variables are
@@ -98,7 +93,6 @@ func New(m *generator.Model, cfg Config) (*Trainer, error) {
 		t.epsLo, t.epsHi = cfg.EpsMin, cfg.EpsMax
 	}
 	t.keys = []string{"loss", "ce", "l1", "penalty", "acc"}
-	t.curves = figure.NewCurves(t.keys...)
 	if err := engine.Safe("discover: build", t.build); err != nil {
 		return nil, err
 	}
@@ -133,7 +127,7 @@ func (t *Trainer) build() error {
 	t.step, err = context.NewExec(t.be, t.ctx, func(ctx *context.Context, z, onehot, eps *graph.Node) []*graph.Node {
 		loss, ce, l1, pen, acc := t.forward(ctx, z, onehot, eps)
 		vars := append(engine.Variables(ctx, edit.Scope), engine.Variables(ctx, reconScope)...)
-		engine.Adam{Name: optimName, LR: t.cfg.LR}.Minimize(ctx, loss, vars)
+		engine.Adam{Name: optimName, LR: t.cfg.LR, Scale: train.LRScale(ctx, z.Graph())}.Minimize(ctx, loss, vars)
 		return []*graph.Node{loss, ce, l1, pen, acc}
 	})
 	if err != nil {
@@ -206,13 +200,6 @@ func (t *Trainer) RCA(n int) (float64, error) {
 // Run trains for cfg.Steps steps into opt.Out (resuming if asked), writes
 // the editor, curves and a traversal grid, and measures the final RCA.
 func Run(m *generator.Model, cfg Config, opt Options) (*Result, error) {
-	if opt.Log == nil {
-		opt.Log = io.Discard
-	}
-	if err := os.MkdirAll(opt.Out, 0o755); err != nil {
-		return nil, fmt.Errorf("discover: %w", err)
-	}
-	start := 0
 	if opt.Resume {
 		raw, err := os.ReadFile(filepath.Join(opt.Out, ConfigFile))
 		if err != nil {
@@ -228,86 +215,41 @@ func Run(m *generator.Model, cfg Config, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opt.Resume {
-		meta, err := engine.LoadCheckpoint(t.ctx, filepath.Join(opt.Out, StateFile))
-		if err != nil {
-			return nil, fmt.Errorf("discover --resume: %w", err)
-		}
-		if start, err = strconv.Atoi(meta["step"]); err != nil {
-			return nil, fmt.Errorf("discover --resume: %s: step %q", StateFile, meta["step"])
-		}
-		t.curves = figure.ReadCurves(filepath.Join(opt.Out, CurvesCSV), start, t.keys...)
+	if err := os.MkdirAll(opt.Out, 0o755); err != nil {
+		return nil, fmt.Errorf("discover: %w", err)
 	}
 	raw, _ := json.MarshalIndent(cfg, "", "  ")
 	if err := atomicfile.WriteFile(filepath.Join(opt.Out, ConfigFile), append(raw, '\n'), atomicfile.DefaultPerm); err != nil {
 		return nil, err
 	}
-	bar := progress.New(opt.Log, cfg.Steps, "discover "+cfg.Method, opt.JSON)
-	bar.Set(start, nil)
-	last := map[string]float64{}
 	var accRun float64
-	for s := start; s < cfg.Steps; s++ {
-		vals, err := t.Step(s)
-		if err != nil {
-			return nil, fmt.Errorf("discover: step %d: %w", s+1, err)
-		}
-		for i, k := range t.keys {
-			if math.IsNaN(vals[i]) || math.IsInf(vals[i], 0) {
-				return nil, fmt.Errorf("discover: step %d: %s is %v: %w; the last checkpoint is kept in %s", s+1, k, vals[i], ErrNonFinite, filepath.Join(opt.Out, StateFile))
+	loop := &train.Loop{
+		Name: "discover " + cfg.Method, Dir: opt.Out, State: StateFile, Ctx: t.ctx,
+		Scopes: []string{edit.Scope, reconScope, "/optim/" + optimName},
+		Keys:   t.keys, Steps: cfg.Steps, CheckpointEvery: cfg.CheckpointEvery, Schedule: cfg.Schedule,
+		Resume: opt.Resume, Log: opt.Log, JSON: opt.JSON,
+		Step: t.Step,
+		Show: func(s int, vals []float64) map[string]float64 {
+			accRun = 0.95*accRun + 0.05*vals[4]
+			if s == 0 || accRun == 0 {
+				accRun = vals[4]
 			}
-			last[k] = vals[i]
-		}
-		accRun = 0.95*accRun + 0.05*vals[4]
-		if s == start {
-			accRun = vals[4]
-		}
-		t.curves.Add(s+1, vals)
-		bar.Set(s+1, map[string]float64{"loss": vals[0], "rca_running": accRun})
-		if (s+1)%cfg.CheckpointEvery == 0 || s+1 == cfg.Steps {
-			if err := t.checkpoint(opt.Out, s+1, nil); err != nil {
-				return nil, err
-			}
-		}
+			return map[string]float64{"loss": vals[0], "rca_running": accRun}
+		},
+		Save: func(step int) error { return edit.Save(opt.Out, t.e, map[string]any{"steps": step}) },
+		Plot: &train.Plot{Title: "discover " + cfg.Method, Keys: []string{"loss", "ce", "l1", "acc"},
+			Names: map[string]string{"l1": "l1 (ε)", "acc": "accuracy"}},
 	}
-	bar.Finish()
+	run, err := loop.Run()
+	if err != nil {
+		return nil, err
+	}
 	rca, err := t.RCA(512)
 	if err != nil {
 		return nil, err
 	}
-	if err := t.checkpoint(opt.Out, cfg.Steps, map[string]any{"steps": cfg.Steps, "rca": rca, "k": cfg.K}); err != nil {
+	if err := edit.Save(opt.Out, t.e, map[string]any{"steps": run.Step, "rca": rca, "k": cfg.K}); err != nil {
 		return nil, err
 	}
-	return &Result{Editor: t.e, Step: cfg.Steps, Last: last, RCA: rca}, nil
-}
-
-// checkpoint writes the train state, the editor (editor.json + editor.ckpt)
-// and the curves.
-func (t *Trainer) checkpoint(dir string, step int, notes map[string]any) error {
-	vals := map[string]*tensors.Tensor{}
-	for v := range t.ctx.IterVariables() {
-		if engine.InScope(v.Scope(), edit.Scope) || engine.InScope(v.Scope(), reconScope) || engine.InScope(v.Scope(), "/optim/"+optimName) {
-			vals[v.ScopeAndName()] = v.MustValue()
-		}
-	}
-	if err := engine.SaveTensors(filepath.Join(dir, StateFile), vals, map[string]string{"step": strconv.Itoa(step)}); err != nil {
-		return err
-	}
-	if notes == nil {
-		notes = map[string]any{"steps": step}
-	}
-	if err := edit.Save(dir, t.e, notes); err != nil {
-		return err
-	}
-	return t.writeCurves(dir)
-}
-
-func (t *Trainer) writeCurves(dir string) error {
-	var series []figure.Series
-	for _, kn := range [][2]string{{"loss", ""}, {"ce", ""}, {"l1", "l1 (ε)"}, {"acc", "accuracy"}} {
-		series = append(series, figure.Smooth(t.curves.Series(kn[0], kn[1]), 25))
-	}
-	if err := figure.LinePlot(filepath.Join(dir, CurvesPNG), "discover "+t.cfg.Method, "step", "value (moving average of 25)", series); err != nil {
-		return err
-	}
-	return t.curves.WriteCSV(filepath.Join(dir, CurvesCSV))
+	return &Result{Editor: t.e, Step: run.Step, Last: run.Last, RCA: rca}, nil
 }

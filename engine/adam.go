@@ -21,6 +21,10 @@ type Adam struct {
 	LR           float64 // learning rate
 	Beta1, Beta2 float64 // moment decay; 0 means the defaults 0.9 and 0.999
 	Eps          float64 // 0 means 1e-8
+	// Scale, when not nil, is a scalar node multiplying LR: the trainer's
+	// learning-rate schedule (package train sets it before every step), so
+	// one compiled step serves every rate of the run.
+	Scale *graph.Node
 }
 
 // Variables returns the trainable variables in scope prefix (e.g.
@@ -63,6 +67,9 @@ func (o Adam) Minimize(ctx *context.Context, loss *graph.Node, vars []*context.V
 	c1 := graph.OneMinus(graph.Pow(graph.Scalar(g, loss.DType(), b1), step))
 	c2 := graph.OneMinus(graph.Pow(graph.Scalar(g, loss.DType(), b2), step))
 	lr := graph.MulScalar(graph.Div(graph.Sqrt(c2), c1), o.LR)
+	if o.Scale != nil {
+		lr = graph.Mul(lr, graph.ConvertDType(o.Scale, lr.DType()))
+	}
 	var norm2 *graph.Node
 	for i, v := range vars {
 		grad := grads[i]

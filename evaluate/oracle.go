@@ -4,6 +4,7 @@
 package evaluate
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,7 +22,7 @@ import (
 	"latentedit/engine"
 	"latentedit/internal/artifact"
 	"latentedit/internal/atomicfile"
-	"latentedit/internal/progress"
+	"latentedit/train"
 )
 
 // cyclic names the factors that are hues: an oracle predicts (cos, sin) of
@@ -54,7 +55,7 @@ const OracleFormat = 1
 // Oracle files inside a model directory.
 const (
 	OracleDir     = "oracle"
-	oracleSpec    = "oracle.json"
+	OracleSpec    = "oracle.json"
 	oracleWeights = "oracle.ckpt"
 )
 
@@ -121,12 +122,46 @@ func (o *Oracle) net(ctx *context.Context, x *graph.Node) *graph.Node {
 	return engine.Dense(ctx.In("out"), h, o.width(), true)
 }
 
-// TrainOracle fits an oracle on n rendered images of ds (which must have
-// factors) for steps steps, then measures R² per factor on 1000 held-out
-// images from another seed.
-func TrainOracle(ds, heldOut dataset.Dataset, be backends.Backend, steps, batch int, log io.Writer) (*Oracle, error) {
+// OracleOptions configure TrainOracle. Zero fields take the defaults.
+type OracleOptions struct {
+	Steps int     // Adam steps
+	Batch int     // default 64
+	LR    float64 // default 1e-3
+	// Schedule defaults to a tenfold drop for the last quarter of the steps:
+	// the subtle factors (a 32×32 smile is a few pixels of mouth) are learned
+	// last and need the finer steps.
+	Schedule train.Schedule
+	Seed     int64  // weights and batch order (default 1)
+	Dir      string // run directory: state and curves for --resume ("" keeps none)
+	Resume   bool
+	Log      io.Writer
+	JSON     bool
+}
+
+func (o *OracleOptions) defaults() error {
+	o.Batch = cmp.Or(o.Batch, 64)
+	o.LR = cmp.Or(o.LR, 1e-3)
+	o.Seed = cmp.Or(o.Seed, 1)
+	if o.Schedule == (train.Schedule{}) {
+		o.Schedule = train.Schedule{Kind: "step", At: 0.75, Factor: 0.1}
+	}
+	if o.Steps < 0 || o.Batch < 1 || !(o.LR > 0) {
+		return fmt.Errorf("oracle: steps %d (≥0), batch %d (≥1), lr %g (>0)", o.Steps, o.Batch, o.LR)
+	}
+	return nil
+}
+
+// OracleStateFile is the oracle's training state inside its run directory.
+const OracleStateFile = train.StateFile
+
+// TrainOracle fits an oracle on the images of ds (which must have factors),
+// then measures R² per factor on the held-out images of heldOut.
+func TrainOracle(ds, heldOut dataset.Dataset, be backends.Backend, opt OracleOptions) (*Oracle, error) {
+	if err := opt.defaults(); err != nil {
+		return nil, err
+	}
 	h, w, c := ds.Shape()
-	o := &Oracle{Factors: ds.Factors(), Size: h, Chan: c, Width: 16, Steps: steps, ctx: context.New().Checked(false), be: be}
+	o := &Oracle{Factors: ds.Factors(), Size: h, Chan: c, Width: 16, Steps: opt.Steps, ctx: context.New().Checked(false), be: be}
 	if len(o.Factors) == 0 {
 		return nil, fmt.Errorf("oracle: dataset %s has no factors", ds.Name())
 	}
@@ -160,59 +195,49 @@ func TrainOracle(ds, heldOut dataset.Dataset, be backends.Backend, steps, batch 
 			enc[i*nt+j] = float32((float64(enc[i*nt+j]) - o.Mean[j]) / o.Std[j])
 		}
 	}
-	if err := o.ctx.SetRNGStateFromSeed(1); err != nil {
+	if err := o.ctx.SetRNGStateFromSeed(opt.Seed); err != nil {
 		return nil, err
 	}
-	// The learning rate drops tenfold for the last quarter of the steps: the
-	// subtle factors (a 32×32 smile is a few pixels of mouth) are learned
-	// last and need the finer steps. Both executables share the variables
-	// and Adam's moments (same scopes).
-	stepAt := func(lr float64) (*context.Exec, error) {
-		return context.NewExec(be, o.ctx, func(ctx *context.Context, x, y *graph.Node) *graph.Node {
-			pred := o.net(ctx.In("oracle"), x)
-			loss := graph.ReduceAllMean(graph.Square(graph.Sub(pred, y)))
-			engine.Adam{Name: "oracle", LR: lr}.Minimize(ctx, loss, engine.Variables(ctx, "/oracle"))
-			return loss
-		})
-	}
-	fast, err := stepAt(1e-3)
+	step, err := context.NewExec(be, o.ctx, func(ctx *context.Context, x, y *graph.Node) *graph.Node {
+		pred := o.net(ctx.In("oracle"), x)
+		loss := graph.ReduceAllMean(graph.Square(graph.Sub(pred, y)))
+		engine.Adam{Name: "oracle", LR: opt.LR, Scale: train.LRScale(ctx, x.Graph())}.Minimize(ctx, loss, engine.Variables(ctx, "/oracle"))
+		return loss
+	})
 	if err != nil {
 		return nil, err
 	}
-	fine, err := stepAt(1e-4)
-	if err != nil {
-		return nil, err
-	}
-	sz := h * w * c
-	r := rand.New(rand.NewPCG(7, 7))
-	bar := progress.New(log, steps, "oracle "+ds.Name(), false)
-	xb := make([]float32, batch*sz)
-	yb := make([]float32, batch*nt)
-	for s := 0; s < steps; s++ {
-		for j := 0; j < batch; j++ {
-			i := r.IntN(n)
-			copy(xb[j*sz:(j+1)*sz], pix[i*sz:(i+1)*sz])
-			copy(yb[j*nt:(j+1)*nt], enc[i*nt:(i+1)*nt])
-		}
-		var loss float64
-		step := fast
-		if s >= steps*3/4 {
-			step = fine
-		}
-		err := engine.Safe("oracle step", func() error {
-			out, err := step.Exec(tensors.FromFlatDataAndDimensions(xb, batch, h, w, c), tensors.FromFlatDataAndDimensions(yb, batch, nt))
-			if err != nil {
-				return err
+	sz, b := h*w*c, opt.Batch
+	xb := make([]float32, b*sz)
+	yb := make([]float32, b*nt)
+	loop := &train.Loop{
+		Name: "oracle " + ds.Name(), Dir: opt.Dir, Ctx: o.ctx, Scopes: []string{"/oracle", "/optim/oracle"},
+		Keys: []string{"mse"}, Steps: opt.Steps, CheckpointEvery: max(1, opt.Steps/20), Schedule: opt.Schedule,
+		Resume: opt.Resume, Log: opt.Log, JSON: opt.JSON,
+		Step: func(s int) ([]float64, error) {
+			// The batch of step s is a function of (seed, s): a resumed run draws the same.
+			r := rand.New(rand.NewPCG(uint64(opt.Seed), uint64(s)))
+			for j := 0; j < b; j++ {
+				i := r.IntN(n)
+				copy(xb[j*sz:(j+1)*sz], pix[i*sz:(i+1)*sz])
+				copy(yb[j*nt:(j+1)*nt], enc[i*nt:(i+1)*nt])
 			}
-			loss = float64(tensors.ToScalar[float32](out[0]))
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		bar.Set(s+1, map[string]float64{"mse": loss})
+			var loss float64
+			err := engine.Safe("oracle step", func() error {
+				out, err := step.Exec(tensors.FromFlatDataAndDimensions(xb, b, h, w, c), tensors.FromFlatDataAndDimensions(yb, b, nt))
+				if err != nil {
+					return err
+				}
+				loss = float64(tensors.ToScalar[float32](out[0]))
+				return nil
+			})
+			return []float64{loss}, err
+		},
+		Plot: &train.Plot{Title: "oracle " + ds.Name(), Keys: []string{"mse"}},
 	}
-	bar.Finish()
+	if _, err := loop.Run(); err != nil {
+		return nil, err
+	}
 	return o, o.measureR2(heldOut)
 }
 
@@ -354,17 +379,17 @@ func (o *Oracle) Save(dir string) error {
 	}
 	o.FormatVersion, o.Kind, o.WeightsSHA256 = OracleFormat, "oracle", sum
 	raw, _ := json.MarshalIndent(o, "", "  ")
-	return atomicfile.WriteFile(filepath.Join(dir, oracleSpec), append(raw, '\n'), atomicfile.DefaultPerm)
+	return atomicfile.WriteFile(filepath.Join(dir, OracleSpec), append(raw, '\n'), atomicfile.DefaultPerm)
 }
 
 // LoadOracle reads an oracle directory.
 func LoadOracle(dir string, be backends.Backend) (*Oracle, error) {
-	raw, err := os.ReadFile(filepath.Join(dir, oracleSpec))
+	raw, err := os.ReadFile(filepath.Join(dir, OracleSpec))
 	if err != nil {
 		return nil, fmt.Errorf("oracle: %w", err)
 	}
 	o := &Oracle{}
-	spec, wpath := filepath.Join(dir, oracleSpec), filepath.Join(dir, oracleWeights)
+	spec, wpath := filepath.Join(dir, OracleSpec), filepath.Join(dir, oracleWeights)
 	if err := json.Unmarshal(raw, o); err != nil {
 		return nil, fmt.Errorf("oracle %s: %w", spec, err)
 	}
@@ -372,7 +397,7 @@ func LoadOracle(dir string, be backends.Backend) (*Oracle, error) {
 		return nil, fmt.Errorf("oracle: %w", err)
 	}
 	if len(o.Factors) == 0 || len(o.Mean) != o.width() || len(o.Std) != o.width() || o.Size < 8 || o.Width < 1 {
-		return nil, fmt.Errorf("oracle %s: inconsistent fields (factors %d, mean %d, std %d, size %d)", filepath.Join(dir, oracleSpec), len(o.Factors), len(o.Mean), len(o.Std), o.Size)
+		return nil, fmt.Errorf("oracle %s: inconsistent fields (factors %d, mean %d, std %d, size %d)", filepath.Join(dir, OracleSpec), len(o.Factors), len(o.Mean), len(o.Std), o.Size)
 	}
 	o.ctx, o.be = context.New().Checked(false), be
 	if _, err := engine.LoadCheckpoint(o.ctx, wpath); err != nil {

@@ -12,6 +12,7 @@ import (
 	"latentedit/engine"
 	"latentedit/generator"
 	"latentedit/models"
+	"latentedit/train/killtest"
 )
 
 // TestOracleLearnsFaces trains a short oracle and checks it reads the big
@@ -23,7 +24,7 @@ func TestOracleLearnsFaces(t *testing.T) {
 	}
 	train, _ := dataset.Open("faces", dataset.Options{N: 2000, Seed: 1})
 	held, _ := dataset.Open("faces", dataset.Options{N: 300, Seed: 99})
-	o, err := TrainOracle(train, held, be, 120, 32, nil)
+	o, err := TrainOracle(train, held, be, OracleOptions{Steps: 120, Batch: 32})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,4 +89,26 @@ func knownAnswers(t *testing.T, o *Oracle, be backends.Backend) {
 	if _, nuis, _ = Identity(m, e, o, zs, before, 1, 0, 4); !(nuis > 0) {
 		t.Fatalf("a step of 4 changed no factor (nuisance %g)", nuis)
 	}
+}
+
+// killOracle is the run TestOracleKillAndResume kills.
+func killOracle(dir string, resume bool) error {
+	be, err := engine.NewBackend("")
+	if err != nil {
+		return err
+	}
+	train, _ := dataset.Open("faces", dataset.Options{N: 200, Seed: 1})
+	held, _ := dataset.Open("faces", dataset.Options{N: 20, Seed: 99})
+	_, err = TrainOracle(train, held, be, OracleOptions{Steps: 40, Batch: 8, Dir: dir, Resume: resume})
+	return err
+}
+
+// TestOracleKillAndResume: SIGKILL after a checkpoint, resume, and the
+// oracle's weights and Adam state are the uninterrupted run's, bit for bit.
+func TestOracleKillAndResume(t *testing.T) {
+	killtest.Run(t, 40, t.TempDir(), t.TempDir(), OracleStateFile, killOracle)
+}
+
+func TestMain(m *testing.M) {
+	killtest.Main(m, func(_, dir string) error { return killOracle(dir, false) })
 }

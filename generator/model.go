@@ -1,6 +1,6 @@
 // Package generator holds the generative models latentedit edits — a DCGAN-
 // style GAN and a convolutional VAE sharing one generator architecture — with
-// their training loops and the model directory format every later command
+// their training steps (run by package train's loop) and the model directory format every later command
 // reads (model.json + checkpoints, see DESIGN.md).
 //
 // A loaded Model is a pure function z ↦ G(z): it never depends on the rest of
@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 
 	"latentedit/internal/artifact"
+	"latentedit/train"
 )
 
 // FormatVersion is the model.json layout this build reads and writes.
@@ -33,25 +34,26 @@ const (
 
 // Config is everything that defines a training run. Defaults are in Default.
 type Config struct {
-	Kind            string  `json:"kind"`    // "gan" or "vae"
-	Dataset         string  `json:"dataset"` // registered dataset name
-	DataN           int     `json:"data_n"`  // training images (procedural datasets render this many)
-	DataSeed        int64   `json:"data_seed"`
-	Size            int     `json:"size"`     // image side
-	Channels        int     `json:"channels"` // 1 or 3 (from the dataset)
-	Latent          int     `json:"latent_dim"`
-	Base            int     `json:"base"`   // channel width of the largest feature maps
-	Loss            string  `json:"loss"`   // GAN: "ns" (non-saturating) or "hinge"
-	DNorm           string  `json:"d_norm"` // GAN: "sn" (spectral) or "bn" (batch norm) in D
-	Beta            float64 `json:"beta"`   // VAE: weight of the KL term
-	EMA             float64 `json:"ema"`    // GAN: decay of the sampling generator's weight average
-	Batch           int     `json:"batch"`  // batch size
-	LR              float64 `json:"lr"`     // Adam learning rate
-	Steps           int     `json:"steps"`  // total steps
-	Seed            int64   `json:"seed"`   // weights, latents and data order
-	SampleEvery     int     `json:"sample_every"`
-	CheckpointEvery int     `json:"checkpoint_every"`
-	NoCorrelation   bool    `json:"no_correlation,omitempty"` // faces: independent factors
+	Kind            string         `json:"kind"`    // "gan" or "vae"
+	Dataset         string         `json:"dataset"` // registered dataset name
+	DataN           int            `json:"data_n"`  // training images (procedural datasets render this many)
+	DataSeed        int64          `json:"data_seed"`
+	Size            int            `json:"size"`     // image side
+	Channels        int            `json:"channels"` // 1 or 3 (from the dataset)
+	Latent          int            `json:"latent_dim"`
+	Base            int            `json:"base"`                  // channel width of the largest feature maps
+	Loss            string         `json:"loss"`                  // GAN: "ns" (non-saturating) or "hinge"
+	DNorm           string         `json:"d_norm"`                // GAN: "sn" (spectral) or "bn" (batch norm) in D
+	Beta            float64        `json:"beta"`                  // VAE: weight of the KL term
+	EMA             float64        `json:"ema"`                   // GAN: decay of the sampling generator's weight average
+	Batch           int            `json:"batch"`                 // batch size
+	LR              float64        `json:"lr"`                    // Adam learning rate
+	Schedule        train.Schedule `json:"lr_schedule,omitempty"` // multiplier of LR by step (constant when zero)
+	Steps           int            `json:"steps"`                 // total steps
+	Seed            int64          `json:"seed"`                  // weights, latents and data order
+	SampleEvery     int            `json:"sample_every"`
+	CheckpointEvery int            `json:"checkpoint_every"`
+	NoCorrelation   bool           `json:"no_correlation,omitempty"` // faces: independent factors
 }
 
 // Default returns the documented defaults for kind on dataset.
@@ -80,6 +82,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: batch %d (≥2), steps %d (≥0), lr %g (>0), beta %g (≥0), ema %g ([0,1))", c.Batch, c.Steps, c.LR, c.Beta, c.EMA)
 	case c.SampleEvery < 1 || c.CheckpointEvery < 1:
 		return fmt.Errorf("config: sample_every %d and checkpoint_every %d must be ≥1", c.SampleEvery, c.CheckpointEvery)
+	}
+	if err := c.Schedule.Validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
 	}
 	_, err := NewArch(c.Size, c.Channels, c.Base, c.Latent)
 	return err

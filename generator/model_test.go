@@ -6,17 +6,15 @@ import (
 	"errors"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"latentedit/engine"
 	"latentedit/models"
+	"latentedit/train/killtest"
 )
 
 // curve reads column col of dir's curves.csv.
@@ -190,77 +188,20 @@ func TestLoadRefusesBadModels(t *testing.T) {
 	}
 }
 
-// TestKillAndResume kills a training process with SIGKILL after a
-// checkpoint, resumes it, and compares every variable (weights, optimiser
-// state, EMA) with an uninterrupted run of the same seed.
+// TestKillAndResume: SIGKILL after a checkpoint, --resume, and every
+// variable (weights, optimiser state, EMA) is the same, bit for bit, as in an
+// uninterrupted run of the same seed.
 func TestKillAndResume(t *testing.T) {
-	if os.Getenv("LATENTEDIT_TRAIN_CHILD") != "" {
-		return // the child's work is done by TestMain
-	}
+	killtest.Run(t, killCfg().Steps, t.TempDir(), t.TempDir(), TrainStateFile, func(dir string, resume bool) error {
+		_, err := Train(killCfg(), Options{Out: dir, Resume: resume, Backend: be(t)})
+		return err
+	})
+}
+
+func killCfg() Config {
 	cfg := tiny("gan", "faces", 16)
 	cfg.CheckpointEvery = 4
-	full := t.TempDir()
-	if _, err := Train(cfg, Options{Out: full, Backend: be(t)}); err != nil {
-		t.Fatal(err)
-	}
-	killed := t.TempDir()
-	raw, _ := json.Marshal(cfg)
-	cmd := exec.Command(os.Args[0], "-test.run", "^TestKillAndResume$")
-	cmd.Env = append(os.Environ(), "LATENTEDIT_TRAIN_CHILD="+string(raw), "LATENTEDIT_TRAIN_OUT="+killed)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(2 * time.Minute)
-	var step int
-	for time.Now().Before(deadline) {
-		if info, err := ReadInfo(killed); err == nil && info.Step >= 4 {
-			step = info.Step
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	cmd.Process.Signal(syscall.SIGKILL)
-	cmd.Wait()
-	if step == 0 || step >= cfg.Steps {
-		t.Fatalf("child reached step %d before the kill; want a kill mid-run", step)
-	}
-	t.Logf("killed after the checkpoint of step %d", step)
-	if _, err := Train(cfg, Options{Out: killed, Resume: true, Backend: be(t)}); err != nil {
-		t.Fatal(err)
-	}
-	a, _, err := engine.ReadCheckpoint(filepath.Join(full, TrainStateFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _, err := engine.ReadCheckpoint(filepath.Join(killed, TrainStateFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(a) != len(b) {
-		for n := range b {
-			if _, ok := a[n]; !ok {
-				t.Errorf("only in the resumed run: %s", n)
-			}
-		}
-		t.Fatalf("%d variables vs %d", len(a), len(b))
-	}
-	worst := 0.0
-	for name, ta := range a {
-		tb, ok := b[name]
-		if !ok {
-			t.Fatalf("resumed run lacks %s", name)
-		}
-		va, vb := flatFloats(ta), flatFloats(tb)
-		for i := range va {
-			worst = math.Max(worst, math.Abs(va[i]-vb[i])/math.Max(1, math.Abs(va[i])))
-		}
-	}
-	t.Logf("largest relative difference over all variables: %g", worst)
-	// The pure-Go backend is deterministic, so the resumed run is expected to
-	// match bit for bit; 1e-6 leaves room for a backend that reorders sums.
-	if worst > 1e-6 {
-		t.Fatalf("resumed weights differ from the uninterrupted run by %g", worst)
-	}
+	return cfg
 }
 
 // TestGenerateChunkedIndependentOfCall: a latent's pixels are the same

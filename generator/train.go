@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -25,6 +24,7 @@ import (
 	"latentedit/internal/atomicfile"
 	"latentedit/internal/figure"
 	"latentedit/internal/progress"
+	"latentedit/train"
 )
 
 // Options are the run-time settings of Train that are not part of the model.
@@ -45,7 +45,7 @@ type Result struct {
 }
 
 // ErrNonFinite is wrapped by the error of a run stopped by a NaN or Inf.
-var ErrNonFinite = errors.New("non-finite value")
+var ErrNonFinite = train.ErrNonFinite
 
 // trainer holds one run's state.
 type trainer struct {
@@ -59,7 +59,6 @@ type trainer struct {
 	permEpoch int
 	step      *context.Exec
 	sample    *context.Exec
-	curves    *figure.Curves
 	lossKey   []string
 }
 
@@ -75,6 +74,21 @@ func Train(cfg Config, opt Options) (res *Result, err error) {
 	if opt.Out == "" {
 		return nil, errors.New("train: no output directory")
 	}
+	if opt.Resume {
+		// The run's own settings win, except how long to go on. They are
+		// read from the state, not model.json: a kill can fall between the two.
+		state := filepath.Join(opt.Out, TrainStateFile)
+		_, meta, err := train.ReadState(state)
+		if err != nil {
+			return nil, fmt.Errorf("train --resume: %w", err)
+		}
+		var stored Config
+		if err := json.Unmarshal([]byte(meta["config"]), &stored); err != nil {
+			return nil, fmt.Errorf("train --resume: %s: config: %w", state, err)
+		}
+		stored.Steps = max(stored.Steps, cfg.Steps)
+		cfg = stored
+	}
 	ds, err := dataset.Open(cfg.Dataset, dataset.Options{N: cfg.DataN, Seed: cfg.DataSeed, Size: cfg.Size, NoCorrelation: cfg.NoCorrelation})
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
@@ -87,18 +101,6 @@ func Train(cfg Config, opt Options) (res *Result, err error) {
 	if cfg.DataN <= 0 || cfg.DataN > ds.Len() {
 		cfg.DataN = ds.Len()
 	}
-	start := 0
-	if opt.Resume {
-		info, err := ReadInfo(opt.Out)
-		if err != nil {
-			return nil, fmt.Errorf("train --resume: %w", err)
-		}
-		steps := cfg.Steps
-		cfg = info.Config // the run's own settings win, except how long to go on
-		if steps > cfg.Steps {
-			cfg.Steps = steps
-		}
-	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
@@ -110,70 +112,40 @@ func Train(cfg Config, opt Options) (res *Result, err error) {
 	if err := t.ctx.SetRNGStateFromSeed(cfg.Seed); err != nil {
 		return nil, err
 	}
-	if opt.Resume {
-		meta, err := engine.LoadCheckpoint(t.ctx, filepath.Join(opt.Out, TrainStateFile))
-		if err != nil {
-			return nil, fmt.Errorf("train --resume: %w", err)
-		}
-		if start, err = strconv.Atoi(meta["step"]); err != nil {
-			return nil, fmt.Errorf("train --resume: %s: meta step %q: %w", TrainStateFile, meta["step"], err)
-		}
-	}
 	if err := t.loadData(ds); err != nil {
 		return nil, err
 	}
-	err = engine.Safe("train", func() error { return t.build() })
+	if err := engine.Safe("train", t.build); err != nil {
+		return nil, err
+	}
+	var plotted []string // gradient norms live on another scale: only the losses
+	for _, k := range t.lossKey {
+		if !strings.HasPrefix(k, "grad") {
+			plotted = append(plotted, k)
+		}
+	}
+	cfgJSON, _ := json.Marshal(cfg)
+	loop := &train.Loop{
+		Name: "train " + cfg.Kind + " " + cfg.Dataset, Dir: opt.Out, State: TrainStateFile, Ctx: t.ctx,
+		Meta: map[string]string{"config": string(cfgJSON)},
+		Keys: t.lossKey, Steps: cfg.Steps, CheckpointEvery: cfg.CheckpointEvery, Schedule: cfg.Schedule,
+		Resume: opt.Resume, Log: opt.Log, JSON: opt.JSON,
+		Step: func(s int) (vals []float64, err error) {
+			err = engine.Safe("train step", func() error {
+				vals, err = t.runStep(s)
+				return err
+			})
+			return vals, err
+		},
+		Save:  t.checkpoint,
+		Every: cfg.SampleEvery, Periodic: func(int) error { return t.writeSamples() },
+		Plot: &train.Plot{Title: fmt.Sprintf("%s on %s", cfg.Kind, cfg.Dataset), Keys: plotted},
+	}
+	run, err := loop.Run()
 	if err != nil {
 		return nil, err
 	}
-	t.curves = figure.NewCurves(t.lossKey...) // build names the logged values
-	if opt.Resume {
-		t.curves = figure.ReadCurves(filepath.Join(opt.Out, CurvesCSV), start, t.lossKey...)
-	}
-	bar := progress.New(opt.Log, cfg.Steps, "train "+cfg.Kind+" "+cfg.Dataset, opt.JSON)
-	bar.Set(start, nil)
-	var last map[string]float64
-	lastGood := start
-	for s := start; s < cfg.Steps; s++ {
-		var vals []float64
-		err := engine.Safe("train step", func() error {
-			var err error
-			vals, err = t.runStep(s)
-			return err
-		})
-		if err != nil {
-			return nil, fmt.Errorf("train: step %d: %w", s+1, err)
-		}
-		last = map[string]float64{}
-		for i, k := range t.lossKey {
-			last[k] = vals[i]
-			if math.IsNaN(vals[i]) || math.IsInf(vals[i], 0) {
-				return nil, fmt.Errorf("train: step %d: %s is %v: %w; stopped, the last good checkpoint (step %d) is kept in %s",
-					s+1, k, vals[i], ErrNonFinite, lastGood, filepath.Join(opt.Out, TrainStateFile))
-			}
-		}
-		t.curves.Add(s+1, vals)
-		bar.Set(s+1, last)
-		done := s+1 == cfg.Steps
-		if (s+1)%cfg.SampleEvery == 0 || done {
-			if err := t.writeSamples(); err != nil {
-				return nil, err
-			}
-		}
-		if (s+1)%cfg.CheckpointEvery == 0 || done {
-			if err := t.checkpoint(s + 1); err != nil {
-				return nil, err
-			}
-			lastGood = s + 1
-		}
-	}
-	if start >= cfg.Steps { // nothing to do, but leave a complete directory
-		if err := t.writeSamples(); err != nil {
-			return nil, err
-		}
-	}
-	bar.Finish()
-	return &Result{Step: cfg.Steps, Losses: last}, nil
+	return &Result{Step: run.Step, Losses: run.Last}, nil
 }
 
 // loadData renders or decodes the whole training set once, in parallel: on a
@@ -270,8 +242,8 @@ func (t *trainer) build() error {
 				lossG = graph.ReduceAllMean(graph.Softplus(graph.Neg(dg)))
 			}
 			gVars, dVars := engine.Variables(ctx, "/generator"), engine.Variables(ctx, "/discriminator")
-			gradD := engine.Adam{Name: "d", LR: cfg.LR, Beta1: 0.5, Beta2: 0.999}.Minimize(ctx, lossD, dVars)
-			gradG := engine.Adam{Name: "g", LR: cfg.LR, Beta1: 0.5, Beta2: 0.999}.Minimize(ctx, lossG, gVars)
+			gradD := engine.Adam{Name: "d", LR: cfg.LR, Beta1: 0.5, Beta2: 0.999, Scale: train.LRScale(ctx, z.Graph())}.Minimize(ctx, lossD, dVars)
+			gradG := engine.Adam{Name: "g", LR: cfg.LR, Beta1: 0.5, Beta2: 0.999, Scale: train.LRScale(ctx, z.Graph())}.Minimize(ctx, lossG, gVars)
 			t.updateEMA(ctx, gVars, z.Graph())
 			return []*graph.Node{lossD, lossG, graph.ReduceAllMean(dr), graph.ReduceAllMean(df), gradD, gradG}
 		})
@@ -287,7 +259,7 @@ func (t *trainer) build() error {
 			kl := graph.DivScalar(graph.ReduceAllSum(graph.MulScalar(graph.Sub(graph.Add(graph.Exp(logVar), graph.Square(mu)), graph.OnePlus(logVar)), 0.5)), float64(cfg.Batch))
 			loss := graph.Add(rec, graph.MulScalar(kl, cfg.Beta))
 			vars := append(engine.Variables(ctx, "/generator"), engine.Variables(ctx, "/encoder")...)
-			grad := engine.Adam{Name: "vae", LR: cfg.LR}.Minimize(ctx, loss, vars)
+			grad := engine.Adam{Name: "vae", LR: cfg.LR, Scale: train.LRScale(ctx, x.Graph())}.Minimize(ctx, loss, vars)
 			return []*graph.Node{loss, rec, kl, grad}
 		})
 	}
@@ -366,31 +338,15 @@ func (t *trainer) writeSamples() error {
 	if err := figure.Grid(filepath.Join(t.opt.Out, SamplesPNG), imgs, 8, 512); err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
-	return t.writeCurves()
+	return nil
 }
 
-func (t *trainer) writeCurves() error {
-	// Gradient norms live on another scale; plot only the losses.
-	var losses []figure.Series
-	for _, k := range t.lossKey {
-		if !strings.HasPrefix(k, "grad") {
-			losses = append(losses, figure.Smooth(t.curves.Series(k, ""), 25))
-		}
-	}
-	if err := figure.LinePlot(filepath.Join(t.opt.Out, CurvesPNG), fmt.Sprintf("%s on %s", t.cfg.Kind, t.cfg.Dataset), "step", "value (moving average of 25)", losses); err != nil {
-		return fmt.Errorf("train: %w", err)
-	}
-	return t.curves.WriteCSV(filepath.Join(t.opt.Out, CurvesCSV))
-}
-
-// checkpoint writes the full train state, the sampling weights and model.json,
-// in that order: model.json (with the weights' checksum) is written last, so
-// a reader never sees a model.json pointing at weights that are not there.
+// checkpoint writes, after the loop has written the full train state, the
+// sampling weights and then model.json: model.json (with the weights'
+// checksum) is written last, so a reader never sees a model.json pointing at
+// weights that are not there.
 func (t *trainer) checkpoint(step int) error {
 	meta := map[string]string{"step": strconv.Itoa(step)}
-	if err := engine.SaveCheckpoint(t.ctx, filepath.Join(t.opt.Out, TrainStateFile), "", meta); err != nil {
-		return fmt.Errorf("train: %w", err)
-	}
 	vals := map[string]*tensors.Tensor{}
 	from := t.samplingScope()
 	for v := range t.ctx.IterVariables() {

@@ -55,3 +55,24 @@ func TestTrainGANFacesTiny(t *testing.T) {
 		t.Fatalf("generate: %v %d", err, len(imgs))
 	}
 }
+
+// TestResumeKeepsTheRunsConfig: --resume takes the settings stored with the
+// state, whatever else the command line says, except a longer run.
+func TestResumeKeepsTheRunsConfig(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Train(tiny("gan", "faces", 8), Options{Out: dir, Backend: be(t)}); err != nil {
+		t.Fatal(err)
+	}
+	other := tiny("vae", "mnist", 12)
+	other.Latent = 7
+	if _, err := Train(other, Options{Out: dir, Resume: true, Backend: be(t)}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := ReadInfo(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Kind != "gan" || info.Dataset != "faces" || info.LatentDim != 16 || info.Step != 12 {
+		t.Fatalf("resumed run is %s on %s, latent %d, step %d; want gan on faces, latent 16, step 12", info.Kind, info.Dataset, info.LatentDim, info.Step)
+	}
+}

@@ -19,7 +19,8 @@ import (
 	"latentedit/engine"
 	"latentedit/internal/artifact"
 	"latentedit/internal/atomicfile"
-	"latentedit/internal/progress"
+	"latentedit/internal/figure"
+	"latentedit/train"
 )
 
 // Segmenter output channels.
@@ -34,6 +35,7 @@ const (
 const (
 	SegmenterSpec    = "segmenter.json"
 	SegmenterWeights = "segmenter.ckpt"
+	SegmenterRun     = "segmenter-run" // its training state and curves, beside the files
 	segScope         = "/segmenter"
 	segFormat        = 2 // 2: kind and weights_sha256 in segmenter.json
 )
@@ -54,8 +56,13 @@ type Segmenter struct {
 	// rendered images of another seed, thresholded at 0.5.
 	Dice map[string]float64 `json:"held_out_dice"`
 	// DiscErrPx is the held-out mean distance in pixels between the located
-	// disc centre and fundus.Params.Disc.
-	DiscErrPx float64 `json:"held_out_disc_error_px"`
+	// disc centre and fundus.Params.Disc; nil (null) when the segmenter
+	// found no disc in any held-out image.
+	DiscErrPx *float64 `json:"held_out_disc_error_px"`
+
+	// History is the training loss of every step of the run that made it
+	// (not saved).
+	History *figure.Curves `json:"-"`
 
 	ctx  *context.Context
 	be   backends.Backend
@@ -74,11 +81,12 @@ type SegmenterOptions struct {
 	Width int   // channels of the first level (default 8)
 	Seed  int64 // data seed; the held-out set uses Seed+1
 	LR    float64
-	Log   io.Writer
-	JSON  bool
-	// Losses, if not nil, receives the training loss of every step (tests
-	// read it to check the loss falls).
-	Losses *[]float64
+	// Dir is the run directory: training state and curves for --resume
+	// ("" keeps none). The trained segmenter is saved apart, by Save.
+	Dir    string
+	Resume bool
+	Log    io.Writer
+	JSON   bool
 }
 
 func (o *SegmenterOptions) defaults() error {
@@ -230,46 +238,48 @@ func TrainSegmenter(be backends.Backend, opt SegmenterOptions) (*Segmenter, erro
 		sp := graph.Log1P(graph.Exp(graph.Neg(graph.Abs(logits))))
 		softplusNeg := graph.Add(sp, graph.Max(graph.Neg(logits), graph.ZerosLike(logits)))
 		loss := graph.ReduceAllMean(graph.Add(graph.Mul(graph.OneMinus(y), logits), graph.Mul(wy, softplusNeg)))
-		engine.Adam{Name: "segmenter", LR: opt.LR}.Minimize(ctx, loss, engine.Variables(ctx, segScope))
+		engine.Adam{Name: "segmenter", LR: opt.LR, Scale: train.LRScale(ctx, x.Graph())}.Minimize(ctx, loss, engine.Variables(ctx, segScope))
 		return loss
 	})
 	if err != nil {
 		return nil, err
 	}
-	r := rand.New(rand.NewPCG(uint64(opt.Seed), 0x5e6))
 	isz, msz := size*size*3, size*size*numChannels
 	xb := make([]float32, opt.Batch*isz)
 	yb := make([]float32, opt.Batch*msz)
-	bar := progress.New(opt.Log, opt.Steps, "segmenter", opt.JSON)
-	for st := 0; st < opt.Steps; st++ {
-		for j := 0; j < opt.Batch; j++ {
-			i := r.IntN(opt.N)
-			copy(xb[j*isz:(j+1)*isz], pix[i*isz:(i+1)*isz])
-			augment(r, xb[j*isz:(j+1)*isz], size)
-			copy(yb[j*msz:(j+1)*msz], masks[i*msz:(i+1)*msz])
-		}
-		var loss float64
-		err := engine.Safe("segmenter step", func() error {
-			out, err := step.Exec(tensors.FromFlatDataAndDimensions(xb, opt.Batch, size, size, 3),
-				tensors.FromFlatDataAndDimensions(yb, opt.Batch, size, size, numChannels))
-			if err != nil {
-				return err
+	loop := &train.Loop{
+		Name: "segmenter", Dir: opt.Dir, Ctx: s.ctx, Scopes: []string{segScope, "/optim/segmenter"},
+		Keys: []string{"loss"}, Steps: opt.Steps, CheckpointEvery: max(1, opt.Steps/20),
+		Resume: opt.Resume, Log: opt.Log, JSON: opt.JSON,
+		Step: func(st int) ([]float64, error) {
+			// Batch and augmentation of step st are a function of (seed, st):
+			// a resumed run draws the same.
+			r := rand.New(rand.NewPCG(uint64(opt.Seed), 0x5e6<<32|uint64(st)))
+			for j := 0; j < opt.Batch; j++ {
+				i := r.IntN(opt.N)
+				copy(xb[j*isz:(j+1)*isz], pix[i*isz:(i+1)*isz])
+				augment(r, xb[j*isz:(j+1)*isz], size)
+				copy(yb[j*msz:(j+1)*msz], masks[i*msz:(i+1)*msz])
 			}
-			loss = float64(tensors.ToScalar[float32](out[0]))
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		if math.IsNaN(loss) || math.IsInf(loss, 0) {
-			return nil, fmt.Errorf("segmenter: loss %v at step %d", loss, st)
-		}
-		if opt.Losses != nil {
-			*opt.Losses = append(*opt.Losses, loss)
-		}
-		bar.Set(st+1, map[string]float64{"loss": loss})
+			var loss float64
+			err := engine.Safe("segmenter step", func() error {
+				out, err := step.Exec(tensors.FromFlatDataAndDimensions(xb, opt.Batch, size, size, 3),
+					tensors.FromFlatDataAndDimensions(yb, opt.Batch, size, size, numChannels))
+				if err != nil {
+					return err
+				}
+				loss = float64(tensors.ToScalar[float32](out[0]))
+				return nil
+			})
+			return []float64{loss}, err
+		},
+		Plot: &train.Plot{Title: "segmenter", Keys: []string{"loss"}},
 	}
-	bar.Finish()
+	run, err := loop.Run()
+	if err != nil {
+		return nil, err
+	}
+	s.History = run.Curves
 	return s, s.measure(opt.Held, opt.Seed+1)
 }
 
@@ -312,9 +322,10 @@ func (s *Segmenter) measure(n int, seed int64) error {
 	for c := 0; c < numChannels; c++ {
 		s.Dice[channelNames[c]] = 2 * inter[c] / math.Max(sum[c], 1)
 	}
-	s.DiscErrPx = math.NaN()
+	s.DiscErrPx = nil
 	if found > 0 {
-		s.DiscErrPx = discErr / float64(found)
+		e := discErr / float64(found)
+		s.DiscErrPx = &e
 	}
 	return nil
 }

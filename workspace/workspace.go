@@ -156,14 +156,18 @@ func (w *Workspace) roots() []string {
 // Oracle loads the model's oracle (work folder, then shipped) or, when there
 // is none, trains one for steps steps on 20000 rendered images of the
 // model's dataset (fewer overfit the subtle factors), measures it on 1000
-// others and saves it in the work folder.
+// others and saves it in the work folder. Its training state is
+// checkpointed there too: a call after a killed training resumes it.
 func (w *Workspace) Oracle(steps int, log io.Writer) (*evaluate.Oracle, error) {
 	dir := w.OracleDir()
 	if o, err := evaluate.LoadOracle(dir, w.Model.Backend()); err == nil {
 		return o, nil
-	} else if _, statErr := os.Stat(dir); statErr == nil {
+	} else if _, statErr := os.Stat(filepath.Join(dir, evaluate.OracleSpec)); statErr == nil {
 		return nil, err // present but broken: say so rather than silently retrain over it
 	}
+	run := filepath.Join(w.Work, OracleDir)
+	_, statErr := os.Stat(filepath.Join(run, evaluate.OracleStateFile))
+	resume := statErr == nil
 	m := w.Model
 	opt := dataset.Options{N: 20000, Seed: 12345, Size: m.Info.Height}
 	train, err := dataset.Open(m.Info.Dataset, opt)
@@ -175,10 +179,13 @@ func (w *Workspace) Oracle(steps int, log io.Writer) (*evaluate.Oracle, error) {
 	if err != nil {
 		return nil, err
 	}
-	o, err := evaluate.TrainOracle(train, held, m.Backend(), steps, 64, log)
+	if resume {
+		fmt.Fprintf(log, "resuming the oracle's training from %s\n", run)
+	}
+	o, err := evaluate.TrainOracle(train, held, m.Backend(), evaluate.OracleOptions{Steps: steps, Dir: run, Resume: resume, Log: log})
 	if err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(log, "oracle held-out R²: %v\n", o.R2)
-	return o, o.Save(filepath.Join(w.Work, OracleDir))
+	return o, o.Save(run)
 }

@@ -32,6 +32,7 @@ func runDiscover(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&d.Steps, "steps", d.Steps, "training steps (learned methods)")
 	fs.IntVar(&d.Batch, "batch", d.Batch, "batch size")
 	fs.Float64Var(&d.LR, "lr", d.LR, "Adam learning rate")
+	fs.Var(&d.Schedule, "lr-schedule", "learning-rate schedule: constant, step:AT:FACTOR (step:0.75:0.1 = tenfold drop for the last quarter), cosine[:FINAL]; +warmup:N")
 	fs.Float64Var(&d.Lambda, "lambda", d.Lambda, "weight of the ε L1 loss")
 	fs.Float64Var(&d.LogDet, "logdet", d.LogDet, "weight of the curvilinear log-det² penalty")
 	fs.Float64Var(&d.EpsMin, "eps-min", 0, "smallest |ε| in training (0: method default)")

@@ -32,6 +32,7 @@ func runPseudocase(args []string, stdout, stderr io.Writer) error {
 	trainSeg := fs.Bool("train-segmenter", false, "train the vessel/lesion/disc segmenter into work/MODEL/pseudocase and exit")
 	segSteps := fs.Int("segmenter-steps", 500, "--train-segmenter: Adam steps")
 	segN := fs.Int("segmenter-n", 2000, "--train-segmenter: rendered training images")
+	segResume := fs.Bool("resume", false, "--train-segmenter: continue the killed or shorter run in work/MODEL/pseudocase/segmenter-run")
 	fit := fs.String("fit-interfacegan", "", "fit an InterFaceGAN editor of this name whose lesion directions keep the other lesions and the optic-disc position (read by the segmenter), then exit")
 	fitN := fs.Int("samples", 1500, "--fit-interfacegan: latents labelled")
 	reportRuns := fs.String("report-runs", "", "comma-separated finished run directories: write pseudocases.html into --out and exit")
@@ -75,16 +76,17 @@ func runPseudocase(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *trainSeg {
-		s, err := pseudocase.TrainSegmenter(ws.Model.Backend(), pseudocase.SegmenterOptions{N: *segN, Steps: *segSteps, Seed: 1, Log: stderr, JSON: *jsonOut})
+		dir := filepath.Join(ws.Work, pseudocase.Dir)
+		s, err := pseudocase.TrainSegmenter(ws.Model.Backend(), pseudocase.SegmenterOptions{N: *segN, Steps: *segSteps, Seed: 1,
+			Dir: filepath.Join(dir, pseudocase.SegmenterRun), Resume: *segResume, Log: stderr, JSON: *jsonOut})
 		if err != nil {
 			return err
 		}
-		dir := filepath.Join(ws.Work, pseudocase.Dir)
 		if err := s.Save(dir); err != nil {
 			return err
 		}
 		return printResult(stdout, *jsonOut, map[string]any{"segmenter": dir, "held_out_dice": s.Dice, "held_out_disc_error_px": s.DiscErrPx},
-			fmt.Sprintf("segmenter in %s; held-out Dice %v, disc error %.2f px", dir, s.Dice, s.DiscErrPx))
+			fmt.Sprintf("segmenter in %s; held-out Dice %v, disc error %s", dir, s.Dice, discError(s.DiscErrPx)))
 	}
 	if *fit != "" {
 		dir, ok := pseudocase.SegmenterDir(ws)
@@ -142,4 +144,11 @@ func printResult(w io.Writer, asJSON bool, v any, text string) error {
 	}
 	fmt.Fprintln(w, string(raw))
 	return nil
+}
+
+func discError(px *float64) string {
+	if px == nil {
+		return "unknown (no disc found)"
+	}
+	return fmt.Sprintf("%.2f px", *px)
 }

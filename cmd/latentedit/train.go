@@ -34,6 +34,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&d.DNorm, "d-norm", d.DNorm, "discriminator normalisation: sn or bn")
 	fs.Float64Var(&d.Beta, "beta", d.Beta, "VAE KL weight")
 	fs.Float64Var(&d.LR, "lr", d.LR, "Adam learning rate")
+	fs.Var(&d.Schedule, "lr-schedule", "learning-rate schedule: constant, step:AT:FACTOR (step:0.75:0.1 = tenfold drop for the last quarter), cosine[:FINAL]; +warmup:N")
 	fs.Float64Var(&d.EMA, "ema", d.EMA, "GAN sampling weights: EMA decay")
 	fs.IntVar(&d.SampleEvery, "sample-every", d.SampleEvery, "write samples.png and curves.png every N steps")
 	fs.IntVar(&d.CheckpointEvery, "checkpoint-every", d.CheckpointEvery, "checkpoint every N steps")

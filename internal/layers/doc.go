@@ -11,6 +11,8 @@ var Order = [][]string{
 	{"internal/atomicfile", "internal/artifact", "internal/progress", "dataset", "dataset/idx", "engine/internal/kernels"},
 	{"engine", "models", "dataset/export", "dataset/faces", "dataset/folder", "dataset/fundus", "dataset/mnist"},
 	{"internal/figure"},
+	{"train"},
+	{"train/killtest"},
 	{"generator"},
 	{"edit"},
 	{"discover", "evaluate"},
