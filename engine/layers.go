@@ -196,3 +196,26 @@ func LeakyReLU(x *graph.Node, slope float64) *graph.Node {
 	}
 	return y
 }
+
+// Encoder is the small convolutional encoder the judges share (the oracle
+// reading factors, the reconstructor telling directions apart): a 3×3 stem of
+// Width filters, then 4×4 stride-2 convolutions doubling the width (at most
+// MaxWidth) while the side is above MinSide and even, then a dense hidden
+// layer of Hidden units, all with leaky ReLU (0.2). Its variables live in
+// the scopes stem, down0, down1, … and hidden of ctx.
+type Encoder struct {
+	Width, MaxWidth, MinSide, Hidden int
+}
+
+// Apply encodes x [B, H, W, C] into features [B, Hidden].
+func (e Encoder) Apply(ctx *context.Context, x *graph.Node) *graph.Node {
+	b := x.Shape().Dimensions[0]
+	x = LeakyReLU(Conv(ctx.In("stem"), x).Filters(e.Width).Kernel(3).Done(), 0.2)
+	w := e.Width
+	for i := 0; x.Shape().Dimensions[1] > e.MinSide && x.Shape().Dimensions[1]%2 == 0; i++ {
+		w = min(2*w, e.MaxWidth)
+		x = LeakyReLU(Conv(ctx.Inf("down%d", i), x).Filters(w).Kernel(4).Stride(2).Pad(1).Done(), 0.2)
+	}
+	d := x.Shape().Dimensions
+	return LeakyReLU(Dense(ctx.In("hidden"), graph.Reshape(x, b, d[1]*d[2]*d[3]), e.Hidden, true), 0.2)
+}

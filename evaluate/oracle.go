@@ -107,18 +107,10 @@ func (o *Oracle) decode(enc []float32) []float64 {
 	return out
 }
 
-// net is the oracle CNN: 3×3 stem, stride-2 4×4 blocks to ≤ 8 px, dense.
+// net is the oracle CNN: the shared encoder (3×3 stem, stride-2 4×4 blocks
+// to ≤ 8 px, dense 256), then one output per encoded factor.
 func (o *Oracle) net(ctx *context.Context, x *graph.Node) *graph.Node {
-	lrelu := func(x *graph.Node) *graph.Node { return graph.Max(x, graph.MulScalar(x, 0.2)) }
-	b := x.Shape().Dimensions[0]
-	x = lrelu(engine.Conv(ctx.In("stem"), x).Filters(o.Width).Kernel(3).Done())
-	w := o.Width
-	for i := 0; x.Shape().Dimensions[1] > 8; i++ {
-		w = min(2*w, 8*o.Width)
-		x = lrelu(engine.Conv(ctx.Inf("down%d", i), x).Filters(w).Kernel(4).Stride(2).Pad(1).Done())
-	}
-	d := x.Shape().Dimensions
-	h := lrelu(engine.Dense(ctx.In("hidden"), graph.Reshape(x, b, d[1]*d[2]*d[3]), 256, true))
+	h := engine.Encoder{Width: o.Width, MaxWidth: 8 * o.Width, MinSide: 8, Hidden: 256}.Apply(ctx, x)
 	return engine.Dense(ctx.In("out"), h, o.width(), true)
 }
 
@@ -331,12 +323,7 @@ func (o *Oracle) Predict(pix []float32, n int) ([][]float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	nt := o.width()
-	out := make([][]float64, n)
-	for i := range out {
-		out[i] = o.decode(enc[i*nt : (i+1)*nt])
-	}
-	return out, nil
+	return rows(enc, n, o.decode), nil
 }
 
 // ReadChunk is the batch size ReadFactors and PredictChunked read in: fixed,
@@ -416,15 +403,23 @@ func (o *Oracle) Features(pix []float32, n int) ([][]float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	nt := o.width()
+	return rows(enc, n, func(e []float32) []float64 {
+		f := make([]float64, len(e))
+		for j, v := range e {
+			f[j] = float64(v)
+		}
+		return f
+	}), nil
+}
+
+// rows applies f to each of the n equal rows of flat.
+func rows(flat []float32, n int, f func([]float32) []float64) [][]float64 {
+	w := len(flat) / n
 	out := make([][]float64, n)
 	for i := range out {
-		out[i] = make([]float64, nt)
-		for j := range out[i] {
-			out[i][j] = float64(enc[i*nt+j])
-		}
+		out[i] = f(flat[i*w : (i+1)*w])
 	}
-	return out, nil
+	return out
 }
 
 // checkedEncoded validates the input size, then predicts the normalised encoding.

@@ -1,6 +1,7 @@
 package pseudocase
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -90,21 +91,7 @@ type SegmenterOptions struct {
 }
 
 func (o *SegmenterOptions) defaults() error {
-	if o.N == 0 {
-		o.N = 2000
-	}
-	if o.Held == 0 {
-		o.Held = 200
-	}
-	if o.Batch == 0 {
-		o.Batch = 16
-	}
-	if o.Width == 0 {
-		o.Width = 8
-	}
-	if o.LR == 0 {
-		o.LR = 2e-3
-	}
+	o.N, o.Held, o.Batch, o.Width, o.LR = cmp.Or(o.N, 2000), cmp.Or(o.Held, 200), cmp.Or(o.Batch, 16), cmp.Or(o.Width, 8), cmp.Or(o.LR, 2e-3)
 	if o.N < 1 || o.Held < 1 || o.Steps < 0 || o.Batch < 1 || o.Width < 1 || !(o.LR > 0) {
 		return fmt.Errorf("segmenter: bad options N %d, Held %d, Steps %d, Batch %d, Width %d, LR %g", o.N, o.Held, o.Steps, o.Batch, o.Width, o.LR)
 	}
