@@ -198,44 +198,112 @@ func im2colGather(x *graph.Node, kh, kw, stride, ho, wo int) *graph.Node {
 }
 
 // nativeConv2D is Conv2D as one ConvGeneral node (NHWC, HWIO) whose
-// gradient is two more (backward-data: dy, dilated by the stride, convolved
-// with the reversed kernel; backward-weights: x convolved with dy, dilated by
-// the stride, over the batch), set with setCustomVJP: GoMLX's own conv
-// gradient is wrong for even kernels (GOMLX-NOTES trap 1). Only on the
-// pure-Go backend with oneDNN's convolutions installed (fastconv.go), which
-// run all three nodes natively with no im2col matrix. It returns nil (the
-// caller uses im2col) anywhere else, or for a geometry whose stride does not
-// divide h+2·pad−kh exactly, or pad ≥ kernel size (the data gradient's
-// padding would be negative).
+// gradient is two more (convFamily). Only on the pure-Go backend with
+// oneDNN's convolutions installed (fastconv.go), which run all three node
+// kinds natively with no im2col matrix. It returns nil (the caller uses
+// im2col) anywhere else, or for a geometry whose stride does not divide
+// h+2·pad−kh exactly, or pad ≥ kernel size (the data gradient's padding
+// would be negative).
 func nativeConv2D(x, kernel *graph.Node, stride, pad int) *graph.Node {
-	if !kernels.ConvInstalled() || x.DType() != dtypes.Float32 || kernel.DType() != dtypes.Float32 {
+	if !kernels.ConvInstalled() || x.DType() != dtypes.Float32 || kernel.DType() != dtypes.Float32 || customVJPOffset == 0 {
 		return nil
 	}
 	if _, ok := x.Graph().Backend().(*simplego.Backend); !ok {
 		return nil
 	}
+	f, ok := newConvFamily(x, kernel, stride, pad)
+	if !ok {
+		return nil
+	}
+	return f.forward(x, kernel)
+}
+
+// convFamily builds a convolution of one geometry and its gradients as
+// ConvGeneral nodes with our own gradients, GoMLX's being wrong for even
+// kernels (GOMLX-NOTES trap 1):
+//
+//	forward  y  = F(x, k)                        x ⊛ k
+//	data     dx = D(g, k) = F_xᵀ g               g dilated by the stride ⊛ reversed k
+//	weights  dk = W(x, g) = F_kᵀ g               x ⊛ g dilated by the stride, over the batch
+//
+// All three are bilinear, and each one's gradient is made of the other two:
+// ⟨D(g,k), v⟩ = ⟨g, F(v,k)⟩ and ⟨W(x,g), u⟩ = ⟨F(x,u), g⟩ give
+//
+//	∂F: ḡ ↦ (D(ḡ, k), W(x, ḡ))
+//	∂D: v ↦ (F(v, k), W(v, g))
+//	∂W: u ↦ (D(g, u), F(x, u))
+//
+// so gradients of gradients of any order are convolutions again: that is
+// what the R1 penalty (the gradient of ‖∂D(x)/∂x‖² with respect to D's
+// weights) needs.
+type convFamily struct {
+	stride, pad, kh, kw int
+}
+
+// newConvFamily checks that the geometry is one the three nodes can express
+// exactly: the stride divides h+2·pad−kh (so D restores x's shape) and the
+// padding is less than the kernel (so D's padding is not negative).
+func newConvFamily(x, kernel *graph.Node, stride, pad int) (convFamily, bool) {
 	d, k := x.Shape().Dimensions, kernel.Shape().Dimensions
 	kh, kw := k[0], k[1]
 	if (d[1]+2*pad-kh)%stride != 0 || (d[2]+2*pad-kw)%stride != 0 || pad > kh-1 || pad > kw-1 {
-		return nil
+		return convFamily{}, false
 	}
-	axes := func(a [12]int) backends.ConvolveAxesConfig {
-		return backends.ConvolveAxesConfig{InputBatch: a[0], InputChannels: a[1], InputSpatial: []int{a[2], a[3]},
-			KernelInputChannels: a[4], KernelOutputChannels: a[5], KernelSpatial: []int{a[6], a[7]},
-			OutputBatch: a[8], OutputChannels: a[9], OutputSpatial: []int{a[10], a[11]}}
+	return convFamily{stride: stride, pad: pad, kh: kh, kw: kw}, true
+}
+
+func convAxes(a [12]int) backends.ConvolveAxesConfig {
+	return backends.ConvolveAxesConfig{InputBatch: a[0], InputChannels: a[1], InputSpatial: []int{a[2], a[3]},
+		KernelInputChannels: a[4], KernelOutputChannels: a[5], KernelSpatial: []int{a[6], a[7]},
+		OutputBatch: a[8], OutputChannels: a[9], OutputSpatial: []int{a[10], a[11]}}
+}
+
+var one2 = []int{1, 1}
+
+// withVJP sets vjp on n; the family is only built where setCustomVJP works
+// (nativeConv2D checks with the first node), so failing later is a bug.
+func withVJP(n *graph.Node, vjp graph.VJP) *graph.Node {
+	if !setCustomVJP(n, vjp) {
+		exceptions.Panicf("engine: cannot set the gradient of a %s node", n.Type())
 	}
-	one, s := []int{1, 1}, []int{stride, stride}
-	y := graph.ConvGeneral(x, kernel, axes(kernels.ConvAxesForward), s, [][2]int{{pad, pad}, {pad, pad}}, one, one, 1, 1)
-	if !setCustomVJP(y, func(_ *graph.Node, v []*graph.Node, _ shapes.Shape) []*graph.Node {
-		dy := v[0]
-		dx := graph.ConvGeneral(dy, graph.Reverse(kernel, 0, 1), axes(kernels.ConvAxesData), one,
-			[][2]int{{kh - 1 - pad, kh - 1 - pad}, {kw - 1 - pad, kw - 1 - pad}}, s, one, 1, 1)
-		dk := graph.ConvGeneral(x, dy, axes(kernels.ConvAxesWeights), one, [][2]int{{pad, pad}, {pad, pad}}, one, s, 1, 1)
-		return []*graph.Node{dx, dk}
-	}) {
-		return nil
-	}
-	return y
+	return n
+}
+
+// forward is F(x, k): [B, H, W, C] ⊛ [kh, kw, C, F] → [B, Ho, Wo, F].
+func (c convFamily) forward(x, k *graph.Node) *graph.Node {
+	s := []int{c.stride, c.stride}
+	y := graph.ConvGeneral(x, k, convAxes(kernels.ConvAxesForward), s, [][2]int{{c.pad, c.pad}, {c.pad, c.pad}}, one2, one2, 1, 1)
+	return withVJP(y, func(_ *graph.Node, v []*graph.Node, _ shapes.Shape) []*graph.Node {
+		return []*graph.Node{c.data(v[0], k), c.weights(x, v[0])}
+	})
+}
+
+// data is D(g, k): the adjoint of F in x, from g [B, Ho, Wo, F] to [B, H, W, C].
+func (c convFamily) data(g, k *graph.Node) *graph.Node {
+	rk := reverseSpatial(k)
+	pads := [][2]int{{c.kh - 1 - c.pad, c.kh - 1 - c.pad}, {c.kw - 1 - c.pad, c.kw - 1 - c.pad}}
+	dx := graph.ConvGeneral(g, rk, convAxes(kernels.ConvAxesData), one2, pads, []int{c.stride, c.stride}, one2, 1, 1)
+	return withVJP(dx, func(_ *graph.Node, v []*graph.Node, _ shapes.Shape) []*graph.Node {
+		// The node's second input is the reversed kernel: its adjoint is
+		// reversed too, and reverseSpatial's gradient carries it back to k.
+		return []*graph.Node{c.forward(v[0], k), reverseSpatial(c.weights(v[0], g))}
+	})
+}
+
+// reverseSpatial flips a kernel's two spatial axes. GoMLX v0.27.2 has no
+// gradient for Reverse; a flip is its own adjoint.
+func reverseSpatial(k *graph.Node) *graph.Node {
+	return withVJP(graph.Reverse(k, 0, 1), func(_ *graph.Node, v []*graph.Node, _ shapes.Shape) []*graph.Node {
+		return []*graph.Node{reverseSpatial(v[0])}
+	})
+}
+
+// weights is W(x, g): the adjoint of F in k, from g [B, Ho, Wo, F] to [kh, kw, C, F].
+func (c convFamily) weights(x, g *graph.Node) *graph.Node {
+	dk := graph.ConvGeneral(x, g, convAxes(kernels.ConvAxesWeights), one2, [][2]int{{c.pad, c.pad}, {c.pad, c.pad}}, one2, []int{c.stride, c.stride}, 1, 1)
+	return withVJP(dk, func(_ *graph.Node, v []*graph.Node, _ shapes.Shape) []*graph.Node {
+		return []*graph.Node{c.data(g, v[0]), c.forward(x, v[0])}
+	})
 }
 
 // ConvWeights returns the kernel variable "weights" [k, k, cin, filters] of a
