@@ -190,7 +190,10 @@ func LeakyReLU(x *graph.Node, slope float64) *graph.Node {
 	y := graph.Max(x, graph.MulScalar(x, slope))
 	if y.Type() == graph.NodeTypeMax && len(y.Inputs()) == 2 && y.Inputs()[0] == x {
 		setCustomVJP(y, func(_ *graph.Node, v []*graph.Node, _ shapes.Shape) []*graph.Node {
-			m := graph.Max(graph.Sign(x), graph.Scalar(x.Graph(), x.DType(), slope))
+			// The mask is piecewise constant: its derivative is zero, and
+			// Sign has no gradient in GoMLX, so a gradient of this gradient
+			// (R1) must not look into it.
+			m := graph.Max(graph.StopGradient(graph.Sign(x)), graph.Scalar(x.Graph(), x.DType(), slope))
 			return []*graph.Node{graph.Mul(v[0], m), nil}
 		})
 	}

@@ -13,6 +13,31 @@ import (
 // Channels are built from a Start×Start grid by Ups nearest-upsample blocks.
 type Arch struct {
 	Size, Channels, Start, Ups, Base, Latent int
+
+	Kind       string  // ArchDCGAN or ArchStyle
+	MapDepth   int     // style: dense layers of the mapping z → w
+	Noise      bool    // style: per-block noise inputs
+	MBStd      bool    // GAN: a minibatch-standard-deviation layer in D
+	Truncation float64 // style: ψ at sampling (1: none)
+}
+
+// Architectures of the generator.
+const (
+	ArchDCGAN = "dcgan" // one linear layer, upsample + conv blocks, pixel norm (the default)
+	ArchStyle = "style" // mapping network, constant input, modulated convolutions (style.go)
+)
+
+// Arch is the network layout of a configuration.
+func (c Config) Arch() (Arch, error) {
+	a, err := NewArch(c.Size, c.Channels, c.Base, c.Latent)
+	if err != nil {
+		return a, err
+	}
+	a.Kind, a.MapDepth, a.Noise, a.MBStd, a.Truncation = c.ArchName(), c.MapDepth, c.Noise, c.MBStd, c.Truncation
+	if a.Kind == ArchStyle {
+		a.MBStd = true // part of the style GAN's D
+	}
+	return a, nil
 }
 
 // NewArch derives the network layout from the image shape: the side is halved
@@ -54,6 +79,10 @@ func pixelNorm(x *graph.Node) *graph.Node { return engine.PixelNorm(x, 1e-8) }
 // Generate maps z [B, Latent] to images [B, Size, Size, Channels] in [-1, 1].
 // The same function is the GAN generator and the VAE decoder.
 func (a Arch) Generate(ctx *context.Context, z *graph.Node) *graph.Node {
+	if a.Kind == ArchStyle {
+		w := truncate(ctx, a.Mapping(ctx, z), a.Truncation)
+		return a.Synthesis(ctx, a.broadcastStyles(w), false)
+	}
 	b := z.Shape().Dimensions[0]
 	w0 := a.width(-1)
 	x := a.FirstLayer(ctx, z)
@@ -67,16 +96,30 @@ func (a Arch) Generate(ctx *context.Context, z *graph.Node) *graph.Node {
 	return graph.Tanh(x)
 }
 
-// FirstLayer is G's first, linear layer: z [B, Latent] → [B, Start²·width].
-// GANSpace takes principal axes of its output and SeFa factorises its weights.
+// FirstLayer is G's first, linear layer of pixelNorm(z): the dense layer
+// to the start grid [B, Start²·width] (dcgan), the first mapping layer
+// [B, Latent] (style). GANSpace takes principal axes of its output and SeFa
+// factorises its weights.
 func (a Arch) FirstLayer(ctx *context.Context, z *graph.Node) *graph.Node {
-	return engine.Dense(ctx.In("dense"), pixelNorm(z), a.Start*a.Start*a.width(-1), true)
+	if a.Kind == ArchStyle {
+		return engine.Dense(ctx.In(a.firstLayerScope()), pixelNorm(z), a.Latent, true)
+	}
+	return engine.Dense(ctx.In(a.firstLayerScope()), pixelNorm(z), a.Start*a.Start*a.width(-1), true)
+}
+
+// firstLayerScope is where FirstLayer's variables live under /generator.
+func (a Arch) firstLayerScope() string {
+	if a.Kind == ArchStyle {
+		return "map0"
+	}
+	return "dense"
 }
 
 // trunk is the shared downsampling stack of the discriminator and the VAE
 // encoder: a 3×3 stem, then Ups blocks of 4×4 stride-2 convolutions doubling
-// the width, flattened. norm is "sn" (spectral norm), "bn" (batch norm) or "".
-func (a Arch) trunk(ctx *context.Context, x *graph.Node, norm string, training bool) *graph.Node {
+// the width, (for D, optionally) the minibatch standard deviation, flattened.
+// norm is "sn" (spectral norm), "bn" (batch norm) or "".
+func (a Arch) trunk(ctx *context.Context, x *graph.Node, norm string, mbstd, training bool) *graph.Node {
 	b := x.Shape().Dimensions[0]
 	conv := func(c *context.Context, x *graph.Node, filters, k, s, p int) *graph.Node {
 		cb := engine.Conv(c, x).Filters(filters).Kernel(k).Stride(s).Pad(p)
@@ -93,6 +136,9 @@ func (a Arch) trunk(ctx *context.Context, x *graph.Node, norm string, training b
 		}
 		x = lrelu(x)
 	}
+	if mbstd {
+		x = minibatchStd(x, 4)
+	}
 	d := x.Shape().Dimensions
 	return graph.Reshape(x, b, d[1]*d[2]*d[3])
 }
@@ -108,13 +154,16 @@ func snConv(ctx *context.Context, x *graph.Node, filters, k, s, p int, training 
 
 // Discriminate returns one logit per image [B].
 func (a Arch) Discriminate(ctx *context.Context, x *graph.Node, norm string, training bool) *graph.Node {
-	h := a.trunk(ctx, x, norm, training)
+	if a.Kind == ArchStyle {
+		return a.discriminateResNet(ctx, x)
+	}
+	h := a.trunk(ctx, x, norm, a.MBStd, training)
 	return graph.Reshape(engine.Dense(ctx.In("logit"), h, 1, true), h.Shape().Dimensions[0])
 }
 
 // Encode returns the VAE posterior mean and log-variance [B, Latent].
 func (a Arch) Encode(ctx *context.Context, x *graph.Node, training bool) (mu, logVar *graph.Node) {
-	h := a.trunk(ctx, x, "", training)
+	h := a.trunk(ctx, x, "", false, training)
 	out := engine.Dense(ctx.In("posterior"), h, 2*a.Latent, true)
 	mu = graph.Slice(out, graph.AxisRange(), graph.AxisRange(0, a.Latent))
 	// Bounded so exp(logVar) cannot overflow early in training; Max/Min

@@ -40,7 +40,7 @@ func Load(dir string, backend backends.Backend) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	arch, err := NewArch(info.Config.Size, info.Config.Channels, info.Config.Base, info.Config.Latent)
+	arch, err := info.Config.Arch()
 	if err != nil {
 		return nil, fmt.Errorf("model %s: %w", dir, err)
 	}
@@ -243,9 +243,10 @@ func (m *Model) Encode(imgs []image.Image) ([][]float32, error) {
 // FirstLayerWeights returns the weight matrix of G's first layer with one
 // row per latent dimension (d × F): the layer computes z·W (SeFa's input).
 func (m *Model) FirstLayerWeights() ([][]float32, error) {
-	v := m.ctx.GetVariableByScopeAndName("/generator/dense", "weights")
+	scope := "/generator/" + m.Arch.firstLayerScope()
+	v := m.ctx.GetVariableByScopeAndName(scope, "weights")
 	if v == nil {
-		return nil, fmt.Errorf("model %s: no first-layer weights /generator/dense/weights", m.Dir)
+		return nil, fmt.Errorf("model %s: no first-layer weights %s/weights", m.Dir, scope)
 	}
 	t := v.MustValue()
 	dims := t.Shape().Dimensions

@@ -7,14 +7,14 @@ import (
 	"latentedit/train/killtest"
 )
 
-// TestMain doubles as the training child of TestKillAndResume.
+// TestMain doubles as the training child of the kill tests.
 func TestMain(m *testing.M) {
-	killtest.Main(m, func(_, dir string) error {
+	killtest.Main(m, func(name, dir string) error {
 		b, err := engine.NewBackend("")
 		if err != nil {
 			return err
 		}
-		_, err = Train(killCfg(), Options{Out: dir, Backend: b})
+		_, err = Train(killCfg(name), Options{Out: dir, Backend: b})
 		return err
 	})
 }

@@ -54,6 +54,36 @@ type Config struct {
 	SampleEvery     int            `json:"sample_every"`
 	CheckpointEvery int            `json:"checkpoint_every"`
 	NoCorrelation   bool           `json:"no_correlation,omitempty"` // faces: independent factors
+
+	// Architecture (model.json records it; an empty Arch is dcgan).
+	ArchKind   string  `json:"arch,omitempty"`       // "dcgan" or "style"
+	MapDepth   int     `json:"map_depth,omitempty"`  // style: mapping layers
+	Noise      bool    `json:"noise,omitempty"`      // style: per-block noise inputs
+	MBStd      bool    `json:"mbstd,omitempty"`      // GAN: minibatch-stddev layer in D (always on for style)
+	Truncation float64 `json:"truncation,omitempty"` // style: ψ at sampling (0 or 1: none)
+	R1         float64 `json:"r1,omitempty"`         // style: R1 weight γ (0: 0.0002·S²/batch)
+	R1Every    int     `json:"r1_every,omitempty"`   // style: lazy R1 period (0: 16)
+	Mixing     float64 `json:"mixing,omitempty"`     // style: probability of style mixing in training
+}
+
+// ArchName is the architecture, dcgan when unset (model.json of old runs).
+func (c Config) ArchName() string {
+	if c.ArchKind == "" {
+		return ArchDCGAN
+	}
+	return c.ArchKind
+}
+
+// r1 returns the R1 weight and period of a style GAN run.
+func (c Config) r1() (gamma float64, every int) {
+	gamma, every = c.R1, c.R1Every
+	if gamma == 0 {
+		gamma = 0.0002 * float64(c.Size*c.Size) / float64(c.Batch) // StyleGAN2's heuristic
+	}
+	if every == 0 {
+		every = 16
+	}
+	return gamma, every
 }
 
 // Default returns the documented defaults for kind on dataset.
@@ -86,7 +116,17 @@ func (c Config) Validate() error {
 	if err := c.Schedule.Validate(); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	_, err := NewArch(c.Size, c.Channels, c.Base, c.Latent)
+	switch {
+	case c.ArchName() != ArchDCGAN && c.ArchName() != ArchStyle:
+		return fmt.Errorf("config: arch %q: want dcgan or style", c.ArchKind)
+	case c.ArchName() == ArchStyle && c.Kind != "gan":
+		return fmt.Errorf("config: arch style is a GAN generator; a VAE uses dcgan")
+	case c.ArchName() == ArchStyle && (c.MapDepth < 1 || c.MapDepth > 8):
+		return fmt.Errorf("config: map_depth %d out of [1, 8]", c.MapDepth)
+	case c.Truncation < 0 || c.Truncation > 1 || c.R1 < 0 || c.R1Every < 0 || c.Mixing < 0 || c.Mixing > 1:
+		return fmt.Errorf("config: truncation %g ([0,1]), r1 %g (≥0), r1_every %d (≥0), mixing %g ([0,1])", c.Truncation, c.R1, c.R1Every, c.Mixing)
+	}
+	_, err := c.Arch()
 	return err
 }
 

@@ -192,14 +192,27 @@ func TestLoadRefusesBadModels(t *testing.T) {
 // variable (weights, optimiser state, EMA) is the same, bit for bit, as in an
 // uninterrupted run of the same seed.
 func TestKillAndResume(t *testing.T) {
-	killtest.Run(t, killCfg().Steps, t.TempDir(), t.TempDir(), TrainStateFile, func(dir string, resume bool) error {
-		_, err := Train(killCfg(), Options{Out: dir, Resume: resume, Backend: be(t)})
+	killtest.Run(t, killCfg(t.Name()).Steps, t.TempDir(), t.TempDir(), TrainStateFile, func(dir string, resume bool) error {
+		_, err := Train(killCfg(t.Name()), Options{Out: dir, Resume: resume, Backend: be(t)})
 		return err
 	})
 }
 
-func killCfg() Config {
+// TestKillAndResumeStyle: the same for the style GAN, whose state adds the
+// random stream of its noise, the mean w and the lazy R1 step.
+func TestKillAndResumeStyle(t *testing.T) {
+	killtest.Run(t, killCfg(t.Name()).Steps, t.TempDir(), t.TempDir(), TrainStateFile, func(dir string, resume bool) error {
+		_, err := Train(killCfg(t.Name()), Options{Out: dir, Resume: resume, Backend: be(t)})
+		return err
+	})
+}
+
+// killCfg is the run of kill test name.
+func killCfg(name string) Config {
 	cfg := tiny("gan", "faces", 16)
+	if name == "TestKillAndResumeStyle" {
+		cfg = tinyStyle(16)
+	}
 	cfg.CheckpointEvery = 4
 	return cfg
 }

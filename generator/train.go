@@ -58,6 +58,8 @@ type trainer struct {
 	perm      []int // data order of epoch permEpoch
 	permEpoch int
 	step      *context.Exec
+	r1Step    *context.Exec // style: the lazy R1 step of D
+	lastR1    float64       // style: the last R1 penalty measured
 	sample    *context.Exec
 	lossKey   []string
 }
@@ -104,7 +106,7 @@ func Train(cfg Config, opt Options) (res *Result, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
-	arch, _ := NewArch(cfg.Size, cfg.Channels, cfg.Base, cfg.Latent)
+	arch, _ := cfg.Arch()
 	t := &trainer{cfg: cfg, opt: opt, arch: arch, ctx: context.New().Checked(false)}
 	if err := os.MkdirAll(filepath.Join(opt.Out, "generator"), 0o755); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
@@ -225,6 +227,9 @@ func (t *trainer) noise(s, k, n int) []float32 {
 func (t *trainer) build() error {
 	a, cfg := t.arch, t.cfg
 	var err error
+	if a.Kind == ArchStyle {
+		return t.buildStyle()
+	}
 	if cfg.Kind == "gan" {
 		t.lossKey = []string{"loss_d", "loss_g", "d_real", "d_fake", "grad_d", "grad_g"}
 		t.step, err = context.NewExec(t.opt.Backend, t.ctx, func(ctx *context.Context, real, z *graph.Node) []*graph.Node {
@@ -289,11 +294,21 @@ func (t *trainer) updateEMA(ctx *context.Context, gVars []*context.Variable, g *
 	n := stepVar.ValueGraph(g)
 	stepVar.SetValueGraph(graph.OnePlus(n))
 	decay := graph.Min(graph.Div(graph.OnePlus(n), graph.AddScalar(n, 10)), graph.Scalar(g, n.DType(), t.cfg.EMA))
-	for _, v := range gVars {
+	emaOf := func(v *context.Variable) *context.Variable {
 		scope := "/generator_ema" + v.Scope()[len("/generator"):]
-		ema := ctx.InAbsPath(scope).VariableWithValue(v.Name(), tensors.FromShape(v.Shape())).SetTrainable(false)
+		return ctx.InAbsPath(scope).VariableWithValue(v.Name(), tensors.FromShape(v.Shape())).SetTrainable(false)
+	}
+	for _, v := range gVars {
+		ema := emaOf(v)
 		old := ema.ValueGraph(g)
 		ema.SetValueGraph(graph.Add(graph.Mul(old, decay), graph.Mul(v.ValueGraph(g), graph.OneMinus(decay))))
+	}
+	// Non-trainable generator state (the style GAN's mean w, its fixed
+	// noise images) is not averaged: the sampling copy follows it as is.
+	for v := range ctx.IterVariables() {
+		if !v.Trainable && engine.InScope(v.Scope(), "/generator") {
+			emaOf(v).SetValueGraph(v.ValueGraph(g))
+		}
 	}
 }
 
@@ -306,7 +321,12 @@ func (t *trainer) runStep(s int) ([]float64, error) {
 	}
 	x := tensors.FromFlatDataAndDimensions(real, cfg.Batch, cfg.Size, cfg.Size, cfg.Channels)
 	z := tensors.FromFlatDataAndDimensions(t.noise(s, 0, cfg.Batch*cfg.Latent), cfg.Batch, cfg.Latent)
-	out, err := t.step.Exec(x, z)
+	args := []any{x, z}
+	if t.arch.Kind == ArchStyle {
+		z2 := tensors.FromFlatDataAndDimensions(t.noise(s, 1, cfg.Batch*cfg.Latent), cfg.Batch, cfg.Latent)
+		args = append(args, z2, t.mixMask(s))
+	}
+	out, err := t.step.Exec(args...)
 	if err != nil {
 		return nil, err
 	}
@@ -315,7 +335,88 @@ func (t *trainer) runStep(s int) ([]float64, error) {
 		vals[i] = float64(tensors.ToScalar[float32](o))
 		o.FinalizeAll()
 	}
+	if t.r1Step != nil {
+		if _, every := cfg.r1(); s%every == 0 {
+			out, err := t.r1Step.Exec(x)
+			if err != nil {
+				return nil, err
+			}
+			t.lastR1 = float64(tensors.ToScalar[float32](out[0]))
+			out[0].FinalizeAll()
+		}
+		vals = append(vals, t.lastR1)
+	}
 	return vals, nil
+}
+
+// mixMask is step s's style-mixing mask [B, Styles]: for a fraction Mixing
+// of the images, the blocks from a random crossover on take the second
+// latent's style (1), the others the first's (0). Mixing keeps each block's
+// style meaningful on its own, which is what makes W+ editable per block.
+func (t *trainer) mixMask(s int) *tensors.Tensor {
+	l := t.arch.Styles()
+	r := rand.New(rand.NewPCG(uint64(t.cfg.Seed)^0x51ab, uint64(s)))
+	m := make([]float32, t.cfg.Batch*l)
+	for i := 0; i < t.cfg.Batch; i++ {
+		if r.Float64() >= t.cfg.Mixing {
+			continue
+		}
+		for j := 1 + r.IntN(l-1); j < l; j++ {
+			m[i*l+j] = 1
+		}
+	}
+	return tensors.FromFlatDataAndDimensions(m, t.cfg.Batch, l)
+}
+
+// buildStyle builds the style GAN's steps: G and D with the non-saturating
+// loss and style mixing, and D's lazy R1 step (R1: γ/2·E‖∇ₓD(x)‖² on real
+// images, run every R1Every steps with its weight multiplied by R1Every, as
+// StyleGAN2 does). Adam's β₁ = 0 (StyleGAN2's betas are 0 and 0.99).
+func (t *trainer) buildStyle() error {
+	a, cfg := t.arch, t.cfg
+	gamma, every := cfg.r1()
+	adam := func(name string, g *graph.Graph, ctx *context.Context) engine.Adam {
+		// β₁ = 1e-8 stands for 0: a zero field selects Adam's default 0.9.
+		return engine.Adam{Name: name, LR: cfg.LR, Beta1: 1e-8, Beta2: 0.99, Scale: train.LRScale(ctx, g)}
+	}
+	t.lossKey = []string{"loss_d", "loss_g", "d_real", "d_fake", "grad_d", "grad_g", "r1"}
+	var err error
+	t.step, err = context.NewExec(t.opt.Backend, t.ctx, func(ctx *context.Context, real, z, z2, mix *graph.Node) []*graph.Node {
+		gctx, dctx := ctx.In("generator"), ctx.In("discriminator")
+		g := z.Graph()
+		w1, w2 := a.Mapping(gctx, z), a.Mapping(gctx, z2)
+		trackWAvg(gctx, w1)
+		m := graph.ExpandAxes(mix, -1) // [B, Styles, 1]
+		ws := graph.Add(graph.Mul(a.broadcastStyles(w1), graph.OneMinus(m)), graph.Mul(a.broadcastStyles(w2), m))
+		fake := a.Synthesis(gctx, ws, true)
+		dr := a.Discriminate(dctx, real, "", true)
+		df := a.Discriminate(dctx, graph.StopGradient(fake), "", true)
+		dg := a.Discriminate(dctx, fake, "", true)
+		lossD := graph.Add(graph.ReduceAllMean(graph.Softplus(graph.Neg(dr))), graph.ReduceAllMean(graph.Softplus(df)))
+		lossG := graph.ReduceAllMean(graph.Softplus(graph.Neg(dg)))
+		gVars, dVars := engine.Variables(ctx, "/generator"), engine.Variables(ctx, "/discriminator")
+		gradD := adam("d", g, ctx).Minimize(ctx, lossD, dVars)
+		gradG := adam("g", g, ctx).Minimize(ctx, lossG, gVars)
+		t.updateEMA(ctx, gVars, g)
+		return []*graph.Node{lossD, lossG, graph.ReduceAllMean(dr), graph.ReduceAllMean(df), gradD, gradG}
+	})
+	if err != nil {
+		return err
+	}
+	t.r1Step, err = context.NewExec(t.opt.Backend, t.ctx, func(ctx *context.Context, real *graph.Node) *graph.Node {
+		dr := a.Discriminate(ctx.In("discriminator"), real, "", true)
+		grad := graph.Gradient(graph.ReduceAllSum(dr), real)[0]
+		pen := graph.ReduceAllMean(graph.ReduceSum(graph.Square(grad), 1, 2, 3))
+		adam("d", real.Graph(), ctx).Minimize(ctx, graph.MulScalar(pen, gamma/2*float64(every)), engine.Variables(ctx, "/discriminator"))
+		return pen
+	})
+	if err != nil {
+		return err
+	}
+	t.sample, err = context.NewExec(t.opt.Backend, t.ctx, func(ctx *context.Context, z *graph.Node) *graph.Node {
+		return a.Generate(ctx.InAbsPath(t.samplingScope()), z)
+	})
+	return err
 }
 
 // sampleLatents are the fixed latents of the sample grids, so grids of

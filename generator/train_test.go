@@ -3,6 +3,7 @@ package generator
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/gomlx/gomlx/backends"
@@ -74,5 +75,50 @@ func TestResumeKeepsTheRunsConfig(t *testing.T) {
 	}
 	if info.Kind != "gan" || info.Dataset != "faces" || info.LatentDim != 16 || info.Step != 12 {
 		t.Fatalf("resumed run is %s on %s, latent %d, step %d; want gan on faces, latent 16, step 12", info.Kind, info.Dataset, info.LatentDim, info.Step)
+	}
+}
+
+// tinyStyle is a style GAN configuration that trains in seconds, with every
+// part switched on: noise, mixing, lazy R1 every 4 steps, truncation.
+func tinyStyle(steps int) Config {
+	c := tiny("gan", "faces", steps)
+	c.ArchKind, c.MapDepth, c.Noise, c.Mixing, c.R1Every, c.Truncation = ArchStyle, 2, true, 0.9, 4, 0.8
+	c.Size, c.DataN = 32, 128
+	return c
+}
+
+func TestTrainStyleGANTiny(t *testing.T) {
+	dir := t.TempDir()
+	res, err := Train(tinyStyle(12), Options{Out: dir, Backend: be(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("losses %v", res.Losses)
+	if !(res.Losses["r1"] > 0) {
+		t.Errorf("r1 penalty %v: want a positive measured value", res.Losses["r1"])
+	}
+	m, err := Load(dir, be(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Info.Config.ArchName() != ArchStyle || m.Arch.Styles() != 4 {
+		t.Fatalf("loaded arch %s with %d styles, want style with 4", m.Info.Config.ArchName(), m.Arch.Styles())
+	}
+	a, err := m.GenerateFloats(Latents(5, 2, m.LatentDim())[0], 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := m.GenerateFloats(Latents(5, 2, m.LatentDim())[0], 1)
+	if !slices.Equal(a, b) {
+		t.Fatal("a style generator with noise is not a function of its latent at sampling")
+	}
+	// GANSpace and SeFa read the first mapping layer.
+	w, err := m.FirstLayerWeights()
+	if err != nil || len(w) != 16 || len(w[0]) != 16 {
+		t.Fatalf("first-layer weights: %v, %d rows", err, len(w))
+	}
+	acts, err := m.FirstLayerActivations(Latents(1, 3, 16))
+	if err != nil || len(acts) != 3 || len(acts[0]) != 16 {
+		t.Fatalf("first-layer activations: %v, %d rows", err, len(acts))
 	}
 }

@@ -39,6 +39,14 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&d.SampleEvery, "sample-every", d.SampleEvery, "write samples.png and curves.png every N steps")
 	fs.IntVar(&d.CheckpointEvery, "checkpoint-every", d.CheckpointEvery, "checkpoint every N steps")
 	fs.BoolVar(&d.NoCorrelation, "no-correlation", false, "faces: draw factors independently")
+	fs.StringVar(&d.ArchKind, "arch", generator.ArchDCGAN, "generator architecture: dcgan, or style (mapping network, modulated convolutions, residual D with minibatch stddev, lazy R1)")
+	fs.BoolVar(&d.MBStd, "mbstd", false, "GAN: minibatch-standard-deviation layer in D (always on with --arch style)")
+	fs.IntVar(&d.MapDepth, "map-depth", 2, "style: dense layers of the mapping network z → w")
+	fs.BoolVar(&d.Noise, "noise", false, "style: per-block noise inputs")
+	fs.Float64Var(&d.Mixing, "mixing", 0.9, "style: probability of style mixing in training")
+	fs.Float64Var(&d.R1, "r1", 0, "style: R1 weight γ (0: 0.0002·size²/batch)")
+	fs.IntVar(&d.R1Every, "r1-every", 16, "style: lazy R1 period in steps")
+	fs.Float64Var(&d.Truncation, "truncation", 1, "style: truncation ψ at sampling (1: none)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -46,6 +54,9 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		return errUsage{fmt.Errorf("--out is required")}
 	}
 	d.Kind, d.Dataset = *kind, *data
+	if d.ArchKind != generator.ArchStyle { // the style-only settings are not part of another model
+		d.MapDepth, d.Noise, d.Mixing, d.R1, d.R1Every, d.Truncation = 0, false, 0, 0, 0, 0
+	}
 	be, err := engine.NewBackend(*backend)
 	if err != nil {
 		return err
