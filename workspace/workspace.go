@@ -159,11 +159,18 @@ func (w *Workspace) roots() []string {
 // others and saves it in the work folder. Its training state is
 // checkpointed there too: a call after a killed training resumes it.
 func (w *Workspace) Oracle(steps int, log io.Writer) (*evaluate.Oracle, error) {
+	o, _, err := w.OracleProgress(steps, log, false)
+	return o, err
+}
+
+// OracleProgress is Oracle with progress as JSON lines when jsonLines is
+// set; trained reports whether it trained (or finished training) one.
+func (w *Workspace) OracleProgress(steps int, log io.Writer, jsonLines bool) (o *evaluate.Oracle, trained bool, err error) {
 	dir := w.OracleDir()
 	if o, err := evaluate.LoadOracle(dir, w.Model.Backend()); err == nil {
-		return o, nil
+		return o, false, nil
 	} else if _, statErr := os.Stat(filepath.Join(dir, evaluate.OracleSpec)); statErr == nil {
-		return nil, err // present but broken: say so rather than silently retrain over it
+		return nil, false, err // present but broken: say so rather than silently retrain over it
 	}
 	run := filepath.Join(w.Work, OracleDir)
 	_, statErr := os.Stat(filepath.Join(run, evaluate.OracleStateFile))
@@ -172,20 +179,20 @@ func (w *Workspace) Oracle(steps int, log io.Writer) (*evaluate.Oracle, error) {
 	opt := dataset.Options{N: 20000, Seed: 12345, Size: m.Info.Height}
 	train, err := dataset.Open(m.Info.Dataset, opt)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	opt.N, opt.Seed = 1000, 54321
 	held, err := dataset.Open(m.Info.Dataset, opt)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if resume {
 		fmt.Fprintf(log, "resuming the oracle's training from %s\n", run)
 	}
-	o, err := evaluate.TrainOracle(train, held, m.Backend(), evaluate.OracleOptions{Steps: steps, Dir: run, Resume: resume, Log: log})
+	o, err = evaluate.TrainOracle(train, held, m.Backend(), evaluate.OracleOptions{Steps: steps, Dir: run, Resume: resume, Log: log, JSON: jsonLines})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	fmt.Fprintf(log, "oracle held-out R²: %v\n", o.R2)
-	return o, o.Save(run)
+	return o, true, o.Save(run)
 }

@@ -30,6 +30,7 @@ var commands = map[string]command{
 	"edit":       {"apply a sequence of edits to seeds or an image and write a PNG grid", runEdit},
 	"evaluate":   {"measure editors with the oracle: attribute change, matching (names directions), leakage, commutativity", runEvaluate},
 	"serve":      {"the web editor and its JSON API (127.0.0.1:8080 by default)", runServe},
+	"oracle":     {"train the model's oracle of its dataset's factors (resumes a killed training), or show its held-out R²", runOracle},
 	"sample":     {"N pictures of a model as PNGs, their latents (latents.csv) and a contact sheet", runSample},
 	"pseudocase": {"retinal pseudo-case generation: add lesions to generated retinas, measure that the structure stayed", runPseudocase},
 }

@@ -299,3 +299,22 @@ func TestDiscoverRefusesBadOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestOracleReportsTheShippedOne: the faces GAN ships an oracle; the command
+// reports its R² without training, and refuses a missing --model.
+func TestOracleReportsTheShippedOne(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"oracle", "--model", "faces-gan", "--json"}, &out, &errb); code != 0 {
+		t.Fatalf("code %d: %s", code, errb.String())
+	}
+	var res struct {
+		Trained bool               `json:"trained"`
+		R2      map[string]float64 `json:"r2"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil || res.Trained || !(res.R2["smile"] > 0.5) {
+		t.Fatalf("result %q: %v", out.String(), err)
+	}
+	if code := run([]string{"oracle"}, &out, &errb); code != exitUsage {
+		t.Errorf("oracle without --model: exit %d, want %d", code, exitUsage)
+	}
+}
