@@ -480,11 +480,15 @@ func modes(name string, sample, data, lab []float64) []Mode {
 }
 
 func rates(b binning, v []float64) []float64 {
-	r := make([]float64, len(b.labels))
+	count := make([]int, len(b.labels))
 	for _, x := range v {
-		if i := b.bin(x); i >= 0 && i < len(r) {
-			r[i] += 1 / float64(len(v))
+		if i := b.bin(x); i >= 0 && i < len(count) {
+			count[i]++
 		}
+	}
+	r := make([]float64, len(count))
+	for i, c := range count {
+		r[i] = float64(c) / float64(len(v))
 	}
 	return r
 }
