@@ -178,13 +178,18 @@ func TestCheckTargets(t *testing.T) {
 		{Group: "glaucomatous cup", Data: 0.33, Sample: 0.2, RelDiff: ptr(-0.4)},
 		{Group: "haemorrhage count", Bin: "6", Data: 0.05, Sample: 0, RelDiff: ptr(-1)},
 	}}
+	f.Modes[1].Truth = ptr(0.3) // the judge reads 0.5 of the real images as having haemorrhages, their labels 0.3
+	f.Modes[0].Truth = ptr(0.42)
 	f.CheckTargets()
 	if f.Pass || len(f.Checks) != 5 || f.Checks[2].Pass || f.Checks[3].Value != nil || f.Checks[3].Pass {
 		t.Errorf("fundus without artefacts: %+v", f.Checks)
 	}
+	if f.Checks[0].Note != "" || !strings.Contains(f.Checks[1].Note, "50.0%") || !f.Checks[1].Pass {
+		t.Errorf("judge notes: %q, %q", f.Checks[0].Note, f.Checks[1].Note)
+	}
 	f.Modes[2].RelDiff = ptr(0.1)
-	f.Artefacts = &Artefacts{Sample: 0.01}
-	if f.CheckTargets(); !f.Pass {
+	f.Artefacts = &Artefacts{Sample: 0.01, Data: 0.05}
+	if f.CheckTargets(); !f.Pass || !strings.Contains(f.Checks[3].Note, "5.0% of real retinas") {
 		t.Errorf("fundus within every target: %+v", f.Checks)
 	}
 	// MNIST: every digit between 7% and 13%.

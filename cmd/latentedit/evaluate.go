@@ -205,6 +205,9 @@ func printQuality(w io.Writer, q *evaluate.Quality) {
 				mark = "pass"
 			}
 			fmt.Fprintf(w, "  %s  %-62s %8s  %s\n", mark, c.Target, fmtNull(c.Value), c.Want)
+			if c.Note != "" {
+				fmt.Fprintf(w, "        %s\n", c.Note)
+			}
 		}
 		fmt.Fprintf(w, "all targets met: %v\n", q.Pass)
 	}

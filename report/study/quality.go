@@ -67,8 +67,8 @@ Every number is in <a href="quality.json">quality.json</a>.</p>
 {{with .ReconstructionPSNR}}<tr><td>reconstruction PSNR (dB), real images</td><td>{{f .}}</td><td></td><td></td></tr>{{end}}
 </table>
 {{if .Checks}}<h3>Targets</h3>
-<table><tr><th>target</th><th>value</th><th>want</th><th>pass</th></tr>
-{{range .Checks}}<tr><td>{{.Target}}</td><td>{{num .Value}}</td><td>{{.Want}}</td><td>{{if .Pass}}✓{{else}}✗{{end}}</td></tr>
+<table><tr><th>target</th><th>value</th><th>want</th><th>pass</th><th>note</th></tr>
+{{range .Checks}}<tr><td>{{.Target}}</td><td>{{num .Value}}</td><td>{{.Want}}</td><td>{{if .Pass}}✓{{else}}✗{{end}}</td><td>{{.Note}}</td></tr>
 {{end}}</table>{{end}}
 {{if .Factors}}<h3>Factor marginals</h3>
 <p>Wasserstein-1 distance between the marginals, in spreads of the factor (its standard deviation in the data; 1/√12 for hues, measured on the circle).
