@@ -242,7 +242,7 @@ func MeasureQuality(m *generator.Model, j Judge, im *QualityImages, opt QualityO
 		return nil, fmt.Errorf("quality: %d sample and %d real values for n %d images of %d (k %d)", len(im.Samples), len(im.Real), n, sz, opt.K)
 	}
 	q := &Quality{Dataset: m.Info.Dataset, Kind: m.Info.Kind, Judge: judgeInfo(j), N: n, K: opt.K,
-		SampleSeed: opt.SampleSeed, DataSeed: opt.DataSeed}
+		SampleSeed: opt.SampleSeed, DataSeed: opt.DataSeed, Factors: []FactorQuality{}, Modes: []Mode{}} // [] not null in JSON
 	bar := progress.New(opt.Log, 3*n, "quality: read", opt.JSON)
 	read := func(pix []float32, count, done int) (feat, fac [][]float64, err error) {
 		for s := 0; s < count; s += quantum {

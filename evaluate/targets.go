@@ -36,7 +36,7 @@ const (
 // dataset and kind (faces GAN, faces VAE, fundus GAN, MNIST GAN); other
 // models have none. Call it again after adding Artefacts.
 func (q *Quality) CheckTargets() {
-	q.Checks = nil
+	q.Checks = []Check{} // [] not null in JSON
 	atMost := func(target string, v *float64, limit float64) *Check {
 		q.Checks = append(q.Checks, Check{Target: target, Value: v, Want: fmt.Sprintf("≤ %g", limit), Pass: v != nil && *v <= limit})
 		return &q.Checks[len(q.Checks)-1]

@@ -336,10 +336,11 @@ type Structure struct {
 // half the smallest disc the renderer draws at 64×64 (radius 4.4 px, 64
 // pixels). The shipped segmenter's disc masks of true discs cover 70 to 170
 // pixels; its false detections on rendered retinas (on the pale skirt of a
-// detachment, mostly) are smaller, and on 500 rendered retinas it counts
-// ≠ 1 disc in 21% of them when every fragment of 4 pixels or more counts,
-// 8.6% at 30 pixels, 6.2% at 40: that rate is the judge's own error, the
-// floor under a generator's.
+// detachment, mostly) are smaller. On 500 rendered retinas it counts ≠ 1
+// disc in 21% of them when every fragment of 4 pixels or more counts, 8.6%
+// at 30 pixels, 6.2% at 40; at this threshold, 7.8% of the 1000 real
+// retinas of `evaluate --quality`. That rate is the judge's own error, the
+// floor under a generator's (docs/models.md).
 const MinDiscArea = 32
 
 // discCount is Structure.DiscCount of a disc mask.
