@@ -1,6 +1,11 @@
-// Package evaluate judges edits: oracles that read a dataset's ground-truth
-// factors off an image, and the metrics built on them. It imports the movers
-// (edit) and the generators; nothing below it imports it.
+// Package evaluate judges edits and generators: oracles that read a
+// dataset's ground-truth factors off an image, a classifier for datasets of
+// classes, and the metrics built on them — of edits (attribute change,
+// commutativity, identity) and of generated images against the data
+// (quality.go: Fréchet distance, k-NN precision and recall, Wasserstein-1
+// per factor, mode rates, the targets of issue #15). It imports the movers
+// (edit) and the generators; nothing below it imports it. It does not
+// segment fundus images: the optic-disc artefact rate is pseudocase's.
 package evaluate
 
 import (
@@ -333,22 +338,46 @@ const ReadChunk = 8
 // PredictChunked is Predict over n images in fixed chunks of ReadChunk, the
 // last one padded.
 func (o *Oracle) PredictChunked(pix []float32, n int) ([][]float64, error) {
+	_, factors, err := o.Read(pix, n)
+	return factors, err
+}
+
+// FactorNames names the columns of Predict's and Read's factor values.
+func (o *Oracle) FactorNames() []string { return o.Factors }
+
+// Read implements Judge: the Features and the Predict values of n images
+// from one pass of the network, in fixed chunks of ReadChunk (the last one
+// padded), so an image's reading does not depend on the call.
+func (o *Oracle) Read(pix []float32, n int) (features, factors [][]float64, err error) {
 	sz := o.Size * o.Size * o.Chan
-	if len(pix) != n*sz {
-		return nil, fmt.Errorf("oracle: %d values for %d images of %d", len(pix), n, sz)
+	if n < 1 || len(pix) != n*sz {
+		return nil, nil, fmt.Errorf("oracle: %d values for %d images of %d", len(pix), n, sz)
 	}
-	var out [][]float64
+	w := o.width()
+	buf := make([]float32, ReadChunk*sz)
 	for s := 0; s < n; s += ReadChunk {
 		e := min(n, s+ReadChunk)
-		buf := make([]float32, ReadChunk*sz)
+		clear(buf)
 		copy(buf, pix[s*sz:e*sz])
-		r, err := o.Predict(buf, ReadChunk)
+		enc, err := o.predictEncoded(buf, ReadChunk)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		out = append(out, r[:e-s]...)
+		for i := 0; i < e-s; i++ {
+			row := enc[i*w : (i+1)*w]
+			features = append(features, float64s(row))
+			factors = append(factors, o.decode(row))
+		}
 	}
-	return out, nil
+	return features, factors, nil
+}
+
+func float64s(v []float32) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = float64(x)
+	}
+	return out
 }
 
 // Save writes the oracle into dir (model/oracle) atomically.
@@ -403,13 +432,7 @@ func (o *Oracle) Features(pix []float32, n int) ([][]float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	return rows(enc, n, func(e []float32) []float64 {
-		f := make([]float64, len(e))
-		for j, v := range e {
-			f[j] = float64(v)
-		}
-		return f
-	}), nil
+	return rows(enc, n, float64s), nil
 }
 
 // rows applies f to each of the n equal rows of flat.

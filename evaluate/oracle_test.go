@@ -110,5 +110,10 @@ func TestOracleKillAndResume(t *testing.T) {
 }
 
 func TestMain(m *testing.M) {
-	killtest.Main(m, func(_, dir string) error { return killOracle(dir, false) })
+	killtest.Main(m, func(name, dir string) error {
+		if name == "TestClassifierKillAndResume" {
+			return killClassifier(dir, false)
+		}
+		return killOracle(dir, false)
+	})
 }

@@ -315,9 +315,20 @@ const maxBlob = 40
 
 // blobs counts the 4-connected components of m of 2 to maxBlob pixels.
 func blobs(m []bool, size int) int {
-	seen := make([]bool, len(m))
-	var stack []int
 	n := 0
+	for _, area := range components(m, size) {
+		if area >= 2 && area <= maxBlob {
+			n++
+		}
+	}
+	return n
+}
+
+// components returns the area in pixels of every 4-connected component of
+// the size×size mask m.
+func components(m []bool, size int) []int {
+	seen := make([]bool, len(m))
+	var stack, areas []int
 	for j, v := range m {
 		if !v || seen[j] {
 			continue
@@ -341,11 +352,9 @@ func blobs(m []bool, size int) int {
 				}
 			}
 		}
-		if area >= 2 && area <= maxBlob {
-			n++
-		}
+		areas = append(areas, area)
 	}
-	return n
+	return areas
 }
 
 func maskImage(m []bool, size int) *image.Gray {

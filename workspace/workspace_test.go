@@ -6,7 +6,11 @@ import (
 	"strings"
 	"testing"
 
+	_ "latentedit/dataset/faces"
+	_ "latentedit/dataset/fundus"
+	_ "latentedit/dataset/mnist"
 	"latentedit/edit"
+	"latentedit/evaluate"
 )
 
 // An embedded model's editors come from the shipped files until the work
@@ -62,5 +66,45 @@ func TestBrokenOracleIsReported(t *testing.T) {
 	}
 	if _, err := Open(filepath.Join(t.TempDir(), "nothing"), ""); err == nil || !strings.Contains(err.Error(), "not a model directory") {
 		t.Fatalf("missing model: %v", err)
+	}
+}
+
+// The judge of quality reads the model's dataset at the model's size: the
+// classifier for MNIST, a borrowed oracle of the same dataset and size for
+// the faces VAE (by model name, model directory or oracle directory), and
+// no oracle of another dataset.
+func TestJudge(t *testing.T) {
+	t.Chdir(t.TempDir())
+	vae, err := Open("faces-vae", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gan, err := Open("faces-gan", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, from := range []string{"faces-gan", gan.Shipped, gan.OracleDir()} {
+		j, err := vae.Judge(from, 0, 0, nil)
+		if o, ok := j.(*evaluate.Oracle); err != nil || !ok || o.Size != 32 {
+			t.Errorf("--oracle %s: %T %v", from, j, err)
+		}
+	}
+	if _, err := vae.Judge("fundus-gan", 0, 0, nil); err == nil || !strings.Contains(err.Error(), "resolution") {
+		t.Errorf("the fundus oracle judged faces: %v", err)
+	}
+	if _, err := vae.Judge("nosuch", 0, 0, nil); err == nil || !strings.Contains(err.Error(), "nosuch") {
+		t.Errorf("missing oracle: %v", err)
+	}
+	mnist, err := Open("mnist-gan", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j, err := mnist.Judge("", 0, 0, nil); err != nil {
+		t.Errorf("mnist judge: %v", err)
+	} else if c, ok := j.(*evaluate.Classifier); !ok || c.Classes != 10 {
+		t.Errorf("mnist judge %T", j)
+	}
+	if _, err := mnist.Judge("faces-gan", 0, 0, nil); err == nil || !strings.Contains(err.Error(), "classifier") {
+		t.Errorf("an oracle judged MNIST: %v", err)
 	}
 }

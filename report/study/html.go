@@ -54,7 +54,9 @@ func sortedR2(m map[string]float64) [][2]string {
 	return out
 }
 
-var page = template.Must(template.New("study").Funcs(template.FuncMap{"num": num, "f": fmtNum, "r2": sortedR2, "minEff": func() float64 { return minSpreadsPerStep }}).Parse(`<!doctype html>
+// page is index.html; the same set holds the quality section and page (quality.go).
+var page = template.Must(template.Must(template.New("study").Funcs(template.FuncMap{"num": num, "f": fmtNum, "r2": sortedR2,
+	"minEff": func() float64 { return minSpreadsPerStep }, "pct": pct, "rate": rate, "signed": signed}).Parse(qualitySection + qualityPage)).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>latentedit — editing methods compared on {{.Dataset}}</title>
 <style>
 body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
@@ -66,7 +68,7 @@ nav a{margin-right:1em}
 <h1>Editing methods compared on <code>{{.Dataset}}</code></h1>
 <p>Model <code>{{.Model}}</code> ({{.Kind}}). Every number on this page is in <a href="metrics.json">metrics.json</a>.
 Changes are read off the images by an <em>oracle</em>, a CNN trained on rendered images whose factors are known.</p>
-<nav><a href="#sequence">sequential edits</a><a href="#commutativity">commutativity</a><a href="#table">table</a><a href="#heat">attribute change</a><a href="#sweeps">traversals</a><a href="#defs">definitions</a>{{range .Links}}<a href="{{.Href}}">{{.Text}}</a>{{end}}</nav>
+<nav><a href="#sequence">sequential edits</a><a href="#commutativity">commutativity</a><a href="#table">table</a>{{if .Quality}}<a href="#quality">quality</a>{{end}}<a href="#heat">attribute change</a><a href="#sweeps">traversals</a><a href="#defs">definitions</a>{{range .Links}}<a href="{{.Href}}">{{.Text}}</a>{{end}}</nav>
 
 <h2 id="sequence">Sequential edits</h2>
 <p>Each row is one method. From the original, the edits are applied one after another: + smile, + bangs, + pitch, + yaw, + hair colour, + hair length
@@ -95,6 +97,8 @@ compared in latent space, in pixels and in the oracle's reading of the factors. 
 {{range $k, $n := .Names}}<tr><td>{{$k}} {{$n}}</td><td>{{index $e.Matched $k}}</td><td>{{num (index $e.TargetEffect $k)}}</td><td>{{num (index $e.Leakage $k)}}</td>
 <td>{{num (index $e.Steps $k)}}</td><td>{{num (index $e.TargetMove $k)}}</td><td>{{num (index $e.Identity $k)}}</td></tr>{{end}}
 </table></details>{{end}}
+
+{{with .Quality}}{{template "quality" .}}{{end}}
 
 <h2 id="heat">Attribute change per direction</h2>
 <p>Mean oracle change of every factor (columns) per unit step along every direction (rows), in spreads of the factor (its standard deviation in the data;

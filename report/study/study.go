@@ -47,6 +47,11 @@ type Options struct {
 	Log         io.Writer `json:"-"`
 	JSON        bool      `json:"-"` // progress as JSON lines
 	Links       []Link    `json:"-"` // other pages to link from the header
+
+	// Quality, when set, is the model's generative quality (evaluate
+	// --quality), shown in its own section of the report and kept in
+	// metrics.json.
+	Quality *evaluate.Quality `json:"-"`
 }
 
 func (o *Options) defaults() {
@@ -118,6 +123,8 @@ type Results struct {
 	Chart          string             `json:"commutativity_chart"`
 	Options        Options            `json:"options"`
 	Links          []Link             `json:"-"`
+
+	Quality *evaluate.Quality `json:"quality,omitempty"` // Options.Quality
 }
 
 // Run measures the named editors of ws (all of them if names is empty)
@@ -151,7 +158,7 @@ func Run(ws *workspace.Workspace, names []string, orc *evaluate.Oracle, out stri
 		model = filepath.Base(ws.Work) // the embedded model's name, not its cache folder
 	}
 	res := &Results{Model: model, Dataset: m.Info.Dataset, Kind: m.Info.Kind, OracleR2: orc.R2, OracleSteps: orc.Steps,
-		Factors: orc.Factors, Options: opt, Links: opt.Links}
+		Factors: orc.Factors, Quality: opt.Quality, Options: opt, Links: opt.Links}
 	bar := progress.New(opt.Log, len(names)+2, "study "+filepath.Base(ws.Work), opt.JSON)
 	real, err := realFeatures(m, orc, opt.QualityN)
 	if err != nil {

@@ -1,0 +1,301 @@
+package evaluate
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+
+	"latentedit/dataset"
+	"latentedit/engine"
+	"latentedit/internal/artifact"
+	"latentedit/internal/atomicfile"
+	"latentedit/train"
+)
+
+// Classifier is a CNN that tells a dataset's classes apart (MNIST's
+// digits): the judge of quality for datasets whose one factor is a class
+// "label", where an oracle's regression of a class index would read an
+// ambiguous stroke as a 4.5. Its features are its logits; its reading of
+// the factor is the most likely class.
+type Classifier struct {
+	FormatVersion int    `json:"format_version"`
+	Kind          string `json:"kind"`           // "classifier"
+	WeightsSHA256 string `json:"weights_sha256"` // of classifier.ckpt
+
+	Dataset string `json:"dataset"` // whose training split it learned
+	Classes int    `json:"classes"`
+	Size    int    `json:"size"`
+	Chan    int    `json:"channels"`
+	Width   int    `json:"width"`
+	Hidden  int    `json:"hidden"`
+	Steps   int    `json:"steps"`
+	// TestAccuracy is measured on the dataset's test split (TestN images),
+	// which no step trained on.
+	TestAccuracy float64 `json:"test_accuracy"`
+	TestN        int     `json:"test_n"`
+
+	ctx  *context.Context
+	be   backends.Backend
+	exec *context.Exec
+}
+
+// ClassifierFormat is the classifier.json layout this build reads and writes.
+const ClassifierFormat = 1
+
+// Classifier files inside a model directory.
+const (
+	ClassifierDir       = "classifier"
+	ClassifierSpec      = "classifier.json"
+	classifierWeights   = "classifier.ckpt"
+	ClassifierStateFile = train.StateFile
+	classifierScope     = "/classifier"
+)
+
+// net is the shared encoder (3×3 stem, stride-2 4×4 blocks to ≤ 8 px, dense
+// Hidden) and a dense layer of one logit per class: [B, H, W, C] → [B, Classes].
+func (c *Classifier) net(ctx *context.Context, x *graph.Node) *graph.Node {
+	h := engine.Encoder{Width: c.Width, MaxWidth: 4 * c.Width, MinSide: 8, Hidden: c.Hidden}.Apply(ctx, x)
+	return engine.Dense(ctx.In("out"), h, c.Classes, true)
+}
+
+// ClassifierOptions configure TrainClassifier. Zero fields take the defaults.
+type ClassifierOptions struct {
+	Steps    int     // Adam steps
+	Batch    int     // default 64
+	LR       float64 // default 1e-3
+	Schedule train.Schedule
+	Seed     int64  // weights and batch order (default 1)
+	Dir      string // run directory: state and curves for --resume ("" keeps none)
+	Resume   bool
+	Log      io.Writer
+	JSON     bool
+}
+
+func (o *ClassifierOptions) defaults() error {
+	o.Batch, o.LR, o.Seed = cmp.Or(o.Batch, 64), cmp.Or(o.LR, 1e-3), cmp.Or(o.Seed, 1)
+	if o.Schedule == (train.Schedule{}) {
+		o.Schedule = train.Schedule{Kind: "step", At: 0.75, Factor: 0.1}
+	}
+	if o.Steps < 0 || o.Batch < 1 || !(o.LR > 0) {
+		return fmt.Errorf("classifier: steps %d (≥0), batch %d (≥1), lr %g (>0)", o.Steps, o.Batch, o.LR)
+	}
+	return nil
+}
+
+// classLabels returns the class of every image of ds, which must have one
+// factor, "label", holding whole numbers ≥ 0.
+func classLabels(lab []float32, ds dataset.Dataset) ([]int, error) {
+	if f := ds.Factors(); !slices.Equal(f, []string{"label"}) {
+		return nil, fmt.Errorf("classifier: dataset %s has factors %v, want one class \"label\"", ds.Name(), f)
+	}
+	out := make([]int, len(lab))
+	for i, v := range lab {
+		if v < 0 || v != float32(int(v)) {
+			return nil, fmt.Errorf("classifier: dataset %s image %d has label %g, not a class", ds.Name(), i, v)
+		}
+		out[i] = int(v)
+	}
+	return out, nil
+}
+
+// TrainClassifier fits a classifier on every image of trainSet, then
+// measures its accuracy on every image of test.
+func TrainClassifier(trainSet, test dataset.Dataset, be backends.Backend, opt ClassifierOptions) (*Classifier, error) {
+	if err := opt.defaults(); err != nil {
+		return nil, err
+	}
+	h, w, ch := trainSet.Shape()
+	if h != w {
+		return nil, fmt.Errorf("classifier: square images only")
+	}
+	n := trainSet.Len()
+	pix, lab, err := dataset.Batch(trainSet, seq(n))
+	if err != nil {
+		return nil, err
+	}
+	classes, err := classLabels(lab, trainSet)
+	if err != nil {
+		return nil, err
+	}
+	c := &Classifier{Dataset: trainSet.Name(), Classes: slices.Max(classes) + 1, Size: h, Chan: ch, Width: 16, Hidden: 128,
+		Steps: opt.Steps, ctx: context.New().Checked(false), be: be}
+	if err := c.ctx.SetRNGStateFromSeed(opt.Seed); err != nil {
+		return nil, err
+	}
+	step, err := context.NewExec(be, c.ctx, func(ctx *context.Context, x, y *graph.Node) *graph.Node {
+		logits := c.net(ctx.In("classifier"), x)
+		// Cross-entropy with the one-hot targets y [B, Classes].
+		loss := graph.Neg(graph.ReduceAllMean(graph.ReduceSum(graph.Mul(y, graph.LogSoftmax(logits, -1)), -1)))
+		engine.Adam{Name: "classifier", LR: opt.LR, Scale: train.LRScale(ctx, x.Graph())}.Minimize(ctx, loss, engine.Variables(ctx, classifierScope))
+		return loss
+	})
+	if err != nil {
+		return nil, err
+	}
+	sz, b := h*w*ch, opt.Batch
+	xb := make([]float32, b*sz)
+	yb := make([]float32, b*c.Classes)
+	loop := &train.Loop{
+		Name: "classifier " + trainSet.Name(), Dir: opt.Dir, Ctx: c.ctx, Scopes: []string{classifierScope, "/optim/classifier"},
+		Keys: []string{"ce"}, Steps: opt.Steps, CheckpointEvery: max(1, opt.Steps/20), Schedule: opt.Schedule,
+		Resume: opt.Resume, Log: opt.Log, JSON: opt.JSON,
+		Step: func(s int) ([]float64, error) {
+			// The batch of step s is a function of (seed, s): a resumed run draws the same.
+			r := rand.New(rand.NewPCG(uint64(opt.Seed), uint64(s)))
+			clear(yb)
+			for j := 0; j < b; j++ {
+				i := r.IntN(n)
+				copy(xb[j*sz:(j+1)*sz], pix[i*sz:(i+1)*sz])
+				yb[j*c.Classes+classes[i]] = 1
+			}
+			var loss float64
+			err := engine.Safe("classifier step", func() error {
+				out, err := step.Exec(tensors.FromFlatDataAndDimensions(xb, b, h, w, ch), tensors.FromFlatDataAndDimensions(yb, b, c.Classes))
+				if err != nil {
+					return err
+				}
+				loss = float64(tensors.ToScalar[float32](out[0]))
+				return nil
+			})
+			return []float64{loss}, err
+		},
+		Plot: &train.Plot{Title: "classifier " + trainSet.Name(), Keys: []string{"ce"}},
+	}
+	if _, err := loop.Run(); err != nil {
+		return nil, err
+	}
+	return c, c.measure(test)
+}
+
+// measure sets TestAccuracy on every image of test.
+func (c *Classifier) measure(test dataset.Dataset) error {
+	n := test.Len()
+	pix, lab, err := dataset.Batch(test, seq(n))
+	if err != nil {
+		return err
+	}
+	truth, err := classLabels(lab, test)
+	if err != nil {
+		return err
+	}
+	_, pred, err := c.Read(pix, n)
+	if err != nil {
+		return err
+	}
+	right := 0
+	for i, p := range pred {
+		if int(p[0]) == truth[i] {
+			right++
+		}
+	}
+	c.TestAccuracy, c.TestN = float64(right)/float64(n), n
+	return nil
+}
+
+// FactorNames implements Judge: the one factor, "label".
+func (c *Classifier) FactorNames() []string { return []string{"label"} }
+
+// Read implements Judge: the logits of n images (flat [n, H, W, C] in
+// [−1, 1]) and their most likely class, in fixed chunks of ReadChunk (the
+// last one padded), so an image's reading does not depend on the call.
+func (c *Classifier) Read(pix []float32, n int) (features, factors [][]float64, err error) {
+	sz := c.Size * c.Size * c.Chan
+	if n < 1 || len(pix) != n*sz {
+		return nil, nil, fmt.Errorf("classifier: %d values for %d images of %dx%dx%d", len(pix), n, c.Size, c.Size, c.Chan)
+	}
+	if c.exec == nil {
+		exec, err := context.NewExec(c.be, c.ctx, func(ctx *context.Context, x *graph.Node) (*graph.Node, *graph.Node) {
+			logits := c.net(ctx.In("classifier").Reuse(), x)
+			return logits, graph.ArgMax(logits, -1, dtypes.Int32)
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		c.exec = exec
+	}
+	buf := make([]float32, ReadChunk*sz)
+	err = engine.Safe("classifier read", func() error {
+		for s := 0; s < n; s += ReadChunk {
+			e := min(n, s+ReadChunk)
+			clear(buf)
+			copy(buf, pix[s*sz:e*sz])
+			res, err := c.exec.Exec(tensors.FromFlatDataAndDimensions(buf, ReadChunk, c.Size, c.Size, c.Chan))
+			if err != nil {
+				return err
+			}
+			logits, class := tensors.MustCopyFlatData[float32](res[0]), tensors.MustCopyFlatData[int32](res[1])
+			res[0].FinalizeAll()
+			res[1].FinalizeAll()
+			for i := 0; i < e-s; i++ {
+				features = append(features, float64s(logits[i*c.Classes:(i+1)*c.Classes]))
+				factors = append(factors, []float64{float64(class[i])})
+			}
+		}
+		return nil
+	})
+	return features, factors, err
+}
+
+// Save writes the classifier into dir (model/classifier) atomically.
+func (c *Classifier) Save(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	wpath := filepath.Join(dir, classifierWeights)
+	if err := engine.SaveCheckpoint(c.ctx, wpath, classifierScope, nil); err != nil {
+		return err
+	}
+	sum, err := artifact.FileSHA256(wpath)
+	if err != nil {
+		return err
+	}
+	c.FormatVersion, c.Kind, c.WeightsSHA256 = ClassifierFormat, "classifier", sum
+	raw, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return fmt.Errorf("classifier: %w", err)
+	}
+	return atomicfile.WriteFile(filepath.Join(dir, ClassifierSpec), append(raw, '\n'), atomicfile.DefaultPerm)
+}
+
+// LoadClassifier reads a classifier directory. It refuses a spec with bad
+// fields, a checkpoint whose checksum fails, and weights that do not fit
+// the spec's network.
+func LoadClassifier(dir string, be backends.Backend) (*Classifier, error) {
+	spec, wpath := filepath.Join(dir, ClassifierSpec), filepath.Join(dir, classifierWeights)
+	raw, err := os.ReadFile(spec)
+	if err != nil {
+		return nil, fmt.Errorf("classifier: %w", err)
+	}
+	c := &Classifier{}
+	if err := json.Unmarshal(raw, c); err != nil {
+		return nil, fmt.Errorf("classifier %s: %w", spec, err)
+	}
+	if err := artifact.Check(spec, c.FormatVersion, ClassifierFormat, c.Kind, "classifier", wpath, c.WeightsSHA256); err != nil {
+		return nil, fmt.Errorf("classifier: %w", err)
+	}
+	switch {
+	case c.Classes < 2:
+		return nil, fmt.Errorf("classifier %s: field classes: %d, want ≥ 2", spec, c.Classes)
+	case c.Size < 8 || c.Chan < 1 || c.Width < 1 || c.Hidden < 1:
+		return nil, fmt.Errorf("classifier %s: inconsistent fields (size %d, channels %d, width %d, hidden %d)", spec, c.Size, c.Chan, c.Width, c.Hidden)
+	}
+	c.ctx, c.be = context.New().Checked(false), be
+	if _, err := engine.LoadCheckpoint(c.ctx, wpath); err != nil {
+		return nil, err
+	}
+	if _, _, err := c.Read(make([]float32, c.Size*c.Size*c.Chan), 1); err != nil {
+		return nil, fmt.Errorf("classifier %s: weights do not fit: %w", dir, err)
+	}
+	return c, nil
+}
