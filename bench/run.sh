@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Times latentedit's CPU training steps (GAN, VAE, reconstructor, discovery) (Go, GoMLX pure-Go backend with
-# engine's fast kernels) and their PyTorch twins, with the same number of
-# threads, in one go, and prints per step the ratio ours/PyTorch and the peak
-# memory of each side. See bench/README.md.
+# Times latentedit's CPU training steps (GAN, VAE, reconstructor, discovery,
+# style GAN and its lazy R1 step) (Go, GoMLX pure-Go backend with engine's
+# fast kernels) and their PyTorch twins, with the same number of threads, in
+# one go, and prints per step the ratio ours/PyTorch and the peak memory of
+# each side. See bench/README.md.
 #
-#   bench/run.sh                          # 2 threads, 5 Go steps, 20 torch steps, all four steps
+#   bench/run.sh                          # 2 threads, 5 Go steps, 20 torch steps, all six steps
 #   STEPS="gan discovery" GO_STEPS=10 bench/run.sh
+#   STEPS="style style-r1" bench/run.sh   # the style GAN, and its amortised step (main + R1/16)
 #   LATENTEDIT_CPU_KERNELS=stock bench/run.sh   # GoMLX's own executors, for comparison
 #
 # Needs Debian's python3-torch under /usr/bin/python3 (override with PYTHON=...).
@@ -17,7 +19,7 @@ THREADS=${THREADS:-2}
 GO_STEPS=${GO_STEPS:-5}
 TORCH_STEPS=${TORCH_STEPS:-20}
 PYTHON=${PYTHON:-/usr/bin/python3}
-STEPS=${STEPS:-gan vae reconstructor discovery}
+STEPS=${STEPS:-gan vae reconstructor discovery style style-r1}
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -37,7 +39,9 @@ for step in $STEPS; do
 	vae) bin=generator bench=VAEStep32 torch=(bench/torch/vae.py) ;;
 	reconstructor) bin=discover bench=ReconstructorStep torch=(bench/torch/discover.py --step reconstructor) ;;
 	discovery) bin=discover bench=DiscoveryStep torch=(bench/torch/discover.py --step discovery) ;;
-	*) echo "unknown step $step (gan, vae, reconstructor, discovery)" >&2; exit 2 ;;
+	style) bin=generator bench=StyleGANStep64 torch=(bench/torch/stylegan.py) ;;
+	style-r1) bin=generator bench=StyleR1Step64 torch=(bench/torch/stylegan.py --r1) ;;
+	*) echo "unknown step $step (gan, vae, reconstructor, discovery, style, style-r1)" >&2; exit 2 ;;
 	esac
 	echo "== $step, Go: GOMAXPROCS=$THREADS $bin.test -test.bench '^Benchmark$bench\$' -test.benchtime ${GO_STEPS}x"
 	(cd "$bin" && GOMAXPROCS=$THREADS "$tmp/$bin.test" -test.run XXX -test.bench "^Benchmark$bench\$" \
@@ -53,11 +57,13 @@ done
 "$PYTHON" - "$tmp" "$THREADS" "$(nproc)" "$cpu" $STEPS <<'PY'
 import json, re, sys
 tmp, threads, nproc, cpu, steps = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
-bench = {"gan": "GANStep32", "vae": "VAEStep32", "reconstructor": "ReconstructorStep", "discovery": "DiscoveryStep"}
+bench = {"gan": "GANStep32", "vae": "VAEStep32", "reconstructor": "ReconstructorStep", "discovery": "DiscoveryStep",
+         "style": "StyleGANStep64", "style-r1": "StyleR1Step64"}
 print("== Summary: batch 64, %s threads each (nproc %s, %s)" % (threads, nproc, cpu))
 print("%-14s %10s %10s %8s %8s %8s %12s %12s  %s" % ("step", "ours ms", "torch ms", "mean", "median", "min",
       "ours peak MB", "torch peak MB", "params"))
 bad = False
+med = {}  # step: (ours, torch) medians, for the style GAN's amortised step
 for step in steps:
     go = open("%s/go_%s.txt" % (tmp, step)).read()
     t = json.load(open("%s/torch_%s.json" % (tmp, step)))
@@ -67,19 +73,28 @@ for step in steps:
         bad = True
         continue
     metrics = {unit: float(v) for v, unit in re.findall(r"([0-9.e+]+) (\S+)", line.group(1))}
-    mean, med, mn = metrics["ns/op"] / 1e6, metrics["median-ms/step"], metrics["min-ms/step"]
-    if step == "gan":
+    mean, mdn, mn = metrics["ns/op"] / 1e6, metrics["median-ms/step"], metrics["min-ms/step"]
+    med[step] = (mdn, t["ms_per_step_median"])
+    if step in ("gan", "style"):
         ours_p = {"G": int(metrics["G-params"]), "D": int(metrics["D-params"])}
         torch_p = {"G": t["params_G"], "D": t["params_D"]}
+    elif step == "style-r1":  # D alone: the R1 step does not touch G
+        ours_p = {"D": int(metrics["D-params"])}
+        torch_p = {"D": t["params_D"]}
     else:
         ours_p = {k[:-len("-params")]: int(v) for k, v in metrics.items() if k.endswith("-params")}
         torch_p = t["params"]
     match = ours_p == torch_p
     bad |= not match
     print("%-14s %10.1f %10.1f %7.2fx %7.2fx %7.2fx %12.0f %12.0f  %s %s" % (
-        step, med, t["ms_per_step_median"], mean / t["ms_per_step"], med / t["ms_per_step_median"],
+        step, mdn, t["ms_per_step_median"], mean / t["ms_per_step"], mdn / t["ms_per_step_median"],
         mn / t["ms_per_step_min"], metrics.get("peak-RSS-MB", float("nan")), t["peak_rss_mb"],
         " ".join("%s=%d" % kv for kv in sorted(ours_p.items())), "match" if match else "MISMATCH torch %s" % torch_p))
+if "style" in med and "style-r1" in med:
+    # A training step of the style GAN: the main step, and every 16th step the R1 step too.
+    ours = med["style"][0] + med["style-r1"][0] / 16
+    theirs = med["style"][1] + med["style-r1"][1] / 16
+    print("%-14s %10.1f %10.1f %8s %7.2fx  (main + R1/16, medians)" % ("style+r1/16", ours, theirs, "", ours / theirs))
 print("ratios are ours/PyTorch of the mean, median and minimum step times; ms columns are medians")
 sys.exit(1 if bad else 0)
 PY

@@ -1,10 +1,12 @@
 package generator
 
-// Benchmarks of the default 32×32 GAN training step, the Go half of the pair
-// whose PyTorch twin is bench/torch/gan.py (see bench/README.md and
-// bench/run.sh). They are benchmarks, not tests: nothing here asserts speed.
+// Benchmarks of the generators' training steps, the Go halves of the pairs
+// whose PyTorch twins are in bench/torch (gan.py, vae.py, stylegan.py; see
+// bench/README.md and bench/run.sh). They are benchmarks, not tests: nothing
+// here asserts speed.
 //
 //	GOMAXPROCS=2 go test ./generator -run XXX -bench GANStep32 -benchtime 5x
+//	GOMAXPROCS=2 go test ./generator -run XXX -bench 'StyleGANStep64|StyleR1Step64' -benchtime 5x
 
 import (
 	"fmt"
@@ -26,8 +28,16 @@ import (
 
 // benchConfig is the default configuration of kind ("gan" or "vae") on 32×32
 // RGB: latent 64, base 32, batch 64 (for the GAN: spectral norm in D,
-// non-saturating loss).
+// non-saturating loss). Kind "style" is the style GAN the project trains on
+// 64×64 RGB faces: base 32, latent 64, two mapping layers, mixing 0.9, no
+// noise inputs, lazy R1 every 16 steps.
 func benchConfig(kind string) Config {
+	if kind == "style" {
+		c := Default("gan", "bench")
+		c.Size, c.Channels, c.DataN = 64, 3, 256
+		c.ArchKind, c.MapDepth, c.Mixing, c.Noise, c.R1Every = ArchStyle, 2, 0.9, false, 16
+		return c
+	}
 	c := Default(kind, "bench")
 	c.Size, c.Channels, c.DataN = 32, 3, 256
 	return c
@@ -39,9 +49,10 @@ func benchConfig(kind string) Config {
 var benchTrainers = map[string]*struct {
 	once sync.Once
 	t    *trainer
+	r1   *context.Exec // style: the lazy R1 step, detached from t (see benchTrainer)
 	step int
 	err  error
-}{"gan": {}, "vae": {}}
+}{"gan": {}, "vae": {}, "style": {}}
 
 func benchTrainer(b *testing.B, kind string) *trainer {
 	bt := benchTrainers[kind]
@@ -51,7 +62,7 @@ func benchTrainer(b *testing.B, kind string) *trainer {
 			bt.err = err
 			return
 		}
-		arch, _ := NewArch(cfg.Size, cfg.Channels, cfg.Base, cfg.Latent)
+		arch, _ := cfg.Arch()
 		t := &trainer{cfg: cfg, opt: Options{Backend: be(b)}, arch: arch, ctx: context.New().Checked(false)}
 		if err := t.ctx.SetRNGStateFromSeed(cfg.Seed); err != nil {
 			bt.err = err
@@ -69,8 +80,13 @@ func benchTrainer(b *testing.B, kind string) *trainer {
 			return
 		}
 		// The first step compiles the graph and creates the variables: untimed.
+		// For the style GAN, step 0 is also an R1 step, so both graphs compile.
 		bt.err = engine.Safe("first step", func() error { _, err := t.runStep(0); return err })
 		bt.step = 1
+		// The style GAN's main step and its lazy R1 step are timed apart
+		// (BenchmarkStyleGANStep64, BenchmarkStyleR1Step64): left in place,
+		// runStep would add an R1 step to every 16th timed step.
+		bt.r1, t.r1Step = t.r1Step, nil
 		bt.t = t
 	})
 	if bt.err != nil {
@@ -100,7 +116,7 @@ func paramCount(ctx *context.Context, prefix string) (int, []string) {
 // runStep's host side (batch gather, latent noise, reading the 6 scalars).
 func BenchmarkGANStep32(b *testing.B) {
 	t := benchTrainer(b, "gan")
-	timeStep(b, "gan", t, map[string]string{"G": "/generator", "D": "/discriminator"})
+	timeStep(b, "gan", t, map[string]string{"G": "/generator", "D": "/discriminator"}, nil)
 }
 
 // BenchmarkVAEStep32 times one training step of the default 32×32 VAE
@@ -110,13 +126,60 @@ func BenchmarkGANStep32(b *testing.B) {
 // to the host. Its PyTorch twin is bench/torch/vae.py.
 func BenchmarkVAEStep32(b *testing.B) {
 	t := benchTrainer(b, "vae")
-	timeStep(b, "vae", t, map[string]string{"G": "/generator", "E": "/encoder"})
+	timeStep(b, "vae", t, map[string]string{"G": "/generator", "E": "/encoder"}, nil)
 }
 
-// timeStep runs kind's step b.N times and reports ms/step (mean, median,
-// min), the time in native matmuls and convolutions, each network's
-// trainable parameters and the process's peak RSS.
-func timeStep(b *testing.B, kind string, t *trainer, nets map[string]string) {
+// BenchmarkStyleGANStep64 times one main training step of the style GAN at
+// 64×64 RGB, batch 64 (trainer.buildStyle's step, without the lazy R1): the
+// mapping of z and z2, style mixing, the synthesis network (modulated
+// convolutions, to-RGB skips), the residual D on real, detached fake and
+// fake, both non-saturating losses, both Adam updates (β = (0, 0.99)), the
+// running mean of w, the EMA of G, plus runStep's host side (batch gather,
+// both latents, the mixing mask, reading the 6 scalars). Its PyTorch twin
+// is bench/torch/stylegan.py.
+func BenchmarkStyleGANStep64(b *testing.B) {
+	t := benchTrainer(b, "style")
+	timeStep(b, "style", t, map[string]string{"G": "/generator", "D": "/discriminator"}, nil)
+}
+
+// BenchmarkStyleR1Step64 times the style GAN's lazy R1 step alone (t.r1Step,
+// run every R1Every = 16 steps in training): D on 64 real images, the
+// gradient of ΣD(real) with respect to them, its squared norm, and Adam on
+// D through that second-order graph. A training step costs on average
+// StyleGANStep64 + StyleR1Step64/16. Its twin is stylegan.py --r1.
+func BenchmarkStyleR1Step64(b *testing.B) {
+	t := benchTrainer(b, "style")
+	r1 := benchTrainers["style"].r1
+	timeStep(b, "style", t, map[string]string{"D": "/discriminator"}, func(s int) error {
+		out, err := r1.Exec(benchBatch(t, s))
+		if err != nil {
+			return err
+		}
+		t.lastR1 = float64(tensors.ToScalar[float32](out[0]))
+		out[0].FinalizeAll()
+		return nil
+	})
+}
+
+// benchBatch is the real batch of step s, gathered as runStep does.
+func benchBatch(t *trainer, s int) *tensors.Tensor {
+	cfg := t.cfg
+	sz := cfg.Size * cfg.Size * cfg.Channels
+	real := make([]float32, cfg.Batch*sz)
+	for j, i := range t.batchIndices(s) {
+		copy(real[j*sz:(j+1)*sz], t.data[i*sz:(i+1)*sz])
+	}
+	return tensors.FromFlatDataAndDimensions(real, cfg.Batch, cfg.Size, cfg.Size, cfg.Channels)
+}
+
+// timeStep runs kind's step b.N times (run, or t.runStep when run is nil)
+// and reports ms/step (mean, median, min), the time in native matmuls and
+// convolutions, each network's trainable parameters and the process's peak
+// RSS.
+func timeStep(b *testing.B, kind string, t *trainer, nets map[string]string, run func(step int) error) {
+	if run == nil {
+		run = func(s int) error { _, err := t.runStep(s); return err }
+	}
 	bt := benchTrainers[kind]
 	counts := map[string]int{}
 	if b.N == 1 { // log once, not on every call of the benchmark function
@@ -138,7 +201,7 @@ func timeStep(b *testing.B, kind string, t *trainer, nets map[string]string) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		t0 := time.Now()
-		if _, err := t.runStep(bt.step); err != nil {
+		if err := run(bt.step); err != nil {
 			b.Fatal(err)
 		}
 		ms[i] = float64(time.Since(t0).Microseconds()) / 1e3
