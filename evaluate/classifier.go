@@ -11,7 +11,6 @@ import (
 	"slices"
 
 	"github.com/gomlx/gomlx/backends"
-	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
@@ -47,7 +46,7 @@ type Classifier struct {
 
 	ctx  *context.Context
 	be   backends.Backend
-	exec *context.Exec
+	exec engine.LazyExec
 }
 
 // ClassifierFormat is the classifier.json layout this build reads and writes.
@@ -214,36 +213,23 @@ func (c *Classifier) Read(pix []float32, n int) (features, factors [][]float64, 
 	if n < 1 || len(pix) != n*sz {
 		return nil, nil, fmt.Errorf("classifier: %d values for %d images of %dx%dx%d", len(pix), n, c.Size, c.Size, c.Chan)
 	}
-	if c.exec == nil {
-		exec, err := context.NewExec(c.be, c.ctx, func(ctx *context.Context, x *graph.Node) (*graph.Node, *graph.Node) {
-			logits := c.net(ctx.In("classifier").Reuse(), x)
-			return logits, graph.ArgMax(logits, -1, dtypes.Int32)
+	exec, err := c.exec.Get(func() (*context.Exec, error) {
+		return context.NewExec(c.be, c.ctx, func(ctx *context.Context, x *graph.Node) *graph.Node {
+			return c.net(ctx.In("classifier").Reuse(), x)
 		})
-		if err != nil {
-			return nil, nil, err
-		}
-		c.exec = exec
-	}
-	buf := make([]float32, ReadChunk*sz)
-	err = engine.Safe("classifier read", func() error {
-		for s := 0; s < n; s += ReadChunk {
-			e := min(n, s+ReadChunk)
-			clear(buf)
-			copy(buf, pix[s*sz:e*sz])
-			res, err := c.exec.Exec(tensors.FromFlatDataAndDimensions(buf, ReadChunk, c.Size, c.Size, c.Chan))
-			if err != nil {
-				return err
-			}
-			logits, class := tensors.MustCopyFlatData[float32](res[0]), tensors.MustCopyFlatData[int32](res[1])
-			res[0].FinalizeAll()
-			res[1].FinalizeAll()
-			for i := 0; i < e-s; i++ {
-				features = append(features, float64s(logits[i*c.Classes:(i+1)*c.Classes]))
-				factors = append(factors, []float64{float64(class[i])})
-			}
-		}
-		return nil
 	})
+	if err != nil {
+		return nil, nil, err
+	}
+	out, err := engine.RunChunks("classifier read", exec, pix, n, []int{c.Size, c.Size, c.Chan}, ReadChunk, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i := 0; i < n; i++ {
+		logits := out[0][i*c.Classes : (i+1)*c.Classes]
+		features = append(features, float64s(logits))
+		factors = append(factors, []float64{float64(argmax(logits))})
+	}
 	return features, factors, err
 }
 
@@ -298,4 +284,16 @@ func LoadClassifier(dir string, be backends.Backend) (*Classifier, error) {
 		return nil, fmt.Errorf("classifier %s: weights do not fit: %w", dir, err)
 	}
 	return c, nil
+}
+
+// argmax is the index of the largest value (the first, on ties: as
+// graph.ArgMax).
+func argmax(v []float32) int {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return best
 }

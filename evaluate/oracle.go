@@ -51,7 +51,7 @@ type Oracle struct {
 
 	ctx  *context.Context
 	be   backends.Backend
-	exec *context.Exec
+	exec engine.LazyExec
 }
 
 // OracleFormat is the oracle.json layout this build reads and writes.
@@ -295,31 +295,19 @@ func (o *Oracle) measureR2(ds dataset.Dataset) error {
 }
 
 func (o *Oracle) predictEncoded(pix []float32, n int) ([]float32, error) {
-	if o.exec == nil {
-		exec, err := context.NewExec(o.be, o.ctx, func(ctx *context.Context, x *graph.Node) *graph.Node {
+	exec, err := o.exec.Get(func() (*context.Exec, error) {
+		return context.NewExec(o.be, o.ctx, func(ctx *context.Context, x *graph.Node) *graph.Node {
 			return o.net(ctx.In("oracle").Reuse(), x)
 		})
-		if err != nil {
-			return nil, err
-		}
-		o.exec = exec
-	}
-	var out []float32
-	const chunk = 128
-	sz := o.Size * o.Size * o.Chan
-	err := engine.Safe("oracle predict", func() error {
-		for s := 0; s < n; s += chunk {
-			e := min(n, s+chunk)
-			res, err := o.exec.Exec(tensors.FromFlatDataAndDimensions(pix[s*sz:e*sz], e-s, o.Size, o.Size, o.Chan))
-			if err != nil {
-				return err
-			}
-			out = append(out, tensors.MustCopyFlatData[float32](res[0])...)
-			res[0].FinalizeAll()
-		}
-		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	out, err := engine.RunChunks("oracle predict", exec, pix, n, []int{o.Size, o.Size, o.Chan}, 128, false)
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
 }
 
 // Predict returns the factor values of n images (flat [n, H, W, C] in [-1, 1]).

@@ -5,7 +5,6 @@ import (
 	"image"
 	"math"
 	"path/filepath"
-	"sync"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/graph"
@@ -26,9 +25,7 @@ type Model struct {
 	backend backends.Backend
 	ctx     *context.Context
 
-	mu  sync.Mutex // guards the lazily built executables
-	gen *context.Exec
-	enc *context.Exec
+	gen, enc engine.LazyExec // built on first use
 }
 
 // Load reads the model directory dir and checks everything before returning:
@@ -122,37 +119,19 @@ func (m *Model) GenerateFloats(z []float32, n int) ([]float32, error) {
 			return nil, fmt.Errorf("generate: latent value %d is %v", i, v)
 		}
 	}
-	m.mu.Lock()
-	if m.gen == nil {
-		exec, err := context.NewExec(m.backend, m.ctx, func(ctx *context.Context, z *graph.Node) *graph.Node {
-			return m.Build(ctx, z)
-		})
-		if err != nil {
-			m.mu.Unlock()
-			return nil, err
-		}
-		m.gen = exec
-	}
-	gen := m.gen
-	m.mu.Unlock()
-	// Chunks bound the memory of the im2col buffers (a 250-image batch of
-	// the faces GAN needs over a gigabyte at the last layer) while keeping
-	// batches large enough to use both cores.
-	const chunk = 64
-	out := make([]float32, 0, n*m.Info.Height*m.Info.Width*m.Info.Channels)
-	err := engine.Safe("generate", func() error {
-		for s := 0; s < n; s += chunk {
-			e := min(n, s+chunk)
-			res, err := gen.Exec(tensors.FromFlatDataAndDimensions(z[s*d:e*d], e-s, d))
-			if err != nil {
-				return err
-			}
-			out = append(out, tensors.MustCopyFlatData[float32](res[0])...)
-			res[0].FinalizeAll()
-		}
-		return nil
+	gen, err := m.gen.Get(func() (*context.Exec, error) {
+		return context.NewExec(m.backend, m.ctx, func(ctx *context.Context, z *graph.Node) *graph.Node { return m.Build(ctx, z) })
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	// Chunks of 64 bound the memory of the convolution buffers (a 250-image
+	// batch of the faces GAN needs over a gigabyte at the last layer).
+	out, err := engine.RunChunks("generate", gen, z, n, []int{d}, 64, false)
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
 }
 
 // Generate maps latents to images.
@@ -192,29 +171,17 @@ func (m *Model) EncodeFloats(pix []float32, n int) ([]float32, error) {
 	if n < 1 || len(pix) != n*h*w*c {
 		return nil, fmt.Errorf("encode: %d values for %d images of %dx%dx%d", len(pix), n, h, w, c)
 	}
-	m.mu.Lock()
-	if m.enc == nil {
-		exec, err := context.NewExec(m.backend, m.ctx, func(ctx *context.Context, x *graph.Node) *graph.Node {
-			return m.BuildEncode(ctx, x)
-		})
-		if err != nil {
-			m.mu.Unlock()
-			return nil, err
-		}
-		m.enc = exec
-	}
-	enc := m.enc
-	m.mu.Unlock()
-	var out []float32
-	err := engine.Safe("encode", func() error {
-		res, err := enc.Exec(tensors.FromFlatDataAndDimensions(pix, n, h, w, c))
-		if err != nil {
-			return err
-		}
-		out = tensors.MustCopyFlatData[float32](res[0])
-		return nil
+	enc, err := m.enc.Get(func() (*context.Exec, error) {
+		return context.NewExec(m.backend, m.ctx, func(ctx *context.Context, x *graph.Node) *graph.Node { return m.BuildEncode(ctx, x) })
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	out, err := engine.RunChunks("encode", enc, pix, n, []int{h, w, c}, 64, false)
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
 }
 
 // Encode returns the latent of each image (VAE only); images must have the

@@ -67,7 +67,7 @@ type Segmenter struct {
 
 	ctx  *context.Context
 	be   backends.Backend
-	exec *context.Exec
+	exec engine.LazyExec
 }
 
 // channelNames name the output channels in JSON and reports.
@@ -363,56 +363,45 @@ func (s *Segmenter) Predict(pix []float32, n int) ([]Structure, error) {
 	if n < 1 || len(pix) != n*isz {
 		return nil, fmt.Errorf("segmenter: %d values for %d images of %dx%dx3", len(pix), n, s.Size, s.Size)
 	}
-	if s.exec == nil {
-		exec, err := context.NewExec(s.be, s.ctx, func(ctx *context.Context, x *graph.Node) *graph.Node {
+	exec, err := s.exec.Get(func() (*context.Exec, error) {
+		return context.NewExec(s.be, s.ctx, func(ctx *context.Context, x *graph.Node) *graph.Node {
 			return graph.Sigmoid(s.net(ctx.In("segmenter").Reuse(), x))
 		})
-		if err != nil {
-			return nil, err
-		}
-		s.exec = exec
+	})
+	if err != nil {
+		return nil, err
 	}
+	res, err := engine.RunChunks("segmenter predict", exec, pix, n, []int{s.Size, s.Size, 3}, predictChunk, true)
+	if err != nil {
+		return nil, err
+	}
+	prob := res[0]
 	out := make([]Structure, 0, n)
 	sz := s.Size * s.Size
-	buf := make([]float32, predictChunk*isz)
-	err := engine.Safe("segmenter predict", func() error {
-		for st := 0; st < n; st += predictChunk {
-			e := min(n, st+predictChunk)
-			clear(buf)
-			copy(buf, pix[st*isz:e*isz])
-			res, err := s.exec.Exec(tensors.FromFlatDataAndDimensions(buf, predictChunk, s.Size, s.Size, 3))
-			if err != nil {
-				return err
-			}
-			prob := tensors.MustCopyFlatData[float32](res[0])
-			res[0].FinalizeAll()
-			for i := 0; i < e-st; i++ {
-				var o Structure
-				var wx, wy, ws float64
-				for c := 0; c < numChannels; c++ {
-					o.Masks[c] = make([]bool, sz)
+	for i := 0; i < n; i++ {
+		var o Structure
+		var wx, wy, ws float64
+		for c := 0; c < numChannels; c++ {
+			o.Masks[c] = make([]bool, sz)
+		}
+		for j := 0; j < sz; j++ {
+			for c := 0; c < numChannels; c++ {
+				p := prob[(i*sz+j)*numChannels+c]
+				o.Masks[c][j] = p > 0.5
+				if c == ChanDisc && p > 0.5 {
+					wx += float64(p) * (float64(j%s.Size) + 0.5)
+					wy += float64(p) * (float64(j/s.Size) + 0.5)
+					ws += float64(p)
 				}
-				for j := 0; j < sz; j++ {
-					for c := 0; c < numChannels; c++ {
-						p := prob[(i*sz+j)*numChannels+c]
-						o.Masks[c][j] = p > 0.5
-						if c == ChanDisc && p > 0.5 {
-							wx += float64(p) * (float64(j%s.Size) + 0.5)
-							wy += float64(p) * (float64(j/s.Size) + 0.5)
-							ws += float64(p)
-						}
-					}
-				}
-				if ws > 0 {
-					o.DiscX, o.DiscY, o.DiscFound = wx/ws, wy/ws, true
-				}
-				o.DiscCount = discCount(o.Masks[ChanDisc], s.Size)
-				out = append(out, o)
 			}
 		}
-		return nil
-	})
-	return out, err
+		if ws > 0 {
+			o.DiscX, o.DiscY, o.DiscFound = wx/ws, wy/ws, true
+		}
+		o.DiscCount = discCount(o.Masks[ChanDisc], s.Size)
+		out = append(out, o)
+	}
+	return out, nil
 }
 
 // predictChunk is the fixed batch of every network call in this package.
