@@ -20,7 +20,7 @@ import (
 // (DeCurvEd, Aoshima & Matsubara 2023): an invertible f: Z → V with exact
 // inverse, and φ_k^t(z) = f⁻¹(f(z) + t·e_k) with e_k the k-th standard basis
 // vector of V (so K ≤ d). Edits commute by construction: a sequence adds all
-// its shifts in V and maps back once per prefix (EditSequence).
+// its shifts in V and maps back once per prefix (EditSequences).
 //
 // Options:
 //   - "flow": "coupling" (default) or "ode".
@@ -48,8 +48,8 @@ type Curvilinear struct {
 	scaleMax float64
 	odeSteps int
 
-	mu       sync.Mutex
-	fwd, inv *context.Exec
+	mu    sync.Mutex
+	execs [3]*context.Exec // by curvExec
 }
 
 const curvScope = Scope + "/curvilinear"
@@ -284,67 +284,76 @@ func (c *Curvilinear) EpsRange() (float64, float64) { return 0.5, 6 }
 // Flow is the flow kind, "coupling" or "ode".
 func (c *Curvilinear) Flow() string { return c.flow }
 
-func (c *Curvilinear) execs() (fwd, inv *context.Exec, err error) {
+// curvExec names the three graphs an editor runs: f, f⁻¹, and the edit
+// f⁻¹(f(z) + δ) in one execution.
+type curvExec int
+
+const (
+	curvForward curvExec = iota
+	curvInverse
+	curvEdit
+)
+
+// exec returns the executor of graph which, built on first use.
+func (c *Curvilinear) exec(which curvExec) (*context.Exec, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.fwd == nil {
-		err = engine.Safe("edit: curvilinear", func() error {
-			f, err := context.NewExec(c.be, c.ctx, func(ctx *context.Context, z *graph.Node) []*graph.Node {
-				v, logdet := c.forward(z, c.weights(ctx, z.Graph(), z.DType()))
-				return []*graph.Node{v, logdet}
+	if c.execs[which] != nil {
+		return c.execs[which], nil
+	}
+	err := engine.Safe("edit: curvilinear", func() error {
+		var e *context.Exec
+		var err error
+		switch which {
+		case curvForward:
+			e, err = context.NewExec(c.be, c.ctx, func(ctx *context.Context, z *graph.Node) *graph.Node {
+				v, _ := c.forward(z, c.weights(ctx, z.Graph(), z.DType()))
+				return v
 			})
-			if err != nil {
-				return err
-			}
-			i, err := context.NewExec(c.be, c.ctx, func(ctx *context.Context, v *graph.Node) *graph.Node {
+		case curvInverse:
+			e, err = context.NewExec(c.be, c.ctx, func(ctx *context.Context, v *graph.Node) *graph.Node {
 				return c.inverse(v, c.weights(ctx, v.Graph(), v.DType()))
 			})
-			if err != nil {
-				return err
-			}
-			c.fwd, c.inv = f, i
-			return nil
-		})
-		if err != nil {
-			return nil, nil, err
+		default:
+			e, err = context.NewExec(c.be, c.ctx, func(ctx *context.Context, z, delta *graph.Node) *graph.Node {
+				ws := c.weights(ctx, z.Graph(), z.DType())
+				v, _ := c.forward(z, ws)
+				return c.inverse(graph.Add(v, delta), ws)
+			})
 		}
-	}
-	return c.fwd, c.inv, nil
-}
-
-// toV is f(z) and log|det ∂f/∂z| for one latent.
-func (c *Curvilinear) toV(z []float32) (v []float32, logdet float32, err error) {
-	fwd, _, err := c.execs()
-	if err != nil {
-		return nil, 0, err
-	}
-	err = engine.Safe("edit: curvilinear forward", func() error {
-		out, err := fwd.Exec(tensors.FromFlatDataAndDimensions(append([]float32(nil), z...), 1, c.d))
-		if err != nil {
-			return err
-		}
-		v = tensors.MustCopyFlatData[float32](out[0])
-		logdet = tensors.MustCopyFlatData[float32](out[1])[0]
-		return nil
+		c.execs[which] = e
+		return err
 	})
-	return v, logdet, err
+	return c.execs[which], err
 }
 
-// fromV is f⁻¹(v) for one point of V.
-func (c *Curvilinear) fromV(v []float32) (z []float32, err error) {
-	_, inv, err := c.execs()
+// run executes graph which on rows (each of d values; with deltas, the
+// edit's second input row by row) in padded chunks of editChunk.
+func (c *Curvilinear) run(which curvExec, rows, deltas [][]float32) ([][]float32, error) {
+	exec, err := c.exec(which)
 	if err != nil {
 		return nil, err
 	}
-	err = engine.Safe("edit: curvilinear inverse", func() error {
-		out, err := inv.Exec(tensors.FromFlatDataAndDimensions(append([]float32(nil), v...), 1, c.d))
-		if err != nil {
-			return err
+	return chunks(rows, c.d, func(flat []float32, first int) ([]float32, error) {
+		in := []any{tensors.FromFlatDataAndDimensions(flat, editChunk, c.d)}
+		if deltas != nil {
+			dl := make([]float32, editChunk*c.d)
+			for i, v := range deltas[first:min(len(deltas), first+editChunk)] {
+				copy(dl[i*c.d:], v)
+			}
+			in = append(in, tensors.FromFlatDataAndDimensions(dl, editChunk, c.d))
 		}
-		z = tensors.MustCopyFlatData[float32](out[0])
-		return nil
+		var out []float32
+		err := engine.Safe("edit: curvilinear", func() error {
+			res, err := exec.Exec(in...)
+			if err != nil {
+				return err
+			}
+			out = tensors.MustCopyFlatData[float32](res[0])
+			return nil
+		})
+		return out, err
 	})
-	return z, err
 }
 
 // ToV is f(z): the point of V where edits are additions. The server fuses
@@ -353,8 +362,11 @@ func (c *Curvilinear) ToV(z []float32) ([]float32, error) {
 	if err := checkLatent(c, z); err != nil {
 		return nil, err
 	}
-	v, _, err := c.toV(z)
-	return v, err
+	v, err := c.run(curvForward, [][]float32{z}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return v[0], nil
 }
 
 // FromV is f⁻¹(v), the latent of a point of V.
@@ -362,14 +374,14 @@ func (c *Curvilinear) FromV(v []float32) ([]float32, error) {
 	if len(v) != c.d {
 		return nil, fmt.Errorf("edit: curvilinear: point of V has %d values, want %d", len(v), c.d)
 	}
-	z, err := c.fromV(v)
+	z, err := c.run(curvInverse, [][]float32{v}, nil)
 	if err != nil {
 		return nil, err
 	}
-	if err := finiteInverse(z); err != nil {
+	if err := finiteInverse(z[0]); err != nil {
 		return nil, err
 	}
-	return z, nil
+	return z[0], nil
 }
 
 // finiteInverse refuses a latent f⁻¹ mapped to NaN or ±Inf (a point of V
@@ -383,42 +395,59 @@ func finiteInverse(z []float32) error {
 	return nil
 }
 
-// Edit implements Editor: f⁻¹(f(z) + t·e_k).
-func (c *Curvilinear) Edit(z []float32, k int, t float32) ([]float32, error) {
-	out, err := c.EditSequence(z, []Step{{k, t}})
+// shifted is f⁻¹(f(z_i) + δ_i) for every row, in one execution per chunk;
+// a refusal names the row.
+func (c *Curvilinear) shifted(zs, deltas [][]float32) ([][]float32, error) {
+	out, err := c.run(curvEdit, zs, deltas)
 	if err != nil {
 		return nil, err
 	}
-	return out[0], nil
+	for i, z := range out {
+		if err := finiteInverse(z); err != nil {
+			if len(out) > 1 {
+				return nil, fmt.Errorf("row %d: %w", i, err)
+			}
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
-// EditSequence implements Sequencer: f(z) once, every shift added in V, and
-// f⁻¹ once per prefix, so the result after n steps does not depend on their
-// order.
-func (c *Curvilinear) EditSequence(z []float32, steps []Step) ([][]float32, error) {
-	if err := checkLatent(c, z); err != nil {
+// EditBatch implements Editor: f⁻¹(f(z_i) + t_i·e_{k_i}).
+func (c *Curvilinear) EditBatch(zs [][]float32, steps []Step) ([][]float32, error) {
+	if err := checkBatch(c, zs, steps); err != nil {
 		return nil, err
 	}
+	deltas := make([][]float32, len(zs))
 	for i, s := range steps {
-		if err := checkStep(c, s); err != nil {
-			return nil, fmt.Errorf("step %d: %w", i, err)
+		deltas[i] = make([]float32, c.d)
+		deltas[i][s.K] = s.T
+	}
+	return c.shifted(zs, deltas)
+}
+
+// EditSequences implements Sequencer: each prefix of a sequence is one row
+// f⁻¹(f(z) + Σ shifts), all rows of all latents in one batch, so the result
+// after n steps does not depend on their order.
+func (c *Curvilinear) EditSequences(zs [][]float32, seqs [][]Step) ([][][]float32, error) {
+	if err := checkSequences(c, zs, seqs); err != nil {
+		return nil, err
+	}
+	var rows, deltas [][]float32
+	for i, seq := range seqs {
+		sum := make([]float32, c.d)
+		for _, s := range seq {
+			sum[s.K] += s.T
+			rows, deltas = append(rows, zs[i]), append(deltas, append([]float32(nil), sum...))
 		}
 	}
-	v, _, err := c.toV(z)
+	flat, err := c.shifted(rows, deltas)
 	if err != nil {
 		return nil, err
 	}
-	out := make([][]float32, 0, len(steps))
-	for _, s := range steps {
-		v[s.K] += s.T
-		x, err := c.fromV(v)
-		if err != nil {
-			return nil, err
-		}
-		if err := finiteInverse(x); err != nil {
-			return nil, err
-		}
-		out = append(out, x)
+	out := make([][][]float32, len(zs))
+	for i, seq := range seqs {
+		out[i], flat = flat[:len(seq):len(seq)], flat[len(seq):]
 	}
 	return out, nil
 }

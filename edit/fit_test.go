@@ -38,7 +38,7 @@ func TestFitClosedForm(t *testing.T) {
 			t.Errorf("%s %v: K %d, method %s, names %q", tc.method, tc.opt, e.K(), e.Method(), e.Names())
 		}
 		z := generator.Latent(1, m.LatentDim())
-		z2, err := e.Edit(z, 0, 1)
+		z2, err := One(e, z, 0, 1)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -129,7 +129,7 @@ func TestInterFaceGANConditional(t *testing.T) {
 		t.Fatalf("yaw|smile,pitch: dots %v %v %v", ds, dp, dy)
 	}
 	// Moving along smile|pitch leaves the pitch score unchanged to first order.
-	moved, err := l.Edit(z[0], 3, 2)
+	moved, err := One(l, z[0], 3, 2)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,9 +26,12 @@ import (
 // method name says where A came from.
 type Linear struct {
 	base
-	mu    sync.Mutex
-	exec  *context.Exec
 	fixed bool
+
+	mu   sync.Mutex
+	exec *context.Exec
+	key  *tensors.Tensor // the weights dirs were computed from (see cached)
+	dirs [][]float32
 }
 
 func init() {
@@ -138,24 +141,44 @@ func (l *Linear) Shift(ctx *context.Context, z, onehot, eps *graph.Node) (*graph
 // EpsRange is the GANLatentDiscovery default: |ε| ~ U[0.5, 6].
 func (l *Linear) EpsRange() (float64, float64) { return 0.5, 6 }
 
-// Directions returns the K unit directions.
+// Directions returns a copy of the K unit directions.
 func (l *Linear) Directions() ([][]float32, error) {
+	dirs, err := l.cached()
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]float32, len(dirs))
+	for j, v := range dirs {
+		out[j] = append([]float32(nil), v...)
+	}
+	return out, nil
+}
+
+// cached returns the directions, computed once per value of the weights:
+// the orthonormal form costs 18 d×d matmuls, too many for every edit. The
+// cache is keyed on the weight variable's tensor, which every change
+// replaces (a training step's update, a checkpoint load, SetValue), so an
+// editor trained by discover edits with its current weights; holding the
+// old tensor keeps its address from being reused. Callers must not modify
+// the result.
+func (l *Linear) cached() ([][]float32, error) {
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.key != nil && l.key == l.weights() {
+		return l.dirs, nil
+	}
 	if l.exec == nil {
 		exec, err := context.NewExec(l.be, l.ctx, func(ctx *context.Context, g *graph.Graph) *graph.Node {
 			return l.directions(ctx, g)
 		})
 		if err != nil {
-			l.mu.Unlock()
 			return nil, err
 		}
 		l.exec = exec
 	}
-	exec := l.exec
-	l.mu.Unlock()
 	var flat []float32
 	err := engine.Safe("edit: linear directions", func() error {
-		out, err := exec.Exec()
+		out, err := l.exec.Exec()
 		if err != nil {
 			return err
 		}
@@ -172,24 +195,44 @@ func (l *Linear) Directions() ([][]float32, error) {
 			dirs[j][i] = flat[i*l.k+j]
 		}
 	}
+	// Read after the execution, which initialises a fresh editor's weights.
+	l.key, l.dirs = l.weights(), dirs
 	return dirs, nil
 }
 
-// Edit implements Editor.
-func (l *Linear) Edit(z []float32, k int, t float32) ([]float32, error) {
-	if err := checkLatent(l, z); err != nil {
+// weights is the tensor holding the direction weights (S or A), nil while
+// they have no value.
+func (l *Linear) weights() *tensors.Tensor {
+	v := l.ctx.GetVariableByScopeAndName(Scope+"/linear", "S")
+	if v == nil {
+		v = l.ctx.GetVariableByScopeAndName(Scope+"/linear", "A")
+	}
+	if v == nil || !v.HasValue() {
+		return nil
+	}
+	t, err := v.Value()
+	if err != nil {
+		return nil
+	}
+	return t
+}
+
+// EditBatch implements Editor: z_i + t_i·a_{k_i}, on the host.
+func (l *Linear) EditBatch(zs [][]float32, steps []Step) ([][]float32, error) {
+	if err := checkBatch(l, zs, steps); err != nil {
 		return nil, err
 	}
-	if err := checkStep(l, Step{k, t}); err != nil {
-		return nil, err
-	}
-	dirs, err := l.Directions()
+	dirs, err := l.cached()
 	if err != nil {
 		return nil, err
 	}
-	out := make([]float32, len(z))
-	for i := range z {
-		out[i] = z[i] + t*dirs[k][i]
+	out := make([][]float32, len(zs))
+	for r, z := range zs {
+		a, t := dirs[steps[r].K], steps[r].T
+		out[r] = make([]float32, len(z))
+		for i := range z {
+			out[r][i] = z[i] + t*a[i]
+		}
 	}
 	return out, nil
 }

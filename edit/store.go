@@ -220,7 +220,7 @@ func Load(dir string, latentDim int, be backends.Backend) (Editor, error) {
 		}
 	}
 	// One edit exercises every variable: a missing or reshaped one fails here.
-	if _, err := e.Edit(make([]float32, latentDim), 0, 0.5); err != nil {
+	if _, err := One(e, make([]float32, latentDim), 0, 0.5); err != nil {
 		return nil, fmt.Errorf("load editor %s: %s does not fit %s with k=%d: %w", dir, wpath, spec.Method, spec.K, err)
 	}
 	if err := e.(named).SetNames(spec.Names); err != nil {

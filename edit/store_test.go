@@ -35,7 +35,7 @@ func edTestBackend(t testing.TB) backends.Backend {
 
 // newTestEditor makes a fresh editor of a method with a fixed seed; flows
 // get random (non-identity) weights.
-func newTestEditor(t *testing.T, method string, k, d int, opt Options) Editor {
+func newTestEditor(t testing.TB, method string, k, d int, opt Options) Editor {
 	t.Helper()
 	if method == "curvilinear" {
 		return newTestCurvilinear(t, k, d, opt, 21, 1)
@@ -84,7 +84,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 			var probes []probe
 			for i := range 4 {
 				p := probe{z: randLatent(r, d), k: i % k, t: float32(4*r.Float64() - 2)}
-				out, err := e.Edit(p.z, p.k, p.t)
+				out, err := One(e, p.z, p.k, p.t)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -106,7 +106,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 				t.Errorf("loaded names %q, saved %q", got.Names(), names)
 			}
 			for i, p := range probes {
-				out, err := got.Edit(p.z, p.k, p.t)
+				out, err := One(got, p.z, p.k, p.t)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -145,7 +145,7 @@ func TestLoadErrors(t *testing.T) {
 	be := edTestBackend(t)
 	save := func(t *testing.T, method string, opt Options) string {
 		e := newTestEditor(t, method, k, d, opt)
-		if _, err := e.Edit(make([]float32, d), 0, 1); err != nil { // initialises the variables
+		if _, err := One(e, make([]float32, d), 0, 1); err != nil { // initialises the variables
 			t.Fatal(err)
 		}
 		dir := filepath.Join(t.TempDir(), method)
@@ -293,18 +293,18 @@ func TestApplyRejects(t *testing.T) {
 			{"long latent", append(z, 0), []Step{{0, 1}}},
 			{"NaN latent", nanZ, []Step{{0, 1}}},
 		} {
-			if out, err := Apply(e, tc.z, tc.steps); err == nil {
-				t.Errorf("%s: Apply accepted %s (returned %d latents)", method, tc.name, len(out))
+			if out, err := ApplyOne(e, tc.z, tc.steps); err == nil {
+				t.Errorf("%s: ApplyOne accepted %s (returned %d latents)", method, tc.name, len(out))
 			}
 			if len(tc.steps) == 1 {
-				if _, err := e.Edit(tc.z, tc.steps[0].K, tc.steps[0].T); err == nil {
-					t.Errorf("%s: Edit accepted %s", method, tc.name)
+				if _, err := One(e, tc.z, tc.steps[0].K, tc.steps[0].T); err == nil {
+					t.Errorf("%s: One accepted %s", method, tc.name)
 				}
 			}
 		}
-		out, err := Apply(e, randLatent(rand.New(rand.NewPCG(1, 1)), d), []Step{{0, 1}, {2, -1}, {1, 0.5}})
+		out, err := ApplyOne(e, randLatent(rand.New(rand.NewPCG(1, 1)), d), []Step{{0, 1}, {2, -1}, {1, 0.5}})
 		if err != nil || len(out) != 3 {
-			t.Errorf("%s: Apply of 3 valid steps: %d latents, %v", method, len(out), err)
+			t.Errorf("%s: ApplyOne of 3 valid steps: %d latents, %v", method, len(out), err)
 		}
 	}
 }

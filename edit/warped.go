@@ -33,7 +33,7 @@ import (
 // standard deviation of the initial support vectors (default 1, the latent
 // prior's), "step" the longest sub-step of an edit (default 0.5),
 // "train_substeps" the most sub-steps of a training move (default ⌈6/step⌉
-// = 12, so training moves up to |ε| = 6 are Edit's paths; 1 is the paper's
+// = 12, so training moves up to |ε| = 6 are EditBatch's paths; 1 is the paper's
 // single step).
 //
 // Variables (in Scope+"/warped"): "support" [K, 2N, d], "log_gamma" [K, 2N].
@@ -42,7 +42,9 @@ type Warped struct {
 	dipoles    int
 	step       float64
 	trainSteps int
-	mu         sync.Mutex
+
+	mu   sync.Mutex
+	exec *context.Exec // the edit graph (editExec)
 }
 
 func init() {
@@ -119,50 +121,79 @@ func warpedStep(z, sv, logGamma, alpha, eps *graph.Node) *graph.Node {
 	return graph.Add(z, graph.Mul(grad, graph.ExpandAxes(graph.Div(eps, norm), -1)))
 }
 
-// warpedShift is one step for a batch, each row b along the field of the
-// direction onehot[b] selects: z [B, d], onehot [B, K], support [K, M, d],
-// logGamma [K, M], eps [B]. Selecting with a one-hot matmul is a gather with
-// a plain gradient.
-func warpedShift(z, onehot, support, logGamma, eps *graph.Node) *graph.Node {
+// warpedSelect gives each row b the support set [B, M, d], log γ [B, M] of
+// the direction onehot[b] selects from support [K, M, d] and logGamma
+// [K, M], and the weights α [M]. Selecting with a one-hot matmul is a
+// gather with a plain gradient.
+func warpedSelect(onehot, support, logGamma *graph.Node) (sv, lg, alpha *graph.Node) {
 	dims := support.Shape().Dimensions
 	k, m, d := dims[0], dims[1], dims[2]
-	b := z.Shape().Dimensions[0]
-	svb := graph.Reshape(engine.MatMul(onehot, graph.Reshape(support, k, m*d)), b, m, d)
-	lgb := engine.MatMul(onehot, logGamma)
-	return warpedStep(z, svb, lgb, warpedAlpha(z.Graph(), z.DType(), m), eps)
+	b := onehot.Shape().Dimensions[0]
+	sv = graph.Reshape(engine.MatMul(onehot, graph.Reshape(support, k, m*d)), b, m, d)
+	return sv, engine.MatMul(onehot, logGamma), warpedAlpha(onehot.Graph(), onehot.DType(), m)
 }
 
-// Shift implements Trainable: ε along direction k's field, walked as Edit
+// warpedShift is one step for a batch, each row b along the field of the
+// direction onehot[b] selects: z [B, d], onehot [B, K], support [K, M, d],
+// logGamma [K, M], eps [B].
+func warpedShift(z, onehot, support, logGamma, eps *graph.Node) *graph.Node {
+	sv, lg, alpha := warpedSelect(onehot, support, logGamma)
+	return warpedStep(z, sv, lg, alpha, eps)
+}
+
+// warpedWalk walks each row of z [B, d] along its direction's field
+// (onehot [B, K] selects it from support [K, M, d] and logGamma [K, M]):
+// n[b] sub-steps of size h[b] (n, h [B]; n a count held as a number). The
+// graph unrolls `unrolled` sub-steps, and a row takes the first n[b] of
+// them; the rest are zero-length, so the result of a row that needs at most
+// `unrolled` sub-steps does not depend on `unrolled`. Training (Shift) and
+// editing (EditBatch) both walk through it: the field has this one
+// implementation.
+func warpedWalk(z, onehot, support, logGamma, h, n *graph.Node, unrolled int) *graph.Node {
+	g, dt := z.Graph(), z.DType()
+	sv, lg, alpha := warpedSelect(onehot, support, logGamma)
+	for j := range unrolled {
+		active := graph.ConvertDType(graph.GreaterThan(n, graph.Scalar(g, dt, float64(j))), dt)
+		z = warpedStep(z, sv, lg, alpha, graph.Mul(h, active))
+	}
+	return z
+}
+
+// fieldGraph reads the support vectors and log γ into g, in dtype dt.
+func (w *Warped) fieldGraph(ctx *context.Context, g *graph.Graph, dt dtypes.DType) (support, logGamma *graph.Node) {
+	wctx := ctx.InAbsPath(warpedScope)
+	sv := wctx.GetVariableByScopeAndName(warpedScope, "support")
+	lg := wctx.GetVariableByScopeAndName(warpedScope, "log_gamma")
+	if sv == nil || lg == nil {
+		panic(fmt.Sprintf("edit: warped: variables %s/support and log_gamma missing", warpedScope))
+	}
+	return graph.ConvertDType(sv.ValueGraph(g), dt), graph.ConvertDType(lg.ValueGraph(g), dt)
+}
+
+// Shift implements Trainable: ε along direction k's field, walked as EditBatch
 // walks it: ⌈|ε|/step⌉ equal sub-steps (at most Options "train_substeps",
 // default ⌈6/step⌉ = 12, beyond which the sub-steps grow), so that training
-// moves are exactly the edits Edit makes. The graph unrolls train_substeps
-// steps; a row needing fewer takes zero-length steps for the rest. With
-// train_substeps 1 it is the paper's single step z + ε·∇f/‖∇f‖, which on a
-// fresh editor lands 0.55·|ε| from the walked path at |ε| = 6 (0.28·|ε| at 3,
-// 0.06·|ε| at 1): the fields bend over a few latent units.
+// moves are exactly the edits EditBatch makes. The graph unrolls
+// train_substeps steps; a row needing fewer takes zero-length steps for the
+// rest. With train_substeps 1 it is the paper's single step
+// z + ε·∇f/‖∇f‖, which on a fresh editor lands 0.55·|ε| from the walked
+// path at |ε| = 6 (0.28·|ε| at 3, 0.06·|ε| at 1): the fields bend over a
+// few latent units.
 func (w *Warped) Shift(ctx *context.Context, z, onehot, eps *graph.Node) (*graph.Node, *graph.Node) {
-	g, dt := z.Graph(), z.DType()
-	wctx := ctx.InAbsPath(warpedScope)
-	sv := wctx.GetVariableByScopeAndName(warpedScope, "support").ValueGraph(g)
-	lg := wctx.GetVariableByScopeAndName(warpedScope, "log_gamma").ValueGraph(g)
-	conv := func(x *graph.Node) *graph.Node { return graph.ConvertDType(x, dt) }
-	oh, sv, lg, eps := conv(onehot), conv(sv), conv(lg), conv(eps)
+	dt := z.DType()
+	sv, lg := w.fieldGraph(ctx, z.Graph(), dt)
+	oh, eps := graph.ConvertDType(onehot, dt), graph.ConvertDType(eps, dt)
 	if w.trainSteps == 1 {
 		return warpedShift(z, oh, sv, lg, eps), nil
 	}
 	// Sub-steps per row, n ∈ [1, train_substeps] (a constant of the data, no gradient).
 	n := graph.StopGradient(graph.ClipScalar(graph.Ceil(graph.DivScalar(graph.Abs(eps), w.step)), 1, float64(w.trainSteps)))
-	h := graph.Div(eps, n)
-	for j := range w.trainSteps {
-		active := graph.ConvertDType(graph.GreaterThan(n, graph.Scalar(g, dt, float64(j))), dt)
-		z = warpedShift(z, oh, sv, lg, graph.Mul(h, active))
-	}
-	return z, nil
+	return warpedWalk(z, oh, sv, lg, graph.Div(eps, n), n, w.trainSteps), nil
 }
 
 // EpsRange is |ε| ~ U[0.5, 6], linear's range: the move is a unit vector
 // times ε, so ε is in latent units as linear's is (‖z‖ ≈ 8 for d = 64), and
-// Shift walks Edit's path in sub-steps, so a large ε trains the edit Edit
+// Shift walks EditBatch's path in sub-steps, so a large ε trains the very edit EditBatch
 // makes. Measured on the embedded mnist-gan, K = 4, 60 steps of batch 16
 // (the discover smoke configuration, one run each): RCA 0.50 with the
 // defaults, 0.55 with 12 equal sub-steps, 0.51 with single steps, and 0.23
@@ -172,115 +203,82 @@ func (w *Warped) EpsRange() (float64, float64) { return 0.5, warpedEpsMax }
 // warpedEpsMax is EpsRange's upper end.
 const warpedEpsMax = 6
 
-// field returns the current support vectors [K][2N·d] and γ [K][2N] in float64.
-func (w *Warped) field() (sv, gamma [][]float64, err error) {
+// editUnrolled is how many sub-steps the edit graph unrolls: ⌈6/step⌉
+// (12 by default, the whole of any edit up to |t| = 6), at most 64; a
+// longer edit runs the graph again from where it stopped.
+func (w *Warped) editUnrolled() int {
+	return min(64, max(1, int(math.Ceil(warpedEpsMax/w.step))))
+}
+
+// editExec is the edit graph: z [B, d], onehot [B, K], h [B], n [B] →
+// warpedWalk, in float32 like training (where the matmuls run in the native
+// kernels; in float64 they take the generic path, five times slower). The
+// float64 host walk it replaced ended within 1e-5 of it.
+func (w *Warped) editExec() (*context.Exec, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	err = engine.Safe("edit: warped", func() error {
-		if w.ctx.NeedsInitialization() {
-			if err := w.ctx.InitializeVariables(w.be, nil); err != nil {
-				return err
-			}
-		}
-		read := func(name string, per int) ([][]float64, error) {
-			v := w.ctx.GetVariableByScopeAndName(warpedScope, name)
-			if v == nil {
-				return nil, fmt.Errorf("variable %s/%s missing", warpedScope, name)
-			}
-			t, err := v.Value()
-			if err != nil {
-				return nil, err
-			}
-			flat := tensors.MustCopyFlatData[float32](t)
-			if len(flat) != w.k*per {
-				return nil, fmt.Errorf("variable %s/%s has shape %s, want %d×%d values", warpedScope, name, t.Shape(), w.k, per)
-			}
-			out := make([][]float64, w.k)
-			for j := range out {
-				out[j] = make([]float64, per)
-				for i := range out[j] {
-					out[j][i] = float64(flat[j*per+i])
-				}
-			}
-			return out, nil
-		}
-		m := 2 * w.dipoles
-		if sv, err = read("support", m*w.d); err != nil {
-			return err
-		}
-		lg, err := read("log_gamma", m)
-		if err != nil {
-			return err
-		}
-		for _, row := range lg {
-			for i, v := range row {
-				row[i] = math.Exp(v)
-			}
-		}
-		gamma = lg
-		return nil
+	if w.exec != nil {
+		return w.exec, nil
+	}
+	unrolled := w.editUnrolled()
+	err := engine.Safe("edit: warped", func() error {
+		e, err := context.NewExec(w.be, w.ctx, func(ctx *context.Context, z, onehot, h, n *graph.Node) *graph.Node {
+			sv, lg := w.fieldGraph(ctx, z.Graph(), z.DType())
+			return warpedWalk(z, onehot, sv, lg, h, n, unrolled)
+		})
+		w.exec = e
+		return err
 	})
-	return sv, gamma, err
+	return w.exec, err
 }
 
-// walk moves z (in place) by t along the field (sv, gamma) of one direction
-// in ⌈|t|/step⌉ equal sub-steps.
-func (w *Warped) walk(z []float64, sv, gamma []float64, t float64) {
-	n := int(math.Ceil(math.Abs(t) / w.step))
-	if n == 0 {
-		return
-	}
-	h := t / float64(n)
-	d, m := w.d, len(gamma)
-	grad := make([]float64, d)
-	for range n {
-		clear(grad)
-		for i := 0; i < m; i++ {
-			s := sv[i*d : (i+1)*d]
-			sq := 0.0
-			for j, x := range z {
-				sq += (x - s[j]) * (x - s[j])
-			}
-			alpha := 1.0
-			if i >= m/2 {
-				alpha = -1
-			}
-			c := -2 * gamma[i] * alpha * math.Exp(-gamma[i]*sq)
-			for j, x := range z {
-				grad[j] += c * (x - s[j])
-			}
-		}
-		norm := 0.0
-		for _, g := range grad {
-			norm += g * g
-		}
-		norm = math.Sqrt(norm + 1e-16)
-		for j := range z {
-			z[j] += h * grad[j] / norm
-		}
-	}
-}
-
-// Edit implements Editor: a path of sub-steps of at most Options "step".
-func (w *Warped) Edit(z []float32, k int, t float32) ([]float32, error) {
-	if err := checkLatent(w, z); err != nil {
+// EditBatch implements Editor: each row a path of ⌈|t|/step⌉ equal
+// sub-steps (each at most Options "step" long) along its direction's field,
+// the gradient recomputed at every point. Rows run in padded chunks of
+// editChunk, one execution per chunk for edits up to |t| = 6 by default
+// (longer ones run the graph again from where it stopped).
+func (w *Warped) EditBatch(zs [][]float32, steps []Step) ([][]float32, error) {
+	if err := checkBatch(w, zs, steps); err != nil {
 		return nil, err
 	}
-	if err := checkStep(w, Step{k, t}); err != nil {
-		return nil, err
-	}
-	sv, gamma, err := w.field()
+	exec, err := w.editExec()
 	if err != nil {
 		return nil, err
 	}
-	x := make([]float64, len(z))
-	for i, v := range z {
-		x[i] = float64(v)
-	}
-	w.walk(x, sv[k], gamma[k], float64(t))
-	out := make([]float32, len(z))
-	for i, v := range x {
-		out[i] = float32(v)
-	}
-	return out, nil
+	unrolled := float32(w.editUnrolled())
+	d, k := w.d, w.k
+	return chunks(zs, d, func(z []float32, first int) ([]float32, error) {
+		oh := make([]float32, editChunk*k)
+		h, n := make([]float32, editChunk), make([]float32, editChunk)
+		var left float32
+		for i, s := range steps[first:min(len(steps), first+editChunk)] {
+			oh[i*k+s.K] = 1
+			// The sub-step count and size in float64, as the host walk
+			// computed them.
+			c := math.Ceil(math.Abs(float64(s.T)) / w.step)
+			if c > 0 {
+				h[i] = float32(float64(s.T) / c)
+			}
+			n[i] = float32(c)
+			left = max(left, n[i])
+		}
+		for ; left > 0; left -= unrolled {
+			err := engine.Safe("edit: warped", func() error {
+				out, err := exec.Exec(tensors.FromFlatDataAndDimensions(z, editChunk, d), tensors.FromFlatDataAndDimensions(oh, editChunk, k),
+					tensors.FromFlatDataAndDimensions(h, editChunk), tensors.FromFlatDataAndDimensions(n, editChunk))
+				if err != nil {
+					return err
+				}
+				z = tensors.MustCopyFlatData[float32](out[0])
+				return nil
+			})
+			if err != nil {
+				return nil, err
+			}
+			for i := range n {
+				n[i] = max(0, n[i]-unrolled)
+			}
+		}
+		return z, nil
+	})
 }

@@ -93,7 +93,7 @@ func TestWarpedEditMatchesShift(t *testing.T) {
 	shifted := shiftRows(t, single, zs, dirs, eps)
 	for i := range b {
 		z := zs[i*d : (i+1)*d]
-		e, err := single.Edit(z, dirs[i], eps[i])
+		e, err := One(single, z, dirs[i], eps[i])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -113,7 +113,7 @@ func TestWarpedEditMatchesShift(t *testing.T) {
 	shifted = shiftRows(t, w, zs, dirs, eps)
 	for i := range b {
 		z := zs[i*d : (i+1)*d]
-		e, err := w.Edit(z, dirs[i], eps[i])
+		e, err := One(w, z, dirs[i], eps[i])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -124,7 +124,7 @@ func TestWarpedEditMatchesShift(t *testing.T) {
 	// A long edit is a path of length |t|: it ends no further than |t| away,
 	// and nearer when the path bends.
 	z := zs[:d]
-	long, err := w.Edit(z, 1, 6)
+	long, err := One(w, z, 1, 6)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,19 +152,19 @@ func TestWarpedNonCommutative(t *testing.T) {
 		}
 		tt := sign() * float32(0.5+2.5*r.Float64())
 		ss := sign() * float32(0.5+2.5*r.Float64())
-		a, err := w.Edit(z, l, ss)
+		a, err := One(w, z, l, ss)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ab, err := w.Edit(a, kk, tt)
+		ab, err := One(w, a, kk, tt)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := w.Edit(z, kk, tt)
+		b, err := One(w, z, kk, tt)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ba, err := w.Edit(b, l, ss)
+		ba, err := One(w, b, l, ss)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -181,7 +181,7 @@ func TestWarpedNonCommutative(t *testing.T) {
 func TestWarpedInit(t *testing.T) {
 	const k, n, d = 3, 4, 6
 	w := newTestWarped(t, k, d, Options{"dipoles": n, "gamma": 0.25}, 3)
-	sv, gamma, err := w.field()
+	sv, gamma, err := fieldValues(t, w)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +201,7 @@ func TestWarpedInit(t *testing.T) {
 		}
 	}
 	w2 := newTestWarped(t, 1, 64, nil, 3)
-	_, gamma, err = w2.field()
+	_, gamma, err = fieldValues(t, w2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +209,7 @@ func TestWarpedInit(t *testing.T) {
 		t.Errorf("default γ %v (%d support vectors), want 1/64 and 32", gamma[0][0], len(gamma[0]))
 	}
 	z := randLatent(rand.New(rand.NewPCG(1, 1)), 64)
-	if out, err := w2.Edit(z, 0, 0); err != nil || dist32(out, z) != 0 {
+	if out, err := One(w2, z, 0, 0); err != nil || dist32(out, z) != 0 {
 		t.Errorf("Edit with t = 0 moved z (%v)", err)
 	}
 }
@@ -232,4 +232,26 @@ func TestWarpedOptions(t *testing.T) {
 	if w := e.(*Warped); w.trainSteps != int(math.Ceil(warpedEpsMax/0.25)) {
 		t.Errorf("train_substeps 0 gave %d sub-steps", w.trainSteps)
 	}
+}
+
+// fieldValues reads a warped editor's support vectors [K][2N·d] and γ
+// [K][2N] in float64.
+func fieldValues(t *testing.T, w *Warped) (sv, gamma [][]float64, err error) {
+	t.Helper()
+	if err := w.Context().InitializeVariables(edTestBackend(t), nil); err != nil {
+		return nil, nil, err
+	}
+	read := func(name string, per int, f func(float64) float64) [][]float64 {
+		flat := tensors.MustCopyFlatData[float32](w.Context().GetVariableByScopeAndName(warpedScope, name).MustValue())
+		out := make([][]float64, w.K())
+		for j := range out {
+			out[j] = make([]float64, per)
+			for i := range out[j] {
+				out[j][i] = f(float64(flat[j*per+i]))
+			}
+		}
+		return out
+	}
+	m := 2 * w.Dipoles()
+	return read("support", m*w.LatentDim(), func(x float64) float64 { return x }), read("log_gamma", m, math.Exp), nil
 }

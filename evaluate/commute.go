@@ -27,8 +27,17 @@ type CommutativityError struct {
 }
 
 // commuted returns, for every latent and pair k<l, the results of the two
-// compositions φ_k^t∘φ_l^s and φ_l^s∘φ_k^t, plus each latent's norm.
+// compositions φ_k^t∘φ_l^s and φ_l^s∘φ_k^t, plus each latent's norm. Every
+// composition is two separate edits, each a batch over all latents and
+// pairs. It deliberately does not use edit.Apply: the curvilinear editor's
+// sequence form adds both shifts in V and maps back once, which commutes
+// exactly by construction; composing the two edits is what the definition
+// says, and it shows the flow's numerical round-trip error (as the study
+// measured it).
 func commuted(e edit.Editor, zs [][]float32, t, s float32) (ab, ba [][]float32, norms []float64, err error) {
+	// Rows [0, n) are the order l then k (ab), rows [n, 2n) k then l (ba).
+	var rows [][]float32
+	var first, second []edit.Step
 	for _, z := range zs {
 		nz := 0.0
 		for _, v := range z {
@@ -37,35 +46,27 @@ func commuted(e edit.Editor, zs [][]float32, t, s float32) (ab, ba [][]float32, 
 		nz = math.Sqrt(nz)
 		for k := 0; k < e.K(); k++ {
 			for l := k + 1; l < e.K(); l++ {
-				a, err := compose(e, z, l, s, k, t)
-				if err != nil {
-					return nil, nil, nil, err
-				}
-				b, err := compose(e, z, k, t, l, s)
-				if err != nil {
-					return nil, nil, nil, err
-				}
-				ab, ba, norms = append(ab, a), append(ba, b), append(norms, nz)
+				rows = append(rows, z)
+				first, second = append(first, edit.Step{K: l, T: s}), append(second, edit.Step{K: k, T: t})
+				norms = append(norms, nz)
 			}
 		}
 	}
-	if len(ab) == 0 {
+	n := len(rows)
+	if n == 0 {
 		return nil, nil, nil, fmt.Errorf("commutativity: need at least two directions and one latent")
 	}
-	return ab, ba, norms, nil
-}
-
-// compose is φ_k2^t2(φ_k1^t1(z)) as two separate edits. It deliberately
-// does not use edit.Apply: the curvilinear editor's sequence form adds both
-// shifts in V and maps back once, which commutes exactly by construction;
-// composing the two edits is what the definition says, and it shows the
-// flow's numerical round-trip error (as the study measured it).
-func compose(e edit.Editor, z []float32, k1 int, t1 float32, k2 int, t2 float32) ([]float32, error) {
-	mid, err := e.Edit(z, k1, t1)
+	rows = append(rows, rows...)
+	first, second = append(first, second...), append(second, first...)
+	mid, err := e.EditBatch(rows, first)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
-	return e.Edit(mid, k2, t2)
+	out, err := e.EditBatch(mid, second)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return out[:n], out[n:], norms, nil
 }
 
 // Commutativity is the mean latent-space commutativity error relative to
@@ -197,13 +198,9 @@ func Identity(m *generator.Model, e edit.Editor, o *Oracle, zs [][]float32, befo
 	if len(before) != len(zs) {
 		return 0, 0, fmt.Errorf("identity: %d readings for %d latents", len(before), len(zs))
 	}
-	var edited [][]float32
-	for _, z := range zs {
-		z2, err := e.Edit(z, k, t)
-		if err != nil {
-			return 0, 0, err
-		}
-		edited = append(edited, z2)
+	edited, err := e.EditBatch(zs, edit.Repeat(edit.Step{K: k, T: t}, len(zs)))
+	if err != nil {
+		return 0, 0, err
 	}
 	n := len(zs)
 	after, err := ReadFactors(m, o, edited)

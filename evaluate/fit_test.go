@@ -48,13 +48,9 @@ func TestFitInterFaceGAN(t *testing.T) {
 	k, _ := edit.Direction(e, "yaw")
 	f := slices.Index(o.Factors, "yaw")
 	zs := generator.Latents(99, 16, m.LatentDim())
-	var moved [][]float32
-	for _, z := range zs {
-		z2, err := e.Edit(z, k, 2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		moved = append(moved, z2)
+	moved, err := e.EditBatch(zs, edit.Repeat(edit.Step{K: k, T: 2}, len(zs)))
+	if err != nil {
+		t.Fatal(err)
 	}
 	before, err := ReadFactors(m, o, zs)
 	if err != nil {

@@ -25,19 +25,22 @@ func MeasureAttributeChange(m *generator.Model, e edit.Editor, o *Oracle, n int,
 	}
 	zs := generator.Latents(seed, n, m.LatentDim())
 	ac := &AttributeChange{Directions: e.Names(), Factors: o.Factors, Effect: make([][]float64, e.K())}
+	// One batch of every edit: for direction k, rows [2kn, 2kn+n) are +t
+	// and the next n are −t.
+	var rows [][]float32
+	var steps []edit.Step
 	for k := 0; k < e.K(); k++ {
-		var plus, minus []float32
-		for _, z := range zs {
-			p, err := e.Edit(z, k, t)
-			if err != nil {
-				return nil, err
-			}
-			q, err := e.Edit(z, k, -t)
-			if err != nil {
-				return nil, err
-			}
-			plus, minus = append(plus, p...), append(minus, q...)
+		for _, sign := range []float32{1, -1} {
+			rows = append(rows, zs...)
+			steps = append(steps, edit.Repeat(edit.Step{K: k, T: sign * t}, n)...)
 		}
+	}
+	edited, err := e.EditBatch(rows, steps)
+	if err != nil {
+		return nil, err
+	}
+	for k := 0; k < e.K(); k++ {
+		plus, minus := flatten(edited[2*k*n:(2*k+1)*n]), flatten(edited[(2*k+1)*n:(2*k+2)*n])
 		rp, err := readFactors(m, o, plus, n)
 		if err != nil {
 			return nil, err

@@ -91,18 +91,12 @@ func Calibrate(m *generator.Model, e edit.Editor, editorName string, o *evaluate
 		if !ok {
 			continue
 		}
-		var plus, minus [][]float32
-		for _, z := range zs {
-			p, err := e.Edit(z, k, float32(t))
-			if err != nil {
-				return nil, err
-			}
-			q, err := e.Edit(z, k, float32(-t))
-			if err != nil {
-				return nil, err
-			}
-			plus, minus = append(plus, p), append(minus, q)
+		edited, err := e.EditBatch(append(append([][]float32(nil), zs...), zs...),
+			append(edit.Repeat(edit.Step{K: k, T: float32(t)}, n), edit.Repeat(edit.Step{K: k, T: float32(-t)}, n)...))
+		if err != nil {
+			return nil, err
 		}
+		plus, minus := edited[:n], edited[n:]
 		rp, err := evaluate.ReadFactors(m, o, plus)
 		if err != nil {
 			return nil, err

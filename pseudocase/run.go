@@ -200,19 +200,22 @@ func runBlock(t Tools, plan *Plan, targets map[string]float64, opt Options, s, e
 		return nil, err
 	}
 	cases := make([]Case, len(zs))
-	var zAfter [][]float32
-	for i, z := range zs {
+	seqs := make([][]edit.Step, len(zs))
+	for i := range zs {
 		steps, scale := plan.Steps(t.Cal, targets, rb[i])
-		path, err := edit.Apply(t.Editor, z, steps)
-		if err != nil {
-			return nil, fmt.Errorf("case %d: %w", s+i, err)
-		}
-		za := z
-		if len(path) > 0 {
-			za = path[len(path)-1]
-		}
-		zAfter = append(zAfter, za)
+		seqs[i] = steps
 		cases[i] = Case{Index: s + i, Seed: opt.Seed + int64(s+i), Before: rb[i], Steps: steps, Scale: scale}
+	}
+	paths, err := edit.Apply(t.Editor, zs, seqs)
+	if err != nil {
+		return nil, fmt.Errorf("cases %d–%d: %w", s, e-1, err)
+	}
+	zAfter := make([][]float32, len(zs))
+	for i, path := range paths {
+		zAfter[i] = zs[i]
+		if len(path) > 0 {
+			zAfter[i] = path[len(path)-1]
+		}
 	}
 	after, err := m.GenerateChunked(zAfter, predictChunk)
 	if err != nil {

@@ -75,7 +75,7 @@ func Replay(ws *workspace.Workspace, raw []byte) ([]float32, image.Image, error)
 	}
 	z := r.Latent
 	if len(steps) > 0 {
-		zs, err := edit.Apply(c.editors[r.Editor], z, steps)
+		zs, err := edit.ApplyOne(c.editors[r.Editor], z, steps)
 		if err != nil {
 			return nil, nil, fmt.Errorf("recipe: %w", err)
 		}

@@ -404,7 +404,7 @@ func (s *Server) edit(ctx context.Context, r *http.Request, body []byte) (any, *
 func (s *Server) applyAndDraw(ctx context.Context, e edit.Editor, z []float32, steps []edit.Step) (any, *apiError) {
 	if len(steps) > 0 {
 		aerr := s.work(ctx, func() error {
-			zs, err := edit.Apply(e, z, steps)
+			zs, err := edit.ApplyOne(e, z, steps)
 			if err == nil {
 				z = zs[len(zs)-1]
 			}

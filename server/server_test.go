@@ -102,12 +102,12 @@ func TestEditMatchesApplyAndReplay(t *testing.T) {
 		if c := post(t, url+"/api/edit", EditRequest{Editor: name, Latent: z, Steps: steps}, &res); c != 200 {
 			t.Fatalf("%s: status %d", name, c)
 		}
-		want, err := edit.Apply(e, z, []edit.Step{{K: 1, T: 2.5}, {K: 0, T: -1.5}})
+		want, err := edit.ApplyOne(e, z, []edit.Step{{K: 1, T: 2.5}, {K: 0, T: -1.5}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !slices.Equal(res.Latent, want[1]) {
-			t.Errorf("%s: latent differs from edit.Apply", name)
+			t.Errorf("%s: latent differs from edit.ApplyOne", name)
 		}
 		if slices.Equal(res.Latent, z) {
 			t.Errorf("%s: edit did not move the latent", name)

@@ -19,16 +19,21 @@ func Traversal(path string, m *generator.Model, e edit.Editor, z []float32, maxT
 	if cols < 2 {
 		return fmt.Errorf("traversal %s: need at least 2 columns", path)
 	}
-	var lat []float32
+	var rows [][]float32
+	var steps []edit.Step
 	for k := 0; k < e.K(); k++ {
 		for c := 0; c < cols; c++ {
-			t := -maxT + 2*maxT*float32(c)/float32(cols-1)
-			zz, err := e.Edit(z, k, t)
-			if err != nil {
-				return fmt.Errorf("traversal %s: direction %d, t=%g: %w", path, k, t, err)
-			}
-			lat = append(lat, zz...)
+			rows = append(rows, z)
+			steps = append(steps, edit.Step{K: k, T: -maxT + 2*maxT*float32(c)/float32(cols-1)})
 		}
+	}
+	edited, err := e.EditBatch(rows, steps)
+	if err != nil {
+		return fmt.Errorf("traversal %s: %w", path, err)
+	}
+	var lat []float32
+	for _, zz := range edited {
+		lat = append(lat, zz...)
 	}
 	n := e.K() * cols
 	pix, err := m.GenerateFloats(lat, n)
@@ -43,12 +48,17 @@ func Traversal(path string, m *generator.Model, e edit.Editor, z []float32, maxT
 // Sequence writes a grid with one row per latent: the original, then the
 // image after each step of the sequence (edits applied in order).
 func Sequence(path string, m *generator.Model, e edit.Editor, zs [][]float32, steps []edit.Step) error {
+	seqs := make([][]edit.Step, len(zs))
+	for i := range seqs {
+		seqs[i] = steps
+	}
+	paths, err := edit.Apply(e, zs, seqs)
+	if err != nil {
+		return fmt.Errorf("sequence %s: %w", path, err)
+	}
 	var lat []float32
 	for i, z := range zs {
-		seq, err := edit.Apply(e, z, steps)
-		if err != nil {
-			return fmt.Errorf("sequence %s: latent %d: %w", path, i, err)
-		}
+		seq := paths[i]
 		lat = append(lat, z...)
 		for _, s := range seq {
 			lat = append(lat, s...)

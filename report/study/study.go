@@ -302,14 +302,20 @@ func traversal(path string, m *generator.Model, e edit.Editor, rows []string, z 
 	for c := 0; c < cols; c++ {
 		colLabels = append(colLabels, fmt.Sprintf("t=%+.1f", -maxT+2*maxT*float32(c)/float32(cols-1)))
 	}
+	var zs [][]float32
+	var steps []edit.Step
 	for k := 0; k < e.K(); k++ {
 		for c := 0; c < cols; c++ {
-			zz, err := e.Edit(z, k, -maxT+2*maxT*float32(c)/float32(cols-1))
-			if err != nil {
-				return err
-			}
-			lat = append(lat, zz...)
+			zs = append(zs, z)
+			steps = append(steps, edit.Step{K: k, T: -maxT + 2*maxT*float32(c)/float32(cols-1)})
 		}
+	}
+	edited, err := e.EditBatch(zs, steps)
+	if err != nil {
+		return err
+	}
+	for _, zz := range edited {
+		lat = append(lat, zz...)
 	}
 	pix, err := m.GenerateFloats(lat, e.K()*cols)
 	if err != nil {
@@ -341,16 +347,15 @@ func stepFor(effect, want float64, maxT float32) float32 {
 func editedFrechet(m *generator.Model, e edit.Editor, o *evaluate.Oracle, real [][]float64, opt Options) (float64, error) {
 	zs := generator.Latents(8086, len(real), m.LatentDim())
 	u := generator.Latents(8087, len(real), 2)
-	for i, z := range zs {
-		k := int(math.Abs(float64(u[i][0]))*1000) % e.K()
-		t := float32(math.Tanh(float64(u[i][1]))) * opt.MaxT / 2
-		z2, err := e.Edit(z, k, t)
-		if err != nil {
-			return 0, err
-		}
-		zs[i] = z2
+	steps := make([]edit.Step, len(zs))
+	for i := range zs {
+		steps[i] = edit.Step{K: int(math.Abs(float64(u[i][0]))*1000) % e.K(), T: float32(math.Tanh(float64(u[i][1]))) * opt.MaxT / 2}
 	}
-	f, err := featuresOf(m, o, zs)
+	edited, err := e.EditBatch(zs, steps)
+	if err != nil {
+		return 0, err
+	}
+	f, err := featuresOf(m, o, edited)
 	if err != nil {
 		return 0, err
 	}
@@ -397,32 +402,41 @@ func sequenceGrids(m *generator.Model, res *Results, editors map[string]edit.Edi
 		cols = append(cols, "+"+strings.ReplaceAll(f, "_", " "))
 	}
 	h, w, c := m.ImageShape()
-	for _, seed := range opt.Seeds {
-		z := generator.Latent(seed, m.LatentDim())
+	zs := make([][]float32, len(opt.Seeds))
+	for i, seed := range opt.Seeds {
+		zs[i] = generator.Latent(seed, m.LatentDim())
+	}
+	// Per editor, its steps (the same for every seed), which columns they
+	// fill, and the edited latents of every seed in one batch.
+	steps := make([][]edit.Step, len(res.Editors))
+	have := make([][]bool, len(res.Editors))
+	paths := make([][][][]float32, len(res.Editors))
+	for j, r := range res.Editors {
+		have[j] = []bool{true}
+		for _, f := range SequenceFactors {
+			k := indexOf(r.Matched, f)
+			if k >= 0 {
+				steps[j] = append(steps[j], edit.Step{K: k, T: float32(*r.Steps[k])})
+			}
+			have[j] = append(have[j], k >= 0)
+		}
+		seqs := make([][]edit.Step, len(zs))
+		for i := range seqs {
+			seqs[i] = steps[j]
+		}
+		var err error
+		if paths[j], err = edit.Apply(editors[r.Name], zs, seqs); err != nil {
+			return err
+		}
+	}
+	for i, seed := range opt.Seeds {
 		var rows []string
 		var tiles [][]image.Image
-		for _, r := range res.Editors {
-			e := editors[r.Name]
-			var steps []edit.Step
-			have := []bool{true}
-			for _, f := range SequenceFactors {
-				k := indexOf(r.Matched, f)
-				if k < 0 {
-					have = append(have, false)
-					continue
-				}
-				steps = append(steps, edit.Step{K: k, T: float32(*r.Steps[k])})
-				have = append(have, true)
-			}
-			lat := append([]float32(nil), z...)
-			if len(steps) > 0 {
-				seq, err := edit.Apply(e, z, steps)
-				if err != nil {
-					return err
-				}
-				for _, s := range seq {
-					lat = append(lat, s...)
-				}
+		for j, r := range res.Editors {
+			steps, have := steps[j], have[j]
+			lat := append([]float32(nil), zs[i]...)
+			for _, s := range paths[j][i] {
+				lat = append(lat, s...)
 			}
 			pix, err := m.GenerateFloats(lat, len(steps)+1)
 			if err != nil {
