@@ -5,14 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/graph"
-	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
 	"latentedit/dataset"
@@ -142,36 +140,14 @@ func TrainClassifier(trainSet, test dataset.Dataset, be backends.Backend, opt Cl
 	if err != nil {
 		return nil, err
 	}
-	sz, b := h*w*ch, opt.Batch
-	xb := make([]float32, b*sz)
-	yb := make([]float32, b*c.Classes)
 	loop := &train.Loop{
 		Name: "classifier " + trainSet.Name(), Dir: opt.Dir, Ctx: c.ctx, Scopes: []string{classifierScope, "/optim/classifier"},
 		Keys: []string{"ce"}, Steps: opt.Steps, CheckpointEvery: max(1, opt.Steps/20), Schedule: opt.Schedule,
 		Resume: opt.Resume, Log: opt.Log, JSON: opt.JSON,
-		Step: func(s int) ([]float64, error) {
-			// The batch of step s is a function of (seed, s): a resumed run draws the same.
-			r := rand.New(rand.NewPCG(uint64(opt.Seed), uint64(s)))
-			clear(yb)
-			for j := 0; j < b; j++ {
-				i := r.IntN(n)
-				copy(xb[j*sz:(j+1)*sz], pix[i*sz:(i+1)*sz])
-				yb[j*c.Classes+classes[i]] = 1
-			}
-			var loss float64
-			err := engine.Safe("classifier step", func() error {
-				out, err := step.Exec(tensors.FromFlatDataAndDimensions(xb, b, h, w, ch), tensors.FromFlatDataAndDimensions(yb, b, c.Classes))
-				if err != nil {
-					return err
-				}
-				loss = float64(tensors.ToScalar[float32](out[0]))
-				return nil
-			})
-			return []float64{loss}, err
-		},
-		Plot: &train.Plot{Title: "classifier " + trainSet.Name(), Keys: []string{"ce"}},
 	}
-	if _, err := loop.Run(); err != nil {
+	err = supervised{step: step, seed: opt.Seed, pix: pix, img: []int{h, w, ch}, n: n, b: opt.Batch, nt: c.Classes,
+		target: func(i int, dst []float32) { clear(dst); dst[classes[i]] = 1 }}.run(loop)
+	if err != nil {
 		return nil, err
 	}
 	return c, c.measure(test)

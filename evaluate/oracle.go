@@ -14,13 +14,11 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/graph"
-	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
 	"latentedit/dataset"
@@ -204,35 +202,14 @@ func TrainOracle(ds, heldOut dataset.Dataset, be backends.Backend, opt OracleOpt
 	if err != nil {
 		return nil, err
 	}
-	sz, b := h*w*c, opt.Batch
-	xb := make([]float32, b*sz)
-	yb := make([]float32, b*nt)
 	loop := &train.Loop{
 		Name: "oracle " + ds.Name(), Dir: opt.Dir, Ctx: o.ctx, Scopes: []string{"/oracle", "/optim/oracle"},
 		Keys: []string{"mse"}, Steps: opt.Steps, CheckpointEvery: max(1, opt.Steps/20), Schedule: opt.Schedule,
 		Resume: opt.Resume, Log: opt.Log, JSON: opt.JSON,
-		Step: func(s int) ([]float64, error) {
-			// The batch of step s is a function of (seed, s): a resumed run draws the same.
-			r := rand.New(rand.NewPCG(uint64(opt.Seed), uint64(s)))
-			for j := 0; j < b; j++ {
-				i := r.IntN(n)
-				copy(xb[j*sz:(j+1)*sz], pix[i*sz:(i+1)*sz])
-				copy(yb[j*nt:(j+1)*nt], enc[i*nt:(i+1)*nt])
-			}
-			var loss float64
-			err := engine.Safe("oracle step", func() error {
-				out, err := step.Exec(tensors.FromFlatDataAndDimensions(xb, b, h, w, c), tensors.FromFlatDataAndDimensions(yb, b, nt))
-				if err != nil {
-					return err
-				}
-				loss = float64(tensors.ToScalar[float32](out[0]))
-				return nil
-			})
-			return []float64{loss}, err
-		},
-		Plot: &train.Plot{Title: "oracle " + ds.Name(), Keys: []string{"mse"}},
 	}
-	if _, err := loop.Run(); err != nil {
+	err = supervised{step: step, seed: opt.Seed, pix: pix, img: []int{h, w, c}, n: n, b: opt.Batch, nt: nt,
+		target: func(i int, dst []float32) { copy(dst, enc[i*nt:(i+1)*nt]) }}.run(loop)
+	if err != nil {
 		return nil, err
 	}
 	return o, o.measureR2(heldOut)
