@@ -1,10 +1,8 @@
 package evaluate
 
 import (
-	"cmp"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -66,30 +64,6 @@ func (c *Classifier) net(ctx *context.Context, x *graph.Node) *graph.Node {
 	return engine.Dense(ctx.In("out"), h, c.Classes, true)
 }
 
-// ClassifierOptions configure TrainClassifier. Zero fields take the defaults.
-type ClassifierOptions struct {
-	Steps    int     // Adam steps
-	Batch    int     // default 64
-	LR       float64 // default 1e-3
-	Schedule train.Schedule
-	Seed     int64  // weights and batch order (default 1)
-	Dir      string // run directory: state and curves for --resume ("" keeps none)
-	Resume   bool
-	Log      io.Writer
-	JSON     bool
-}
-
-func (o *ClassifierOptions) defaults() error {
-	o.Batch, o.LR, o.Seed = cmp.Or(o.Batch, 64), cmp.Or(o.LR, 1e-3), cmp.Or(o.Seed, 1)
-	if o.Schedule == (train.Schedule{}) {
-		o.Schedule = train.Schedule{Kind: "step", At: 0.75, Factor: 0.1}
-	}
-	if o.Steps < 0 || o.Batch < 1 || !(o.LR > 0) {
-		return fmt.Errorf("classifier: steps %d (≥0), batch %d (≥1), lr %g (>0)", o.Steps, o.Batch, o.LR)
-	}
-	return nil
-}
-
 // classLabels returns the class of every image of ds, which must have one
 // factor, "label", holding whole numbers ≥ 0.
 func classLabels(lab []float32, ds dataset.Dataset) ([]int, error) {
@@ -109,7 +83,7 @@ func classLabels(lab []float32, ds dataset.Dataset) ([]int, error) {
 // TrainClassifier fits a classifier on every image of trainSet, then
 // measures its accuracy on every image of test.
 func TrainClassifier(trainSet, test dataset.Dataset, be backends.Backend, opt ClassifierOptions) (*Classifier, error) {
-	if err := opt.defaults(); err != nil {
+	if err := opt.defaults("classifier"); err != nil {
 		return nil, err
 	}
 	h, w, ch := trainSet.Shape()

@@ -9,10 +9,8 @@
 package evaluate
 
 import (
-	"cmp"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -117,42 +115,13 @@ func (o *Oracle) net(ctx *context.Context, x *graph.Node) *graph.Node {
 	return engine.Dense(ctx.In("out"), h, o.width(), true)
 }
 
-// OracleOptions configure TrainOracle. Zero fields take the defaults.
-type OracleOptions struct {
-	Steps int     // Adam steps
-	Batch int     // default 64
-	LR    float64 // default 1e-3
-	// Schedule defaults to a tenfold drop for the last quarter of the steps:
-	// the subtle factors (a 32×32 smile is a few pixels of mouth) are learned
-	// last and need the finer steps.
-	Schedule train.Schedule
-	Seed     int64  // weights and batch order (default 1)
-	Dir      string // run directory: state and curves for --resume ("" keeps none)
-	Resume   bool
-	Log      io.Writer
-	JSON     bool
-}
-
-func (o *OracleOptions) defaults() error {
-	o.Batch = cmp.Or(o.Batch, 64)
-	o.LR = cmp.Or(o.LR, 1e-3)
-	o.Seed = cmp.Or(o.Seed, 1)
-	if o.Schedule == (train.Schedule{}) {
-		o.Schedule = train.Schedule{Kind: "step", At: 0.75, Factor: 0.1}
-	}
-	if o.Steps < 0 || o.Batch < 1 || !(o.LR > 0) {
-		return fmt.Errorf("oracle: steps %d (≥0), batch %d (≥1), lr %g (>0)", o.Steps, o.Batch, o.LR)
-	}
-	return nil
-}
-
 // OracleStateFile is the oracle's training state inside its run directory.
 const OracleStateFile = train.StateFile
 
 // TrainOracle fits an oracle on the images of ds (which must have factors),
 // then measures R² per factor on the held-out images of heldOut.
 func TrainOracle(ds, heldOut dataset.Dataset, be backends.Backend, opt OracleOptions) (*Oracle, error) {
-	if err := opt.defaults(); err != nil {
+	if err := opt.defaults("oracle"); err != nil {
 		return nil, err
 	}
 	h, w, c := ds.Shape()

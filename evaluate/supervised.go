@@ -1,6 +1,9 @@
 package evaluate
 
 import (
+	"cmp"
+	"fmt"
+	"io"
 	"math/rand/v2"
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
@@ -9,6 +12,42 @@ import (
 	"latentedit/engine"
 	"latentedit/train"
 )
+
+// SupervisedOptions configure the training of a judge from labelled images:
+// TrainOracle (OracleOptions) and TrainClassifier (ClassifierOptions). Zero
+// fields take the defaults.
+type SupervisedOptions struct {
+	Steps int     // Adam steps
+	Batch int     // default 64
+	LR    float64 // default 1e-3
+	// Schedule defaults to a tenfold drop for the last quarter of the steps:
+	// the subtle factors (a 32×32 smile is a few pixels of mouth) are learned
+	// last and need the finer steps.
+	Schedule train.Schedule
+	Seed     int64  // weights and batch order (default 1)
+	Dir      string // run directory: state and curves for --resume ("" keeps none)
+	Resume   bool
+	Log      io.Writer
+	JSON     bool
+}
+
+// OracleOptions configure TrainOracle.
+type OracleOptions = SupervisedOptions
+
+// ClassifierOptions configure TrainClassifier.
+type ClassifierOptions = SupervisedOptions
+
+// defaults fills the zero fields; who names the trainer in the error.
+func (o *SupervisedOptions) defaults(who string) error {
+	o.Batch, o.LR, o.Seed = cmp.Or(o.Batch, 64), cmp.Or(o.LR, 1e-3), cmp.Or(o.Seed, 1)
+	if o.Schedule == (train.Schedule{}) {
+		o.Schedule = train.Schedule{Kind: "step", At: 0.75, Factor: 0.1}
+	}
+	if o.Steps < 0 || o.Batch < 1 || !(o.LR > 0) {
+		return fmt.Errorf("%s: steps %d (≥0), batch %d (≥1), lr %g (>0)", who, o.Steps, o.Batch, o.LR)
+	}
+	return nil
+}
 
 // supervised is the one training run of the judges that learn from labelled
 // images (the oracle, the class classifier): step is a compiled Adam step
