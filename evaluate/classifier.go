@@ -1,10 +1,7 @@
 package evaluate
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 
 	"github.com/gomlx/gomlx/backends"
@@ -14,7 +11,6 @@ import (
 	"latentedit/dataset"
 	"latentedit/engine"
 	"latentedit/internal/artifact"
-	"latentedit/internal/atomicfile"
 	"latentedit/train"
 )
 
@@ -185,51 +181,31 @@ func (c *Classifier) Read(pix []float32, n int) (features, factors [][]float64, 
 
 // Save writes the classifier into dir (model/classifier) atomically.
 func (c *Classifier) Save(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	wpath := filepath.Join(dir, classifierWeights)
-	if err := engine.SaveCheckpoint(c.ctx, wpath, classifierScope, nil); err != nil {
-		return err
-	}
-	sum, err := artifact.FileSHA256(wpath)
-	if err != nil {
-		return err
-	}
-	c.FormatVersion, c.Kind, c.WeightsSHA256 = ClassifierFormat, "classifier", sum
-	raw, err := json.MarshalIndent(c, "", "  ")
-	if err != nil {
-		return fmt.Errorf("classifier: %w", err)
-	}
-	return atomicfile.WriteFile(filepath.Join(dir, ClassifierSpec), append(raw, '\n'), atomicfile.DefaultPerm)
+	return classifierFiles(dir).Save(c.ctx, classifierScope, nil, c, func(format int, kind, sha string) {
+		c.FormatVersion, c.Kind, c.WeightsSHA256 = format, kind, sha
+	})
+}
+
+func classifierFiles(dir string) artifact.Files {
+	return artifact.Files{Dir: dir, Spec: ClassifierSpec, Weights: classifierWeights, Kind: "classifier", Format: ClassifierFormat}
 }
 
 // LoadClassifier reads a classifier directory. It refuses a spec with bad
 // fields, a checkpoint whose checksum fails, and weights that do not fit
 // the spec's network.
 func LoadClassifier(dir string, be backends.Backend) (*Classifier, error) {
-	spec, wpath := filepath.Join(dir, ClassifierSpec), filepath.Join(dir, classifierWeights)
-	raw, err := os.ReadFile(spec)
+	f, c := classifierFiles(dir), &Classifier{}
+	ctx, _, err := f.Load(c, func() (int, string, string) { return c.FormatVersion, c.Kind, c.WeightsSHA256 })
 	if err != nil {
-		return nil, fmt.Errorf("classifier: %w", err)
+		return nil, err
 	}
-	c := &Classifier{}
-	if err := json.Unmarshal(raw, c); err != nil {
-		return nil, fmt.Errorf("classifier %s: %w", spec, err)
-	}
-	if err := artifact.Check(spec, c.FormatVersion, ClassifierFormat, c.Kind, "classifier", wpath, c.WeightsSHA256); err != nil {
-		return nil, fmt.Errorf("classifier: %w", err)
-	}
-	switch {
+	switch spec := f.SpecPath(); {
 	case c.Classes < 2:
 		return nil, fmt.Errorf("classifier %s: field classes: %d, want ≥ 2", spec, c.Classes)
 	case c.Size < 8 || c.Chan < 1 || c.Width < 1 || c.Hidden < 1:
 		return nil, fmt.Errorf("classifier %s: inconsistent fields (size %d, channels %d, width %d, hidden %d)", spec, c.Size, c.Chan, c.Width, c.Hidden)
 	}
-	c.ctx, c.be = context.New().Checked(false), be
-	if _, err := engine.LoadCheckpoint(c.ctx, wpath); err != nil {
-		return nil, err
-	}
+	c.ctx, c.be = ctx, be
 	if _, _, err := c.Read(make([]float32, c.Size*c.Size*c.Chan), 1); err != nil {
 		return nil, fmt.Errorf("classifier %s: weights do not fit: %w", dir, err)
 	}

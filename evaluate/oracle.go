@@ -9,11 +9,8 @@
 package evaluate
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/graph"
@@ -22,7 +19,6 @@ import (
 	"latentedit/dataset"
 	"latentedit/engine"
 	"latentedit/internal/artifact"
-	"latentedit/internal/atomicfile"
 	"latentedit/train"
 )
 
@@ -316,43 +312,27 @@ func float64s(v []float32) []float64 {
 
 // Save writes the oracle into dir (model/oracle) atomically.
 func (o *Oracle) Save(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	wpath := filepath.Join(dir, oracleWeights)
-	if err := engine.SaveCheckpoint(o.ctx, wpath, "/oracle", nil); err != nil {
-		return err
-	}
-	sum, err := artifact.FileSHA256(wpath)
-	if err != nil {
-		return err
-	}
-	o.FormatVersion, o.Kind, o.WeightsSHA256 = OracleFormat, "oracle", sum
-	raw, _ := json.MarshalIndent(o, "", "  ")
-	return atomicfile.WriteFile(filepath.Join(dir, OracleSpec), append(raw, '\n'), atomicfile.DefaultPerm)
+	return oracleFiles(dir).Save(o.ctx, "/oracle", nil, o, func(format int, kind, sha string) {
+		o.FormatVersion, o.Kind, o.WeightsSHA256 = format, kind, sha
+	})
 }
 
-// LoadOracle reads an oracle directory.
+func oracleFiles(dir string) artifact.Files {
+	return artifact.Files{Dir: dir, Spec: OracleSpec, Weights: oracleWeights, Kind: "oracle", Format: OracleFormat}
+}
+
+// LoadOracle reads an oracle directory. It refuses a spec with bad fields,
+// a checkpoint whose checksum fails, and weights that do not fit the spec.
 func LoadOracle(dir string, be backends.Backend) (*Oracle, error) {
-	raw, err := os.ReadFile(filepath.Join(dir, OracleSpec))
+	f, o := oracleFiles(dir), &Oracle{}
+	ctx, _, err := f.Load(o, func() (int, string, string) { return o.FormatVersion, o.Kind, o.WeightsSHA256 })
 	if err != nil {
-		return nil, fmt.Errorf("oracle: %w", err)
-	}
-	o := &Oracle{}
-	spec, wpath := filepath.Join(dir, OracleSpec), filepath.Join(dir, oracleWeights)
-	if err := json.Unmarshal(raw, o); err != nil {
-		return nil, fmt.Errorf("oracle %s: %w", spec, err)
-	}
-	if err := artifact.Check(spec, o.FormatVersion, OracleFormat, o.Kind, "oracle", wpath, o.WeightsSHA256); err != nil {
-		return nil, fmt.Errorf("oracle: %w", err)
-	}
-	if len(o.Factors) == 0 || len(o.Mean) != o.width() || len(o.Std) != o.width() || o.Size < 8 || o.Width < 1 {
-		return nil, fmt.Errorf("oracle %s: inconsistent fields (factors %d, mean %d, std %d, size %d)", filepath.Join(dir, OracleSpec), len(o.Factors), len(o.Mean), len(o.Std), o.Size)
-	}
-	o.ctx, o.be = context.New().Checked(false), be
-	if _, err := engine.LoadCheckpoint(o.ctx, wpath); err != nil {
 		return nil, err
 	}
+	if len(o.Factors) == 0 || len(o.Mean) != o.width() || len(o.Std) != o.width() || o.Size < 8 || o.Width < 1 {
+		return nil, fmt.Errorf("oracle %s: inconsistent fields (factors %d, mean %d, std %d, size %d)", f.SpecPath(), len(o.Factors), len(o.Mean), len(o.Std), o.Size)
+	}
+	o.ctx, o.be = ctx, be
 	if _, err := o.Predict(make([]float32, o.Size*o.Size*o.Chan), 1); err != nil {
 		return nil, fmt.Errorf("oracle %s: weights do not fit: %w", dir, err)
 	}

@@ -2,13 +2,10 @@ package pseudocase
 
 import (
 	"cmp"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/graph"
@@ -19,7 +16,6 @@ import (
 	"latentedit/dataset/fundus"
 	"latentedit/engine"
 	"latentedit/internal/artifact"
-	"latentedit/internal/atomicfile"
 	"latentedit/internal/figure"
 	"latentedit/train"
 )
@@ -410,56 +406,33 @@ const predictChunk = 8
 // Save writes the segmenter to dir (segmenter.json + checksummed
 // segmenter.ckpt), each file atomically.
 func (s *Segmenter) Save(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("segmenter: %w", err)
-	}
-	wpath := filepath.Join(dir, SegmenterWeights)
-	if err := engine.SaveCheckpoint(s.ctx, wpath, segScope, map[string]string{"kind": "segmenter"}); err != nil {
-		return err
-	}
-	sum, err := artifact.FileSHA256(wpath)
-	if err != nil {
-		return fmt.Errorf("segmenter: %w", err)
-	}
-	s.Format, s.Kind, s.WeightsSHA256 = segFormat, "segmenter", sum
-	raw, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return fmt.Errorf("segmenter: %w", err)
-	}
-	return atomicfile.WriteFile(filepath.Join(dir, SegmenterSpec), append(raw, '\n'), atomicfile.DefaultPerm)
+	return segFiles(dir).Save(s.ctx, segScope, map[string]string{"kind": "segmenter"}, s, func(format int, kind, sha string) {
+		s.Format, s.Kind, s.WeightsSHA256 = format, kind, sha
+	})
+}
+
+func segFiles(dir string) artifact.Files {
+	return artifact.Files{Dir: dir, Spec: SegmenterSpec, Weights: SegmenterWeights, Kind: "segmenter", Format: segFormat}
 }
 
 // LoadSegmenter reads a segmenter saved by Save. It refuses a spec with
 // bad fields, a checkpoint whose checksum fails, and weights that do not
 // fit the spec's network.
 func LoadSegmenter(dir string, be backends.Backend) (*Segmenter, error) {
-	spec := filepath.Join(dir, SegmenterSpec)
-	raw, err := os.ReadFile(spec)
+	f, s := segFiles(dir), &Segmenter{}
+	ctx, meta, err := f.Load(s, func() (int, string, string) { return s.Format, s.Kind, s.WeightsSHA256 })
 	if err != nil {
-		return nil, fmt.Errorf("segmenter: %w", err)
+		return nil, err
 	}
-	s := &Segmenter{}
-	if err := json.Unmarshal(raw, s); err != nil {
-		return nil, fmt.Errorf("segmenter %s: %w", spec, err)
-	}
-	wpath := filepath.Join(dir, SegmenterWeights)
-	if err := artifact.Check(spec, s.Format, segFormat, s.Kind, "segmenter", wpath, s.WeightsSHA256); err != nil {
-		return nil, fmt.Errorf("segmenter: %w", err)
-	}
-	switch {
+	switch spec := f.SpecPath(); {
 	case s.Size != fundus.DefaultSize:
 		return nil, fmt.Errorf("segmenter %s: field size: %d, want %d", spec, s.Size, fundus.DefaultSize)
 	case s.Width < 1 || s.Width > 256:
 		return nil, fmt.Errorf("segmenter %s: field width: %d out of [1, 256]", spec, s.Width)
+	case meta["kind"] != "segmenter":
+		return nil, fmt.Errorf("segmenter %s: checkpoint kind %q, want \"segmenter\"", f.WeightsPath(), meta["kind"])
 	}
-	s.ctx, s.be = context.New().Checked(false), be
-	meta, err := engine.LoadCheckpoint(s.ctx, wpath)
-	if err != nil {
-		return nil, fmt.Errorf("segmenter: %w", err)
-	}
-	if meta["kind"] != "segmenter" {
-		return nil, fmt.Errorf("segmenter %s: checkpoint kind %q, want \"segmenter\"", wpath, meta["kind"])
-	}
+	s.ctx, s.be = ctx, be
 	if _, err := s.Predict(make([]float32, s.Size*s.Size*3), 1); err != nil {
 		return nil, fmt.Errorf("segmenter %s: weights do not fit the spec: %w", dir, err)
 	}
