@@ -61,7 +61,7 @@ type Config struct {
 	Noise      bool    `json:"noise,omitempty"`      // style: per-block noise inputs
 	MBStd      bool    `json:"mbstd,omitempty"`      // GAN: minibatch-stddev layer in D (always on for style)
 	Truncation float64 `json:"truncation,omitempty"` // style: ψ at sampling (0 or 1: none)
-	R1         float64 `json:"r1,omitempty"`         // style: R1 weight γ (0: 0.0002·S²/batch)
+	R1         float64 `json:"r1,omitempty"`         // style: R1 weight γ (0: DefaultR1)
 	R1Every    int     `json:"r1_every,omitempty"`   // style: lazy R1 period (0: 16)
 	Mixing     float64 `json:"mixing,omitempty"`     // style: probability of style mixing in training
 }
@@ -74,11 +74,19 @@ func (c Config) ArchName() string {
 	return c.ArchKind
 }
 
+// DefaultR1 is the style GAN's R1 weight when none is given. StyleGAN2-ADA's
+// heuristic 0.0002·S²/batch (0.0256 at 64×64, batch 32) let our D win from
+// step 500 on and the generator collapse; at 32×32, γ from 10 to 50 kept D
+// balanced and covered the hue modes (docs/models.md, "The first long run
+// collapsed"). The heuristic assumes equalised learning rates and
+// augmentation, which this project does not use.
+const DefaultR1 = 10
+
 // r1 returns the R1 weight and period of a style GAN run.
 func (c Config) r1() (gamma float64, every int) {
 	gamma, every = c.R1, c.R1Every
 	if gamma == 0 {
-		gamma = 0.0002 * float64(c.Size*c.Size) / float64(c.Batch) // StyleGAN2's heuristic
+		gamma = DefaultR1
 	}
 	if every == 0 {
 		every = 16

@@ -44,7 +44,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&d.MapDepth, "map-depth", 2, "style: dense layers of the mapping network z → w")
 	fs.BoolVar(&d.Noise, "noise", false, "style: per-block noise inputs")
 	fs.Float64Var(&d.Mixing, "mixing", 0.9, "style: probability of style mixing in training")
-	fs.Float64Var(&d.R1, "r1", 0, "style: R1 weight γ (0: 0.0002·size²/batch)")
+	fs.Float64Var(&d.R1, "r1", 0, fmt.Sprintf("style: R1 weight γ (0: %g)", float64(generator.DefaultR1)))
 	fs.IntVar(&d.R1Every, "r1-every", 16, "style: lazy R1 period in steps")
 	fs.Float64Var(&d.Truncation, "truncation", 1, "style: truncation ψ at sampling (1: none)")
 	if err := parse(fs, args); err != nil {
