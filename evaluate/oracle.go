@@ -123,7 +123,7 @@ func TrainOracle(ds, heldOut dataset.Dataset, be backends.Backend, opt OracleOpt
 	h, w, c := ds.Shape()
 	o := &Oracle{Factors: ds.Factors(), Size: h, Chan: c, Width: 16, Steps: opt.Steps, ctx: context.New().Checked(false), be: be}
 	if len(o.Factors) == 0 {
-		return nil, fmt.Errorf("oracle: dataset %s has no factors", ds.Name())
+		return nil, fmt.Errorf("oracle: dataset %s has no factors to learn (an oracle, and with it InterFaceGAN and the quality measures, needs a dataset with labelled factors)", ds.Name())
 	}
 	if h != w {
 		return nil, fmt.Errorf("oracle: square images only")

@@ -184,7 +184,7 @@ func RenderQualityImages(m *generator.Model, opt QualityOptions) (*QualityImages
 		return nil, err
 	}
 	n := opt.N
-	ds, err := dataset.Open(m.Info.Dataset, dataset.Options{N: 2 * n, Seed: opt.DataSeed, Size: m.Info.Height, Split: "test"})
+	ds, err := m.Info.OpenData(dataset.Options{N: 2 * n, Seed: opt.DataSeed, Split: "test"})
 	if err != nil {
 		return nil, err
 	}

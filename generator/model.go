@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"latentedit/dataset"
 	"latentedit/internal/artifact"
 	"latentedit/train"
 )
@@ -38,8 +39,9 @@ type Config struct {
 	Dataset         string         `json:"dataset"` // registered dataset name
 	DataN           int            `json:"data_n"`  // training images (procedural datasets render this many)
 	DataSeed        int64          `json:"data_seed"`
-	Size            int            `json:"size"`     // image side
-	Channels        int            `json:"channels"` // 1 or 3 (from the dataset)
+	DataDir         string         `json:"data_dir,omitempty"` // the folder dataset's images (--data-dir)
+	Size            int            `json:"size"`               // image side
+	Channels        int            `json:"channels"`           // 1 or 3 (from the dataset)
 	Latent          int            `json:"latent_dim"`
 	Base            int            `json:"base"`                  // channel width of the largest feature maps
 	Loss            string         `json:"loss"`                  // GAN: "ns" (non-saturating) or "hinge"
@@ -151,6 +153,14 @@ type Info struct {
 	Step          int    `json:"step"`           // training steps behind the weights
 	WeightsSHA256 string `json:"weights_sha256"` // of WeightsFile
 	Command       string `json:"command,omitempty"`
+}
+
+// OpenData opens the dataset the model was trained on, at the model's size
+// and from its folder for the folder dataset: the one way code that compares
+// a model with its data reaches that data. o's Size and Dir are set here.
+func (i Info) OpenData(o dataset.Options) (dataset.Dataset, error) {
+	o.Size, o.Dir = i.Height, i.Config.DataDir
+	return dataset.Open(i.Dataset, o)
 }
 
 // ReadInfo reads and validates dir/model.json.

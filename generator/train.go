@@ -91,7 +91,7 @@ func Train(cfg Config, opt Options) (res *Result, err error) {
 		stored.Steps = max(stored.Steps, cfg.Steps)
 		cfg = stored
 	}
-	ds, err := dataset.Open(cfg.Dataset, dataset.Options{N: cfg.DataN, Seed: cfg.DataSeed, Size: cfg.Size, NoCorrelation: cfg.NoCorrelation})
+	ds, err := dataset.Open(cfg.Dataset, dataset.Options{N: cfg.DataN, Seed: cfg.DataSeed, Size: cfg.Size, Dir: cfg.DataDir, NoCorrelation: cfg.NoCorrelation})
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}

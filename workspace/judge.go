@@ -28,6 +28,9 @@ func (w *Workspace) Judge(oracleFrom string, oracleSteps, classifierSteps int, l
 	if err != nil {
 		return nil, err
 	}
+	if len(factors) == 0 {
+		return nil, fmt.Errorf("model %s: dataset %s has no factors, so no oracle can be trained to judge it: the quality measures (Fréchet distance, precision and recall in oracle features, factor marginals) need one", w.Model.Dir, w.Model.Info.Dataset)
+	}
 	if slices.Equal(factors, []string{"label"}) {
 		if oracleFrom != "" {
 			return nil, fmt.Errorf("--oracle %s: dataset %s is judged by its class classifier, not an oracle", oracleFrom, w.Model.Info.Dataset)
@@ -53,7 +56,7 @@ func (w *Workspace) Judge(oracleFrom string, oracleSteps, classifierSteps int, l
 // datasetFactors names the factors of the model's dataset.
 func (w *Workspace) datasetFactors() ([]string, error) {
 	info := w.Model.Info
-	ds, err := dataset.Open(info.Dataset, dataset.Options{N: 1, Size: info.Height, Split: "test"})
+	ds, err := info.OpenData(dataset.Options{N: 1, Split: "test"})
 	if err != nil {
 		return nil, err
 	}
@@ -111,11 +114,11 @@ func (w *Workspace) Classifier(steps int, log io.Writer) (*evaluate.Classifier, 
 	_, statErr := os.Stat(filepath.Join(run, evaluate.ClassifierStateFile))
 	resume := statErr == nil
 	info := w.Model.Info
-	trainSet, err := dataset.Open(info.Dataset, dataset.Options{Size: info.Height, Split: "train"})
+	trainSet, err := info.OpenData(dataset.Options{Split: "train"})
 	if err != nil {
 		return nil, err
 	}
-	test, err := dataset.Open(info.Dataset, dataset.Options{Size: info.Height, Split: "test"})
+	test, err := info.OpenData(dataset.Options{Split: "test"})
 	if err != nil {
 		return nil, err
 	}

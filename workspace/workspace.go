@@ -176,13 +176,13 @@ func (w *Workspace) OracleProgress(steps int, log io.Writer, jsonLines bool) (o 
 	_, statErr := os.Stat(filepath.Join(run, evaluate.OracleStateFile))
 	resume := statErr == nil
 	m := w.Model
-	opt := dataset.Options{N: 20000, Seed: 12345, Size: m.Info.Height}
-	train, err := dataset.Open(m.Info.Dataset, opt)
+	opt := dataset.Options{N: 20000, Seed: 12345}
+	train, err := m.Info.OpenData(opt)
 	if err != nil {
 		return nil, false, err
 	}
 	opt.N, opt.Seed = 1000, 54321
-	held, err := dataset.Open(m.Info.Dataset, opt)
+	held, err := m.Info.OpenData(opt)
 	if err != nil {
 		return nil, false, err
 	}

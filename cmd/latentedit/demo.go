@@ -151,7 +151,7 @@ func modelsPage(out string, be backends.Backend, stderr io.Writer, jsonOut bool)
 		if err := figure.Grid(filepath.Join(out, s.Samples), imgs, 8, 512); err != nil {
 			return err
 		}
-		ds, err := dataset.Open(m.Info.Dataset, dataset.Options{N: 64, Seed: 1, Size: m.Info.Height})
+		ds, err := m.Info.OpenData(dataset.Options{N: 64, Seed: 1})
 		if err != nil {
 			return err
 		}

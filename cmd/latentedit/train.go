@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"strings"
@@ -17,7 +18,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("train", stderr)
 	d := generator.Default("gan", "faces")
 	kind := fs.String("kind", d.Kind, "gan or vae")
-	data := fs.String("data", d.Dataset, "dataset: faces, fundus, mnist, fashion-mnist")
+	data := fs.String("data", d.Dataset, "dataset: faces, fundus, mnist, fashion-mnist, or folder (with --data-dir)")
 	out := fs.String("out", "", "model directory to write (required)")
 	resume := fs.Bool("resume", false, "continue the run in --out from its last checkpoint")
 	backend := fs.String("backend", "", "go (CPU, default) or xla:/abs/path/pjrt_plugin.so; default $GOMLX_BACKEND")
@@ -26,7 +27,8 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&d.Batch, "batch", d.Batch, "batch size")
 	fs.IntVar(&d.Latent, "latent", d.Latent, "latent dimension")
 	fs.IntVar(&d.Base, "base", d.Base, "channel width of the largest feature maps")
-	fs.IntVar(&d.Size, "size", 0, "image side for procedural datasets (0: the dataset's default)")
+	fs.IntVar(&d.Size, "size", 0, "image side (0: the dataset's default; 64 for --data folder, whose images are centre-cropped and resized to it)")
+	fs.StringVar(&d.DataDir, "data-dir", "", "--data folder: the folder of PNG/JPEG images (sub-folders included)")
 	fs.IntVar(&d.DataN, "data-n", d.DataN, "training images")
 	fs.Int64Var(&d.DataSeed, "data-seed", d.DataSeed, "seed of procedural datasets")
 	fs.Int64Var(&d.Seed, "seed", d.Seed, "seed of weights, latents and data order")
@@ -54,6 +56,14 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		return errUsage{fmt.Errorf("--out is required")}
 	}
 	d.Kind, d.Dataset = *kind, *data
+	if d.Dataset == "folder" {
+		if d.DataDir == "" {
+			return errUsage{fmt.Errorf("--data folder needs --data-dir DIR (the folder of PNG/JPEG images)")}
+		}
+		d.Size = cmp.Or(d.Size, 64) // a folder's images may all differ in size: pick one
+	} else if d.DataDir != "" {
+		return errUsage{fmt.Errorf("--data-dir is for --data folder (got --data %s)", d.Dataset)}
+	}
 	if d.ArchKind != generator.ArchStyle { // the style-only settings are not part of another model
 		d.MapDepth, d.Noise, d.Mixing, d.R1, d.R1Every, d.Truncation = 0, false, 0, 0, 0, 0
 	}

@@ -1,11 +1,13 @@
-// Package folder provides the "folder" dataset: the PNG and JPEG files of one
-// folder (not its sub-folders), sorted by name, as RGB images without factors.
+// Package folder provides the "folder" dataset: the PNG and JPEG files of a
+// folder and its sub-folders, sorted by their path inside it, as RGB images
+// without factors (hidden files and folders are skipped).
 //
 // Options.Dir is required. Options.Size > 0 makes every image Size×Size: the
 // largest centred square is cropped and resized with an anti-aliased bilinear
 // filter. With Size == 0 the images are used as they are and must all have the
 // size of the first one. Options.N > 0 keeps only the first N files.
-// Transparent pixels are composed over black.
+// Transparent pixels are composed over black; greyscale and paletted images
+// become RGB.
 package folder
 
 import (
@@ -14,6 +16,7 @@ import (
 	"image"
 	_ "image/jpeg" // register the JPEG decoder
 	_ "image/png"  // register the PNG decoder
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -47,20 +50,28 @@ func Open(o dataset.Options) (*Dataset, error) {
 	if o.Size < 0 || o.N < 0 {
 		return nil, fmt.Errorf("folder: negative Size %d or N %d", o.Size, o.N)
 	}
-	ents, err := os.ReadDir(o.Dir)
+	var files []string
+	err := filepath.WalkDir(o.Dir, func(path string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		hidden := strings.HasPrefix(e.Name(), ".") && path != o.Dir
+		switch {
+		case e.IsDir() && hidden:
+			return filepath.SkipDir
+		case e.IsDir() || hidden || !isImageName(e.Name()):
+			return nil
+		}
+		rel, err := filepath.Rel(o.Dir, path)
+		files = append(files, rel)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("folder: %w", err)
 	}
-	var files []string
-	for _, e := range ents {
-		if e.IsDir() || strings.HasPrefix(e.Name(), ".") || !isImageName(e.Name()) {
-			continue
-		}
-		files = append(files, e.Name())
-	}
 	sort.Strings(files)
 	if len(files) == 0 {
-		return nil, fmt.Errorf("folder: %s holds no PNG or JPEG files (%s)", o.Dir, strings.Join(Extensions, ", "))
+		return nil, fmt.Errorf("folder: %s holds no PNG or JPEG files (%s), sub-folders included", o.Dir, strings.Join(Extensions, ", "))
 	}
 	if o.N > 0 && o.N < len(files) {
 		files = files[:o.N]

@@ -69,19 +69,22 @@ func TestFolder(t *testing.T) {
 	writePNG(t, filepath.Join(dir, "b.png"), solid(16, 16, blue))
 	writePNG(t, filepath.Join(dir, "a.png"), solid(16, 16, red))
 	writeJPEG(t, filepath.Join(dir, "c.JPG"), solid(16, 16, color.RGBA{0, 255, 0, 255}))
-	// Ignored: other extensions, hidden files, sub-folders.
+	// Read: sub-folders (a folder whose name looks like an image's too).
+	os.Mkdir(filepath.Join(dir, "sub.png"), 0o755)
+	writePNG(t, filepath.Join(dir, "sub.png", "x.png"), solid(16, 16, blue))
+	// Ignored: other extensions, hidden files and hidden folders.
 	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("hi"), 0o644)
 	writePNG(t, filepath.Join(dir, ".hidden.png"), solid(3, 3, red))
-	os.Mkdir(filepath.Join(dir, "sub.png"), 0o755)
-	writePNG(t, filepath.Join(dir, "sub.png", "x.png"), solid(3, 3, red))
+	os.Mkdir(filepath.Join(dir, ".cache"), 0o755)
+	writePNG(t, filepath.Join(dir, ".cache", "y.png"), solid(3, 3, red))
 
 	ds, err := dataset.Open("folder", dataset.Options{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := ds.(*Dataset)
-	if d.Len() != 3 {
-		t.Fatalf("Len %d, want 3", d.Len())
+	if d.Len() != 4 || d.File(3) != filepath.Join(dir, "sub.png", "x.png") {
+		t.Fatalf("Len %d, want 4 with sub.png/x.png last: %v", d.Len(), d.files)
 	}
 	if h, w, c := d.Shape(); h != 16 || w != 16 || c != 3 {
 		t.Fatalf("shape %d %d %d", h, w, c)
@@ -89,7 +92,7 @@ func TestFolder(t *testing.T) {
 	if len(d.Factors()) != 0 {
 		t.Fatalf("factors %v", d.Factors())
 	}
-	wantFirst := []color.RGBA{red, blue, {0, 255, 0, 255}}
+	wantFirst := []color.RGBA{red, blue, {0, 255, 0, 255}, blue}
 	for i, want := range wantFirst {
 		img, lab, err := d.Sample(i)
 		if err != nil {
@@ -228,5 +231,26 @@ func TestCorruptFile(t *testing.T) {
 	os.Remove(filepath.Join(dir, "a.png"))
 	if _, err := Open(dataset.Options{Dir: dir}); err == nil || !strings.Contains(err.Error(), bad) {
 		t.Fatalf("open with corrupt first file: %v", err)
+	}
+}
+
+// TestGreyscaleBecomesRGB: a greyscale PNG reads as three equal channels.
+func TestGreyscaleBecomesRGB(t *testing.T) {
+	dir := t.TempDir()
+	g := image.NewGray(image.Rect(0, 0, 20, 12))
+	for i := range g.Pix {
+		g.Pix[i] = 128
+	}
+	writePNG(t, filepath.Join(dir, "g.png"), g)
+	d, err := Open(dataset.Options{Dir: dir, Size: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, _, err := d.Sample(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := color.RGBAModel.Convert(img.At(4, 4)).(color.RGBA); got != (color.RGBA{128, 128, 128, 255}) {
+		t.Fatalf("greyscale pixel %v, want 128,128,128", got)
 	}
 }

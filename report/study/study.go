@@ -377,7 +377,7 @@ func featuresOf(m *generator.Model, o *evaluate.Oracle, zs [][]float32) ([][]flo
 // realFeatures reads 2n rendered images of the model's dataset (a seed no
 // training used) with the oracle.
 func realFeatures(m *generator.Model, o *evaluate.Oracle, n int) ([][]float64, error) {
-	ds, err := dataset.Open(m.Info.Dataset, dataset.Options{N: 2 * n, Seed: 777, Size: m.Info.Height})
+	ds, err := m.Info.OpenData(dataset.Options{N: 2 * n, Seed: 777})
 	if err != nil {
 		return nil, err
 	}
