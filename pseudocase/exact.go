@@ -74,18 +74,11 @@ func (x *exact) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-func exacts(v []float64) []exact {
-	out := make([]exact, len(v))
+// convert is a slice of float64s as exacts, or back.
+func convert[To, From ~float64](v []From) []To {
+	out := make([]To, len(v))
 	for i, x := range v {
-		out[i] = exact(x)
-	}
-	return out
-}
-
-func floats(v []exact) []float64 {
-	out := make([]float64, len(v))
-	for i, x := range v {
-		out[i] = float64(x)
+		out[i] = To(x)
 	}
 	return out
 }
@@ -95,7 +88,7 @@ func toExact(c Case) exactCase {
 	for i, s := range c.Steps {
 		steps[i] = exactStep{s.K, exact(s.T)}
 	}
-	return exactCase{Case: c.Index, Seed: c.Seed, Before: exacts(c.Before), After: exacts(c.After), Steps: steps,
+	return exactCase{Case: c.Index, Seed: c.Seed, Before: convert[exact](c.Before), After: convert[exact](c.After), Steps: steps,
 		Scale: exact(c.Scale), VesselDice: exact(c.VesselDice), LesionArea: exact(c.LesionArea), DiscShift: exact(c.DiscShift),
 		BlobsBefore: c.BlobsBefore, BlobsAfter: c.BlobsAfter}
 }
@@ -105,7 +98,7 @@ func (e exactCase) toCase() Case {
 	for i, s := range e.Steps {
 		steps[i] = edit.Step{K: s.K, T: float32(s.T)}
 	}
-	return Case{Index: e.Case, Seed: e.Seed, Before: floats(e.Before), After: floats(e.After), Steps: steps,
+	return Case{Index: e.Case, Seed: e.Seed, Before: convert[float64](e.Before), After: convert[float64](e.After), Steps: steps,
 		Scale: float64(e.Scale), VesselDice: float64(e.VesselDice), LesionArea: float64(e.LesionArea), DiscShift: float64(e.DiscShift),
 		BlobsBefore: e.BlobsBefore, BlobsAfter: e.BlobsAfter}
 }

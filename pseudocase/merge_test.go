@@ -62,11 +62,7 @@ func sameRunFiles(t *testing.T, a, b string) Summary {
 			t.Errorf("cases/%s differs", name)
 		}
 	}
-	var sum Summary
-	if err := json.Unmarshal(y, &sum); err != nil {
-		t.Fatal(err)
-	}
-	return sum
+	return readSummary(t, filepath.Join(b, "summary.json"))
 }
 
 func readSummary(t *testing.T, path string) Summary {
@@ -106,13 +102,16 @@ func copyDir(t *testing.T, dir string) string {
 	return to
 }
 
-func replaceIn(t *testing.T, path, old, new string) {
+// rewrite replaces the file at path with change(its bytes).
+func rewrite(t *testing.T, path string, change func([]byte) []byte) {
 	t.Helper()
 	raw, err := os.ReadFile(path)
-	if err != nil || !bytes.Contains(raw, []byte(old)) {
-		t.Fatalf("%s lacks %q (%v)", path, old, err)
+	if err != nil {
+		t.Fatal(err)
 	}
-	os.WriteFile(path, bytes.Replace(raw, []byte(old), []byte(new), 1), 0o644)
+	if err := os.WriteFile(path, change(raw), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestMerge makes 5 cases whole and in 3 shards (0 and 1 in one directory,
@@ -155,6 +154,23 @@ func TestMerge(t *testing.T) {
 		t.Errorf("the report refuses the merged run: %v", err)
 	}
 
+	// More shards than cases: shard 0 is empty but has the header, and
+	// shards 1 and 2 hold a case each.
+	few := opt
+	few.N, few.Shard, few.Out = 2, Shard{0, 1}, t.TempDir()
+	run(few)
+	fewShards := t.TempDir()
+	for i := range 3 {
+		o := few
+		o.Shard, o.Out = Shard{i, 3}, fewShards
+		run(o)
+	}
+	fewMerged := filepath.Join(t.TempDir(), "merged")
+	if _, err := Merge(fewMerged, []string{fewShards}); err != nil {
+		t.Fatal(err)
+	}
+	sameRunFiles(t, few.Out, fewMerged)
+
 	// Shards of other runs, made for real: another seed, another --n, another
 	// request. Each is shard 2/3, to stand in for b.
 	other := func(change func(*Options)) string {
@@ -177,82 +193,64 @@ func TestMerge(t *testing.T) {
 	}
 	refusals := []struct {
 		name  string
-		spoil func(d dirs) []string // returns the directories to merge
+		in    func(d dirs) []string // the directories to merge; nil: a and b
+		spoil func(d dirs)
 		want  string
 	}{
-		{"missing shard", func(d dirs) []string { return []string{d.a} }, "shard 2/3 is missing"},
-		{"duplicate shard", func(d dirs) []string { return []string{d.a, d.b, copyDir(t, d.b)} }, "shard 2/3 is in more than one directory"},
-		{"directory given twice", func(d dirs) []string { return []string{d.a, d.b, d.a} }, " is given twice"},
-		{"another seed", func(d dirs) []string { return []string{d.a, otherSeed} }, "seed is 101 in"},
-		{"another --n", func(d dirs) []string { return []string{d.a, otherN} }, "run_cases is 6 in"},
-		{"another request", func(d dirs) []string { return []string{d.a, otherReq} }, `request is "haemorrhage:2,cup:0.7" in`},
-		{"another max step", func(d dirs) []string { return []string{d.a, otherStep} }, "max_step is 3 in"},
-		{"another split", func(d dirs) []string {
+		{"missing shard", func(d dirs) []string { return []string{d.a} }, nil, "shard 2/3 is missing"},
+		{"duplicate shard", func(d dirs) []string { return []string{d.a, d.b, copyDir(t, d.b)} }, nil, "shard 2/3 is in more than one directory"},
+		{"directory given twice", func(d dirs) []string { return []string{d.a, d.b, d.a} }, nil, " is given twice"},
+		{"another seed", func(d dirs) []string { return []string{d.a, otherSeed} }, nil, "seed is 101 in"},
+		{"another --n", func(d dirs) []string { return []string{d.a, otherN} }, nil, "run_cases is 6 in"},
+		{"another request", func(d dirs) []string { return []string{d.a, otherReq} }, nil, `request is "haemorrhage:2,cup:0.7" in`},
+		{"another max step", func(d dirs) []string { return []string{d.a, otherStep} }, nil, "max_step is 3 in"},
+		{"another split", nil, func(d dirs) {
 			for _, x := range []struct{ base, ext string }{{"summary", "json"}, {"cases", "csv"}, {"cases", "jsonl"}} {
 				os.Rename(f(d.b, x.base, x.ext, 2), filepath.Join(d.b, shardName(x.base, x.ext, Shard{2, 4})))
 			}
-			return []string{d.a, d.b}
 		}, "split differently: 3 shards in"},
-		{"renamed shard", func(d dirs) []string {
+		{"renamed shard", nil, func(d dirs) {
 			for _, x := range []struct{ base, ext string }{{"summary", "json"}, {"cases", "csv"}, {"cases", "jsonl"}} {
 				os.Rename(f(d.a, x.base, x.ext, 1), f(d.b, x.base, x.ext, 1))
 				os.Rename(f(d.b, x.base, x.ext, 2), f(d.a, x.base, x.ext, 1))
 				os.Rename(f(d.b, x.base, x.ext, 1), f(d.b, x.base, x.ext, 2))
 			}
-			return []string{d.a, d.b}
 		}, "says it is shard 2/3, its name says 1/3"},
-		{"summary missing", func(d dirs) []string {
-			os.Remove(f(d.b, "summary", "json", 2))
-			return []string{d.a, d.b}
-		}, "is incomplete: summary-0002-of-0003.json is missing"},
-		{"CSV truncated", func(d dirs) []string {
-			p := f(d.a, "cases", "csv", 1)
-			raw, _ := os.ReadFile(p)
-			os.WriteFile(p, raw[:bytes.LastIndexByte(raw[:len(raw)-1], '\n')+1], 0o644)
-			return []string{d.a, d.b}
+		{"summary missing", nil, func(d dirs) { os.Remove(f(d.b, "summary", "json", 2)) }, "is incomplete: summary-0002-of-0003.json is missing"},
+		{"CSV truncated", nil, func(d dirs) {
+			rewrite(t, f(d.a, "cases", "csv", 1), func(raw []byte) []byte { return raw[:bytes.LastIndexByte(raw[:len(raw)-1], '\n')+1] })
 		}, "cases-0001-of-0003.csv has 1 case rows, want 2: truncated?"},
-		{"CSV cut in its last row", func(d dirs) []string {
-			p := f(d.a, "cases", "csv", 1)
-			raw, _ := os.ReadFile(p)
-			os.WriteFile(p, raw[:len(raw)-3], 0o644)
-			return []string{d.a, d.b}
+		{"CSV cut in its last row", nil, func(d dirs) {
+			rewrite(t, f(d.a, "cases", "csv", 1), func(raw []byte) []byte { return raw[:len(raw)-3] })
 		}, "cases-0001-of-0003.csv has 1 case rows, want 2"},
-		{"CSV edited", func(d dirs) []string {
-			replaceIn(t, f(d.b, "cases", "csv", 2), "haemorrhage:3,cup:0.7", "haemorrhage:3,cup:0.6")
-			return []string{d.a, d.b}
+		{"CSV edited", nil, func(d dirs) {
+			rewrite(t, f(d.b, "cases", "csv", 2), func(raw []byte) []byte {
+				return bytes.Replace(raw, []byte("haemorrhage:3,cup:0.7"), []byte("haemorrhage:3,cup:0.6"), 1)
+			})
 		}, "cases-0002-of-0003.csv is not the CSV of cases-0002-of-0003.jsonl"},
-		{"CSV without its header", func(d dirs) []string {
-			p := f(d.a, "cases", "csv", 0)
-			raw, _ := os.ReadFile(p)
-			os.WriteFile(p, raw[bytes.IndexByte(raw, '\n')+1:], 0o644)
-			return []string{d.a, d.b}
+		{"CSV without its header", nil, func(d dirs) {
+			rewrite(t, f(d.a, "cases", "csv", 0), func(raw []byte) []byte { return raw[bytes.IndexByte(raw, '\n')+1:] })
 		}, "does not start with the header row"},
-		{"CSV missing", func(d dirs) []string {
-			os.Remove(f(d.a, "cases", "csv", 0))
-			return []string{d.a, d.b}
-		}, "shard 0/3 in " + "DIR_A is incomplete"},
-		{"exact cases truncated", func(d dirs) []string {
-			p := f(d.a, "cases", "jsonl", 1)
-			raw, _ := os.ReadFile(p)
-			os.WriteFile(p, raw[:bytes.IndexByte(raw, '\n')+1], 0o644)
-			return []string{d.a, d.b}
+		{"CSV missing", nil, func(d dirs) { os.Remove(f(d.a, "cases", "csv", 0)) }, "shard 0/3 in DIR_A is incomplete"},
+		{"exact cases truncated", nil, func(d dirs) {
+			rewrite(t, f(d.a, "cases", "jsonl", 1), func(raw []byte) []byte { return raw[:bytes.IndexByte(raw, '\n')+1] })
 		}, "cases-0001-of-0003.jsonl has 1 cases, want 2 (cases [1, 3)): truncated?"},
-		{"exact cases missing", func(d dirs) []string {
-			os.Remove(f(d.b, "cases", "jsonl", 2))
-			return []string{d.a, d.b}
-		}, "cases-0002-of-0003.jsonl: no such file"},
-		{"case image missing", func(d dirs) []string {
-			os.Remove(CaseFile(d.a, 1, "after-vessels"))
-			return []string{d.a, d.b}
-		}, "1 of its 10 case images are missing from DIR_A/cases, the first 000001-after-vessels.png"},
-		{"a whole run", func(d dirs) []string { return []string{whole} }, "holds a whole run (summary.json), not shards"},
-		{"no shards", func(d dirs) []string { return []string{d.a, t.TempDir()} }, "holds no shard of a run"},
-		{"no directory", func(d dirs) []string { return []string{d.a, filepath.Join(d.b, "nope")} }, "nope: no such file"},
+		{"exact cases missing", nil, func(d dirs) { os.Remove(f(d.b, "cases", "jsonl", 2)) }, "cases-0002-of-0003.jsonl: no such file"},
+		{"case image missing", nil, func(d dirs) { os.Remove(CaseFile(d.a, 1, "after-vessels")) }, "1 of its 10 case images are missing from DIR_A/cases, the first 000001-after-vessels.png"},
+		{"a whole run", func(d dirs) []string { return []string{whole} }, nil, "holds a whole run (summary.json), not shards"},
+		{"no shards", func(d dirs) []string { return []string{d.a, t.TempDir()} }, nil, "holds no shard of a run"},
+		{"no directory", func(d dirs) []string { return []string{d.a, filepath.Join(d.b, "nope")} }, nil, "nope: no such file"},
 	}
 	for _, c := range refusals {
 		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
 			d := dirs{copyDir(t, a), copyDir(t, b)}
-			in := c.spoil(d)
+			in := []string{d.a, d.b}
+			if c.in != nil {
+				in = c.in(d)
+			}
+			if c.spoil != nil {
+				c.spoil(d)
+			}
 			parent := t.TempDir()
 			out := filepath.Join(parent, "merged")
 			_, err := Merge(out, in)
