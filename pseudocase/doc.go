@@ -14,7 +14,8 @@
 //
 // Every network call runs on fixed-size, padded batches, so a case's images
 // and numbers depend only on its seed: shards of a run are byte-identical to
-// the same cases of the whole run.
+// the same cases of the whole run, and Merge joins them into the whole run's
+// files (the summary recomputed from each shard's exact cases).
 //
 // This package trains only its segmenter (on request, never during a run);
 // it does not fit editors (package edit and discover do) or oracles

@@ -228,10 +228,13 @@ func TestDiscMaskCentredOnParams(t *testing.T) {
 	}
 }
 
-// TestShardsConcatenate runs 5 cases whole and in two shards on the embedded
-// fundus GAN (a throw-away oracle, segmenter and editor: the property is
-// about bytes, not quality) and compares every file.
-func TestShardsConcatenate(t *testing.T) {
+// throwawayTools are a run's tools on the embedded fundus GAN with a
+// throw-away oracle, segmenter and linear editor (tests of bytes, not of
+// quality); dirs are the editor's directions. Only haemorrhages and
+// cup_to_disc get a named direction: calibration measures just those, which
+// keeps the tests short.
+func throwawayTools(t *testing.T) (Tools, [][]float32) {
+	t.Helper()
 	ws, err := workspace.Open("fundus-gan", "")
 	if err != nil {
 		t.Fatal(err)
@@ -259,8 +262,6 @@ func TestShardsConcatenate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Only the two requested factors get a direction: calibration measures
-	// just those, which keeps the test short.
 	names := edit.DefaultNames(len(dirs))
 	names[3], names[4] = orc.Factors[3], orc.Factors[4]
 	if err := ed.SetNames(names); err != nil {
@@ -270,7 +271,14 @@ func TestShardsConcatenate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tools := Tools{Model: ws.Model, Editor: ed, EditorName: "test", Oracle: orc, Segmenter: seg, Cal: cal}
+	return Tools{Model: ws.Model, Editor: ed, EditorName: "test", Oracle: orc, Segmenter: seg, Cal: cal}, dirs
+}
+
+// TestShardsConcatenate runs 5 cases whole and in two shards on the embedded
+// fundus GAN and compares every file.
+func TestShardsConcatenate(t *testing.T) {
+	tools, dirs := throwawayTools(t)
+	be, orc := tools.Model.Backend(), tools.Oracle
 	req, _ := ParseRequest("haemorrhage:3,cup:0.7")
 	whole, parts := t.TempDir(), t.TempDir()
 	const n = 5
@@ -290,6 +298,12 @@ func TestShardsConcatenate(t *testing.T) {
 	}
 	if got := append(append([]byte(nil), p0...), p1...); !bytes.Equal(got, want) {
 		t.Errorf("shards concatenate to\n%s\nwant\n%s", got, want)
+	}
+	wantExact, _ := os.ReadFile(filepath.Join(whole, "cases.jsonl"))
+	e0, _ := os.ReadFile(filepath.Join(parts, "cases-0000-of-0002.jsonl"))
+	e1, _ := os.ReadFile(filepath.Join(parts, "cases-0001-of-0002.jsonl"))
+	if got := append(append([]byte(nil), e0...), e1...); bytes.Count(wantExact, []byte("\n")) != n || !bytes.Equal(got, wantExact) {
+		t.Errorf("exact cases of the shards concatenate to\n%s\nwant\n%s", got, wantExact)
 	}
 	files, _ := filepath.Glob(filepath.Join(whole, "cases", "*.png"))
 	if len(files) != 5*n {
@@ -326,7 +340,7 @@ func TestShardsConcatenate(t *testing.T) {
 	// A request the editor has no direction for is refused before any work.
 	ed2, _ := edit.NewFixed("linear", dirs[:2], nil, be)
 	ed2.SetNames([]string{"haemorrhages", "dir 1"})
-	cal2, err := Calibrate(ws.Model, ed2, "two", orc, 1, 77, 1.5)
+	cal2, err := Calibrate(tools.Model, ed2, "two", orc, 1, 77, 1.5)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -99,7 +99,7 @@ func slug(s string) string {
 func caseGrid(path, dir string, s Summary) error {
 	var imgs []image.Image
 	for i := s.Lo; i < s.Lo+min(examples, s.Cases); i++ {
-		for _, kind := range []string{"before", "after", "before-vessels", "after-vessels", "lesion-area"} {
+		for _, kind := range caseKinds {
 			f, err := os.Open(CaseFile(dir, i, kind))
 			if err != nil {
 				return fmt.Errorf("pseudocase report: %w", err)

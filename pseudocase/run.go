@@ -78,17 +78,24 @@ type Case struct {
 
 // Summary is the mean of a run's cases.
 type Summary struct {
-	Editor  string             `json:"editor"`
-	Method  string             `json:"method"`
-	Request string             `json:"request"`
-	Cases   int                `json:"cases"`
-	Lo      int                `json:"first_case"`
-	Seed    int64              `json:"seed"`
-	MaxStep float64            `json:"max_step"`
-	Factors []string           `json:"factors"`
-	Target  map[string]float64 `json:"target"`
-	Before  map[string]float64 `json:"mean_before"`
-	After   map[string]float64 `json:"mean_after"`
+	Editor  string `json:"editor"`
+	Method  string `json:"method"`
+	Request string `json:"request"`
+	Cases   int    `json:"cases"`
+	Lo      int    `json:"first_case"`
+	// RunCases, ShardIndex and ShardCount place the summary in its run
+	// (--n, --shard i/N; 0 of 1 for a whole run): with Model they are what
+	// Merge checks, since the file name alone can be renamed.
+	RunCases   int                `json:"run_cases"`
+	ShardIndex int                `json:"shard_index"`
+	ShardCount int                `json:"shard_count"`
+	Model      string             `json:"model_sha256"` // the generator's weights
+	Seed       int64              `json:"seed"`
+	MaxStep    float64            `json:"max_step"`
+	Factors    []string           `json:"factors"`
+	Target     map[string]float64 `json:"target"`
+	Before     map[string]float64 `json:"mean_before"`
+	After      map[string]float64 `json:"mean_after"`
 	// Reached: fraction of cases whose after reading of each requested
 	// factor is nearer the target than the before reading was.
 	Reached        map[string]float64 `json:"fraction_moved_towards_target"`
@@ -104,27 +111,31 @@ type Summary struct {
 	MeanScale   float64 `json:"mean_step_scale"`
 	BlobsBefore float64 `json:"mean_lesion_blobs_before"`
 	BlobsAfter  float64 `json:"mean_lesion_blobs_after"`
-	Seconds     float64 `json:"seconds"`
+	// Seconds is wall time; a merged run has the sum of its shards' (the
+	// compute spent), and it is the one field that differs from the same
+	// run made whole.
+	Seconds float64 `json:"seconds"`
 	// How far the judges can be trusted: the oracle's held-out R² per factor
 	// and the segmenter's held-out Dice per mask, both on rendered images.
 	OracleR2      map[string]float64 `json:"oracle_held_out_r2"`
 	SegmenterDice map[string]float64 `json:"segmenter_held_out_dice"`
 }
 
-// Names of the files a run writes.
-func csvName(s Shard) string {
+// Names of the files a run writes: base.ext for a whole run,
+// base-IIII-of-NNNN.ext for a shard (parseShardName reads them back).
+func shardName(base, ext string, s Shard) string {
 	if s.N == 1 {
-		return "cases.csv"
+		return base + "." + ext
 	}
-	return fmt.Sprintf("cases-%04d-of-%04d.csv", s.I, s.N)
+	return fmt.Sprintf("%s-%04d-of-%04d.%s", base, s.I, s.N, ext)
 }
 
-func summaryName(s Shard) string {
-	if s.N == 1 {
-		return "summary.json"
-	}
-	return fmt.Sprintf("summary-%04d-of-%04d.json", s.I, s.N)
-}
+func csvName(s Shard) string     { return shardName("cases", "csv", s) }
+func exactName(s Shard) string   { return shardName("cases", "jsonl", s) }
+func summaryName(s Shard) string { return shardName("summary", "json", s) }
+
+// caseKinds are the images of one case, in the order of a grid row.
+var caseKinds = []string{"before", "after", "before-vessels", "after-vessels", "lesion-area"}
 
 // CaseFile is the path of one image of case i: kind is before, after,
 // before-vessels, after-vessels or lesion-area.
@@ -136,7 +147,9 @@ func CaseFile(out string, i int, kind string) string {
 // oracle's reading of it, the steps that take it to the request's targets,
 // the after image, both read by the oracle and the segmenter. It writes the
 // images, masks, a CSV (header only in shard 0, so the parts in order
-// concatenate to the unsharded file) and a summary.
+// concatenate to the unsharded file), the exact cases (cases.jsonl: the
+// CSV's four decimals are too few to recompute the summary from, and Merge
+// must) and, last, the summary: a shard without one is unfinished.
 func Run(t Tools, opt Options) (*Summary, error) {
 	if opt.N < 1 {
 		return nil, fmt.Errorf("pseudocase: --n must be ≥ 1, got %d", opt.N)
@@ -169,19 +182,33 @@ func Run(t Tools, opt Options) (*Summary, error) {
 		bar.Set(e-lo, nil)
 	}
 	bar.Finish()
-	if err := writeCSV(filepath.Join(opt.Out, csvName(opt.Shard)), t, opt, plan, cases, lo == 0); err != nil {
+	head := runHead(t, opt, targets, lo)
+	var header []string
+	if opt.Shard.I == 0 { // not lo == 0: with fewer cases than shards, shard 1 may start at case 0 too
+		header = csvHeader(t, plan)
+	}
+	if err := atomicfile.Write(filepath.Join(opt.Out, csvName(opt.Shard)), func(w io.Writer) error {
+		return writeRows(w, header, head, cases)
+	}); err != nil {
 		return nil, err
 	}
-	sum := summarize(t, opt, targets, cases, lo)
-	sum.Seconds = timeNow().Sub(start).Seconds()
-	raw, err := json.MarshalIndent(sum, "", "  ")
-	if err != nil {
-		return nil, fmt.Errorf("pseudocase: summary: %w", err)
+	if err := writeExact(filepath.Join(opt.Out, exactName(opt.Shard)), cases); err != nil {
+		return nil, err
 	}
-	if err := atomicfile.WriteFile(filepath.Join(opt.Out, summaryName(opt.Shard)), append(raw, '\n'), atomicfile.DefaultPerm); err != nil {
+	sum := summarize(head, cases)
+	sum.Seconds = timeNow().Sub(start).Seconds()
+	if err := writeSummary(filepath.Join(opt.Out, summaryName(opt.Shard)), sum); err != nil {
 		return nil, err
 	}
 	return sum, nil
+}
+
+func writeSummary(path string, sum *Summary) error {
+	raw, err := json.MarshalIndent(sum, "", "  ")
+	if err != nil {
+		return fmt.Errorf("pseudocase: summary: %w", err)
+	}
+	return atomicfile.WriteFile(path, append(raw, '\n'), atomicfile.DefaultPerm)
 }
 
 // runBlock makes cases [s, e), at most predictChunk of them.
@@ -247,7 +274,7 @@ func runBlock(t Tools, plan *Plan, targets map[string]float64, opt Options, s, e
 			"after-vessels":  maskImage(sa[i].Masks[ChanVessels], h),
 			"lesion-area":    maskImage(area, h),
 		}
-		for _, kind := range []string{"before", "after", "before-vessels", "after-vessels", "lesion-area"} {
+		for _, kind := range caseKinds {
 			if err := writePNG(CaseFile(opt.Out, cases[i].Index, kind), files[kind]); err != nil {
 				return nil, err
 			}
@@ -387,52 +414,67 @@ func num(v float64) string {
 	return strconv.FormatFloat(v, 'f', 4, 64)
 }
 
-func writeCSV(path string, t Tools, opt Options, plan *Plan, cases []Case, header bool) error {
-	targets := opt.Request.Targets()
-	return atomicfile.Write(path, func(w io.Writer) error {
-		cw := csv.NewWriter(w)
-		if header {
-			row := []string{"case", "seed", "editor", "method", "request"}
-			for _, f := range t.Oracle.Factors {
-				row = append(row, "target_"+f, "before_"+f, "after_"+f)
-			}
-			for _, f := range plan.Factors {
-				row = append(row, "step_"+f)
-			}
-			row = append(row, "step_scale")
-			row = append(row, "vessel_dice_outside_lesion", "lesion_area_fraction", "disc_shift_px", "lesion_blobs_before", "lesion_blobs_after")
-			if err := cw.Write(row); err != nil {
-				return err
-			}
-		}
-		for _, c := range cases {
-			row := []string{strconv.Itoa(c.Index), strconv.FormatInt(c.Seed, 10), t.EditorName, t.Editor.Method(), opt.Request.String()}
-			for f, name := range t.Oracle.Factors {
-				tg := ""
-				if v, ok := targets[name]; ok {
-					tg = num(v)
-				}
-				row = append(row, tg, num(c.Before[f]), num(c.After[f]))
-			}
-			for _, s := range c.Steps {
-				row = append(row, num(float64(s.T)))
-			}
-			row = append(row, num(c.Scale))
-			row = append(row, num(c.VesselDice), num(c.LesionArea), num(c.DiscShift), strconv.Itoa(c.BlobsBefore), strconv.Itoa(c.BlobsAfter))
-			if err := cw.Write(row); err != nil {
-				return err
-			}
-		}
-		cw.Flush()
-		return cw.Error()
-	})
+// csvHeader is the first row of cases.csv: the columns of csvRow.
+func csvHeader(t Tools, plan *Plan) []string {
+	row := []string{"case", "seed", "editor", "method", "request"}
+	for _, f := range t.Oracle.Factors {
+		row = append(row, "target_"+f, "before_"+f, "after_"+f)
+	}
+	for _, f := range plan.Factors {
+		row = append(row, "step_"+f)
+	}
+	row = append(row, "step_scale")
+	return append(row, "vessel_dice_outside_lesion", "lesion_area_fraction", "disc_shift_px", "lesion_blobs_before", "lesion_blobs_after")
 }
 
-func summarize(t Tools, opt Options, targets map[string]float64, cases []Case, lo int) *Summary {
-	fs := t.Oracle.Factors
-	s := &Summary{Editor: t.EditorName, Method: t.Editor.Method(), Request: opt.Request.String(), Cases: len(cases), Lo: lo,
-		Seed: opt.Seed, MaxStep: opt.MaxStep, Factors: fs, Target: targets, Before: map[string]float64{}, After: map[string]float64{}, Reached: map[string]float64{},
+// writeRows writes the CSV of cases of the run head describes, the header
+// first when it is not nil. Merge writes it again from the exact cases to
+// check a shard's CSV against them.
+func writeRows(w io.Writer, header []string, head *Summary, cases []Case) error {
+	cw := csv.NewWriter(w)
+	if header != nil {
+		if err := cw.Write(header); err != nil {
+			return err
+		}
+	}
+	for _, c := range cases {
+		row := []string{strconv.Itoa(c.Index), strconv.FormatInt(c.Seed, 10), head.Editor, head.Method, head.Request}
+		for f, name := range head.Factors {
+			tg := ""
+			if v, ok := head.Target[name]; ok {
+				tg = num(v)
+			}
+			row = append(row, tg, num(c.Before[f]), num(c.After[f]))
+		}
+		for _, s := range c.Steps {
+			row = append(row, num(float64(s.T)))
+		}
+		row = append(row, num(c.Scale))
+		row = append(row, num(c.VesselDice), num(c.LesionArea), num(c.DiscShift), strconv.Itoa(c.BlobsBefore), strconv.Itoa(c.BlobsAfter))
+		if err := cw.Write(row); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// runHead is the summary of no cases yet: what says which run and shard
+// the cases belong to.
+func runHead(t Tools, opt Options, targets map[string]float64, lo int) *Summary {
+	return &Summary{Editor: t.EditorName, Method: t.Editor.Method(), Request: opt.Request.String(), Lo: lo,
+		RunCases: opt.N, ShardIndex: opt.Shard.I, ShardCount: opt.Shard.N, Model: t.Model.Info.WeightsSHA256,
+		Seed: opt.Seed, MaxStep: opt.MaxStep, Factors: t.Oracle.Factors, Target: targets,
 		OracleR2: t.Oracle.R2, SegmenterDice: t.Segmenter.Dice}
+}
+
+// summarize fills head (runHead's, or Merge's) with the means of cases.
+// Merge calls it on the exact cases of all shards in order, so the sums
+// add the same float64s in the same order as the whole run's.
+func summarize(s *Summary, cases []Case) *Summary {
+	fs, targets := s.Factors, s.Target
+	s.Cases = len(cases)
+	s.Before, s.After, s.Reached = map[string]float64{}, map[string]float64{}, map[string]float64{}
 	n := float64(len(cases))
 	if n == 0 {
 		return s

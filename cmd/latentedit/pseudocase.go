@@ -12,19 +12,32 @@ import (
 	"latentedit/workspace"
 )
 
-// runPseudocase adds lesions to generated retinas and measures what stayed:
-// the oracle's reading of every lesion factor before and after, the vessel
-// Dice outside the lesion area and the optic-disc shift. With
-// --train-segmenter it trains the structure model instead; with
-// --report-runs it writes the HTML page of finished runs.
-func runPseudocase(args []string, stdout, stderr io.Writer) error {
+// pseudocaseArgs are the flags of `latentedit pseudocase`, parsed and
+// checked as far as can be done without opening the model.
+type pseudocaseArgs struct {
+	model, editor, out, backend string
+	req                         pseudocase.Request
+	shard                       pseudocase.Shard
+	n, calN, oracleSteps        int
+	seed                        int64
+	maxStep                     float64
+	trainSeg, segResume         bool
+	segSteps, segN, fitN        int
+	fit                         string
+	reportRuns, merge           []string
+	json                        bool
+}
+
+// parsePseudocase reads the flags; a bad command line is an errUsage. The
+// deploy manifests' test parses their command lines with it.
+func parsePseudocase(args []string, stderr io.Writer) (*pseudocaseArgs, error) {
 	fs := newFlags("pseudocase", stderr)
 	model := fs.String("model", "", "model directory or embedded model name (required)")
 	add := fs.String("add", "", "lesions to add: detachment:EXTENT[@DEGREES],haemorrhage:COUNT,cup:RATIO (e.g. detachment:0.6@45,haemorrhage:3)")
 	n := fs.Int("n", 500, "pseudo-cases in the whole run (all shards together)")
 	seed := fs.Int64("seed", 1, "case i edits the latent of seed SEED+i")
 	out := fs.String("out", "", "output directory (required)")
-	shard := fs.String("shard", "", "i/N: make only part i of N of the cases (parts concatenate to the whole)")
+	shard := fs.String("shard", "", "i/N: make only part i of N of the cases (parts concatenate to the whole; --merge joins them)")
 	editor := fs.String("editor", "interfacegan", "editor to move the latents with")
 	maxStep := fs.Float64("max-step", 6, "largest |step| along one direction")
 	calN := fs.Int("calibration-n", 64, "latents to calibrate an editor on when it has no calibration yet")
@@ -36,59 +49,94 @@ func runPseudocase(args []string, stdout, stderr io.Writer) error {
 	fit := fs.String("fit-interfacegan", "", "fit an InterFaceGAN editor of this name whose lesion directions keep the other lesions and the optic-disc position (read by the segmenter), then exit")
 	fitN := fs.Int("samples", 1500, "--fit-interfacegan: latents labelled")
 	reportRuns := fs.String("report-runs", "", "comma-separated finished run directories: write pseudocases.html into --out and exit")
+	merge := fs.String("merge", "", "comma-separated directories holding all the shards of one --shard run: check them, write the whole run into --out (a new directory) and exit")
 	backend := fs.String("backend", "", "go (CPU) or xla:/abs/path/plugin.so")
 	jsonOut := fs.Bool("json", false, "progress and result as JSON")
 	if err := parse(fs, args); err != nil {
-		return err
+		return nil, err
 	}
-	if *reportRuns != "" {
+	a := &pseudocaseArgs{model: *model, editor: *editor, out: *out, backend: *backend, n: *n, calN: *calN, oracleSteps: *oracleSteps,
+		seed: *seed, maxStep: *maxStep, trainSeg: *trainSeg, segResume: *segResume, segSteps: *segSteps, segN: *segN, fitN: *fitN,
+		fit: *fit, json: *jsonOut}
+	if *reportRuns != "" || *merge != "" {
+		if *reportRuns != "" && *merge != "" {
+			return nil, errUsage{fmt.Errorf("--report-runs and --merge are two commands: give one")}
+		}
 		if *out == "" {
-			return errUsage{fmt.Errorf("--out is required")}
+			return nil, errUsage{fmt.Errorf("--out is required")}
 		}
-		if err := pseudocase.WriteReport(*out, strings.Split(*reportRuns, ",")); err != nil {
-			return err
+		if *reportRuns != "" {
+			a.reportRuns = strings.Split(*reportRuns, ",")
+		} else {
+			a.merge = strings.Split(*merge, ",")
 		}
-		fmt.Fprintf(stdout, "report: %s\n", filepath.Join(*out, pseudocase.ReportFile))
-		return nil
+		return a, nil
 	}
 	if *model == "" {
-		return errUsage{fmt.Errorf("--model is required")}
+		return nil, errUsage{fmt.Errorf("--model is required")}
 	}
-	var req pseudocase.Request
-	var sh pseudocase.Shard
 	if !*trainSeg && *fit == "" {
 		var err error
-		if req, err = pseudocase.ParseRequest(*add); err != nil {
-			return errUsage{err}
+		if a.req, err = pseudocase.ParseRequest(*add); err != nil {
+			return nil, errUsage{err}
 		}
-		if sh, err = pseudocase.ParseShard(*shard); err != nil {
-			return errUsage{err}
+		if a.shard, err = pseudocase.ParseShard(*shard); err != nil {
+			return nil, errUsage{err}
 		}
 		if *out == "" {
-			return errUsage{fmt.Errorf("--out is required")}
+			return nil, errUsage{fmt.Errorf("--out is required")}
 		}
 		if *n < 1 || !(*maxStep > 0) || *calN < 1 {
-			return errUsage{fmt.Errorf("--n and --calibration-n must be ≥ 1 and --max-step > 0")}
+			return nil, errUsage{fmt.Errorf("--n and --calibration-n must be ≥ 1 and --max-step > 0")}
 		}
 	}
-	ws, err := workspace.Open(*model, *backend)
+	return a, nil
+}
+
+// runPseudocase adds lesions to generated retinas and measures what stayed:
+// the oracle's reading of every lesion factor before and after, the vessel
+// Dice outside the lesion area and the optic-disc shift. With
+// --train-segmenter it trains the structure model instead; with
+// --report-runs it writes the HTML page of finished runs; with --merge it
+// joins the shards of a run.
+func runPseudocase(args []string, stdout, stderr io.Writer) error {
+	a, err := parsePseudocase(args, stderr)
 	if err != nil {
 		return err
 	}
-	if *trainSeg {
+	if a.reportRuns != nil {
+		if err := pseudocase.WriteReport(a.out, a.reportRuns); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "report: %s\n", filepath.Join(a.out, pseudocase.ReportFile))
+		return nil
+	}
+	if a.merge != nil {
+		sum, err := pseudocase.Merge(a.out, a.merge)
+		if err != nil {
+			return err
+		}
+		return printResult(stdout, a.json, sum, fmt.Sprintf("%d cases merged from %s into %s (seconds: the shards' sum, %.1f)",
+			sum.Cases, strings.Join(a.merge, ", "), a.out, sum.Seconds))
+	}
+	ws, err := workspace.Open(a.model, a.backend)
+	if err != nil {
+		return err
+	}
+	if a.trainSeg {
 		dir := filepath.Join(ws.Work, pseudocase.Dir)
-		s, err := pseudocase.TrainSegmenter(ws.Model.Backend(), pseudocase.SegmenterOptions{N: *segN, Steps: *segSteps, Seed: 1,
-			Dir: filepath.Join(dir, pseudocase.SegmenterRun), Resume: *segResume, Log: stderr, JSON: *jsonOut})
+		s, err := pseudocase.TrainSegmenter(ws.Model.Backend(), pseudocase.SegmenterOptions{N: a.segN, Steps: a.segSteps, Seed: 1,
+			Dir: filepath.Join(dir, pseudocase.SegmenterRun), Resume: a.segResume, Log: stderr, JSON: a.json})
 		if err != nil {
 			return err
 		}
 		if err := s.Save(dir); err != nil {
 			return err
 		}
-		return printResult(stdout, *jsonOut, map[string]any{"segmenter": dir, "held_out_dice": s.Dice, "held_out_disc_error_px": s.DiscErrPx},
+		return printResult(stdout, a.json, map[string]any{"segmenter": dir, "held_out_dice": s.Dice, "held_out_disc_error_px": s.DiscErrPx},
 			fmt.Sprintf("segmenter in %s; held-out Dice %v, disc error %s", dir, s.Dice, discError(s.DiscErrPx)))
 	}
-	if *fit != "" {
+	if a.fit != "" {
 		dir, ok := pseudocase.SegmenterDir(ws)
 		if !ok {
 			return fmt.Errorf("%w in %s: run --train-segmenter first", pseudocase.ErrNoSegmenter, dir)
@@ -97,25 +145,25 @@ func runPseudocase(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		orc, err := ws.Oracle(*oracleSteps, stderr)
+		orc, err := ws.Oracle(a.oracleSteps, stderr)
 		if err != nil {
 			return err
 		}
-		e, err := pseudocase.FitInterFaceGAN(ws.Model, orc, seg, *fitN, *seed, stderr)
+		e, err := pseudocase.FitInterFaceGAN(ws.Model, orc, seg, a.fitN, a.seed, stderr)
 		if err != nil {
 			return err
 		}
-		out := ws.NewEditorDir(*fit)
-		if err := edit.Save(out, e, map[string]any{"samples": *fitN, "labels": "oracle factors + segmenter disc centre"}); err != nil {
+		out := ws.NewEditorDir(a.fit)
+		if err := edit.Save(out, e, map[string]any{"samples": a.fitN, "labels": "oracle factors + segmenter disc centre"}); err != nil {
 			return err
 		}
-		return printResult(stdout, *jsonOut, map[string]any{"editor": out, "names": e.Names()}, fmt.Sprintf("%s: %d directions %v", out, e.K(), e.Names()))
+		return printResult(stdout, a.json, map[string]any{"editor": out, "names": e.Names()}, fmt.Sprintf("%s: %d directions %v", out, e.K(), e.Names()))
 	}
-	tools, err := pseudocase.Load(ws, *editor, *oracleSteps, *calN, stderr)
+	tools, err := pseudocase.Load(ws, a.editor, a.oracleSteps, a.calN, stderr)
 	if err != nil {
 		return err
 	}
-	sum, err := pseudocase.Run(tools, pseudocase.Options{Request: req, N: *n, Seed: *seed, Shard: sh, Out: *out, MaxStep: *maxStep, Log: stderr, JSON: *jsonOut})
+	sum, err := pseudocase.Run(tools, pseudocase.Options{Request: a.req, N: a.n, Seed: a.seed, Shard: a.shard, Out: a.out, MaxStep: a.maxStep, Log: stderr, JSON: a.json})
 	if err != nil {
 		return err
 	}
@@ -129,8 +177,8 @@ func runPseudocase(args []string, stdout, stderr io.Writer) error {
 			moved = append(moved, fmt.Sprintf("%s %.3f→%.3f (target %.3f)", f, sum.Before[f], sum.After[f], tg))
 		}
 	}
-	return printResult(stdout, *jsonOut, sum, fmt.Sprintf("%d pseudo-cases in %s with %s: %s; vessel Dice outside lesions %.3f, disc shift %s",
-		sum.Cases, *out, sum.Editor, strings.Join(moved, ", "), sum.VesselDice, shift))
+	return printResult(stdout, a.json, sum, fmt.Sprintf("%d pseudo-cases in %s with %s: %s; vessel Dice outside lesions %.3f, disc shift %s",
+		sum.Cases, a.out, sum.Editor, strings.Join(moved, ", "), sum.VesselDice, shift))
 }
 
 func printResult(w io.Writer, asJSON bool, v any, text string) error {

@@ -26,6 +26,8 @@ func TestPseudocaseBadFlags(t *testing.T) {
 		{[]string{"--model", "fundus-gan", "--add", "cup:0.7"}, "--out is required"},
 		{[]string{"--model", "fundus-gan", "--out", "x", "--add", "cup:0.7", "--n", "0"}, "--n"},
 		{[]string{"--report-runs", "a,b"}, "--out is required"},
+		{[]string{"--merge", "a,b"}, "--out is required"},
+		{[]string{"--merge", "a,b", "--report-runs", "c", "--out", "x"}, "give one"},
 	}
 	for _, c := range cases {
 		var out, errb bytes.Buffer
