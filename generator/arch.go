@@ -14,7 +14,8 @@ import (
 type Arch struct {
 	Size, Channels, Start, Ups, Base, Latent int
 
-	Kind       string  // ArchDCGAN or ArchStyle
+	Kind       string  // ArchDCGAN, ArchStyle or ArchSNResNet
+	Widths     []int   // sn_resnet: channels of the seed grid and after each up-block
 	MapDepth   int     // style: dense layers of the mapping z → w
 	Noise      bool    // style: per-block noise inputs
 	MBStd      bool    // GAN: a minibatch-standard-deviation layer in D
@@ -25,10 +26,16 @@ type Arch struct {
 const (
 	ArchDCGAN = "dcgan" // one linear layer, upsample + conv blocks, pixel norm (the default)
 	ArchStyle = "style" // mapping network, constant input, modulated convolutions (style.go)
+	// ArchSNResNet is the SNGAN ResNet generator of GANLatentDiscovery
+	// (snresnet.go); latentedit does not train it, it imports it.
+	ArchSNResNet = "sn_resnet"
 )
 
 // Arch is the network layout of a configuration.
 func (c Config) Arch() (Arch, error) {
+	if c.ArchName() == ArchSNResNet {
+		return NewSNResNet(c.Widths, c.Channels, c.Latent, c.Size)
+	}
 	a, err := NewArch(c.Size, c.Channels, c.Base, c.Latent)
 	if err != nil {
 		return a, err
@@ -58,6 +65,11 @@ func NewArch(size, channels, base, latent int) (Arch, error) {
 	return a, nil
 }
 
+// Width is the channel count of a dcgan generator after upsample block i
+// (0-based); block -1 is the start grid (package interop lays out PyTorch
+// weights by it).
+func (a Arch) Width(i int) int { return a.width(i) }
+
 // width is the channel count after upsample block i (0-based); block -1 is the
 // start grid. Widths halve as the image grows, capped at 8×base.
 func (a Arch) width(i int) int {
@@ -79,9 +91,12 @@ func pixelNorm(x *graph.Node) *graph.Node { return engine.PixelNorm(x, 1e-8) }
 // Generate maps z [B, Latent] to images [B, Size, Size, Channels] in [-1, 1].
 // The same function is the GAN generator and the VAE decoder.
 func (a Arch) Generate(ctx *context.Context, z *graph.Node) *graph.Node {
-	if a.Kind == ArchStyle {
+	switch a.Kind {
+	case ArchStyle:
 		w := truncate(ctx, a.Mapping(ctx, z), a.Truncation)
 		return a.Synthesis(ctx, a.broadcastStyles(w), false)
+	case ArchSNResNet:
+		return a.generateSNResNet(ctx, z)
 	}
 	b := z.Shape().Dimensions[0]
 	w0 := a.width(-1)
@@ -97,12 +112,16 @@ func (a Arch) Generate(ctx *context.Context, z *graph.Node) *graph.Node {
 }
 
 // FirstLayer is G's first, linear layer of pixelNorm(z): the dense layer
-// to the start grid [B, Start²·width] (dcgan), the first mapping layer
+// to the start grid [B, Start²·width] (dcgan; sn_resnet without the pixel
+// norm), the first mapping layer
 // [B, Latent] (style). GANSpace takes principal axes of its output and SeFa
 // factorises its weights.
 func (a Arch) FirstLayer(ctx *context.Context, z *graph.Node) *graph.Node {
-	if a.Kind == ArchStyle {
+	switch a.Kind {
+	case ArchStyle:
 		return engine.Dense(ctx.In(a.firstLayerScope()), pixelNorm(z), a.Latent, true)
+	case ArchSNResNet: // SNGAN feeds z to its dense layer as it is
+		return engine.Dense(ctx.In(a.firstLayerScope()), z, a.Start*a.Start*a.Widths[0], true)
 	}
 	return engine.Dense(ctx.In(a.firstLayerScope()), pixelNorm(z), a.Start*a.Start*a.width(-1), true)
 }

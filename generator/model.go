@@ -15,8 +15,12 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+
 	"latentedit/dataset"
+	"latentedit/engine"
 	"latentedit/internal/artifact"
+	"latentedit/internal/atomicfile"
 	"latentedit/train"
 )
 
@@ -58,7 +62,8 @@ type Config struct {
 	NoCorrelation   bool           `json:"no_correlation,omitempty"` // faces: independent factors
 
 	// Architecture (model.json records it; an empty Arch is dcgan).
-	ArchKind   string  `json:"arch,omitempty"`       // "dcgan" or "style"
+	ArchKind   string  `json:"arch,omitempty"`       // "dcgan", "style" or "sn_resnet"
+	Widths     []int   `json:"widths,omitempty"`     // sn_resnet: channels of the 4×4 seed and after each residual up-block
 	MapDepth   int     `json:"map_depth,omitempty"`  // style: mapping layers
 	Noise      bool    `json:"noise,omitempty"`      // style: per-block noise inputs
 	MBStd      bool    `json:"mbstd,omitempty"`      // GAN: minibatch-stddev layer in D (always on for style)
@@ -127,8 +132,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: %w", err)
 	}
 	switch {
-	case c.ArchName() != ArchDCGAN && c.ArchName() != ArchStyle:
-		return fmt.Errorf("config: arch %q: want dcgan or style", c.ArchKind)
+	case c.ArchName() != ArchDCGAN && c.ArchName() != ArchStyle && c.ArchName() != ArchSNResNet:
+		return fmt.Errorf("config: arch %q: want dcgan, style or sn_resnet", c.ArchKind)
+	case c.ArchName() == ArchSNResNet && c.Kind != "gan":
+		return fmt.Errorf("config: arch sn_resnet is an imported GAN generator; a VAE uses dcgan")
 	case c.ArchName() == ArchStyle && c.Kind != "gan":
 		return fmt.Errorf("config: arch style is a GAN generator; a VAE uses dcgan")
 	case c.ArchName() == ArchStyle && (c.MapDepth < 1 || c.MapDepth > 8):
@@ -142,17 +149,27 @@ func (c Config) Validate() error {
 
 // Info is model.json.
 type Info struct {
-	FormatVersion int    `json:"format_version"`
-	Kind          string `json:"kind"`
-	LatentDim     int    `json:"latent_dim"`
-	Height        int    `json:"height"`
-	Width         int    `json:"width"`
-	Channels      int    `json:"channels"`
-	Dataset       string `json:"dataset"`
-	Config        Config `json:"config"`
-	Step          int    `json:"step"`           // training steps behind the weights
-	WeightsSHA256 string `json:"weights_sha256"` // of WeightsFile
-	Command       string `json:"command,omitempty"`
+	FormatVersion int     `json:"format_version"`
+	Kind          string  `json:"kind"`
+	LatentDim     int     `json:"latent_dim"`
+	Height        int     `json:"height"`
+	Width         int     `json:"width"`
+	Channels      int     `json:"channels"`
+	Dataset       string  `json:"dataset"`
+	Config        Config  `json:"config"`
+	Step          int     `json:"step"`           // training steps behind the weights
+	WeightsSHA256 string  `json:"weights_sha256"` // of WeightsFile
+	Command       string  `json:"command,omitempty"`
+	Source        *Source `json:"source,omitempty"` // set when the weights were imported, not trained here
+}
+
+// Source records where imported weights came from, so a model directory can
+// be traced back to the exact file it was converted from.
+type Source struct {
+	File   string `json:"file"`   // base name of the imported file
+	SHA256 string `json:"sha256"` // of the whole imported file
+	Format string `json:"format"` // "safetensors" or "pt"
+	Arch   string `json:"arch"`   // the layout it was read as (dcgan, sn_resnet32, …)
 }
 
 // OpenData opens the dataset the model was trained on, at the model's size
@@ -216,4 +233,29 @@ func Latent(seed int64, d int) []float32 {
 		z[j] = float32(r.NormFloat64())
 	}
 	return z
+}
+
+// WriteModel writes the sampling weights vals (names under /generator, and
+// /encoder for a VAE) to dir/WeightsFile, then model.json with their
+// checksum: model.json comes last, so a reader never sees a model.json
+// pointing at weights that are not there. Both files are written
+// atomically. The trainer's checkpoints and imports share this one path.
+func WriteModel(dir string, info Info, vals map[string]*tensors.Tensor, meta map[string]string) error {
+	wpath := filepath.Join(dir, WeightsFile)
+	if err := os.MkdirAll(filepath.Dir(wpath), 0o755); err != nil {
+		return err
+	}
+	if err := engine.SaveTensors(wpath, vals, meta); err != nil {
+		return err
+	}
+	sum, err := artifact.FileSHA256(wpath)
+	if err != nil {
+		return err
+	}
+	info.FormatVersion, info.WeightsSHA256 = FormatVersion, sum
+	raw, err := json.MarshalIndent(info, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(filepath.Join(dir, InfoFile), append(raw, '\n'), atomicfile.DefaultPerm)
 }

@@ -20,8 +20,6 @@ import (
 
 	"latentedit/dataset"
 	"latentedit/engine"
-	"latentedit/internal/artifact"
-	"latentedit/internal/atomicfile"
 	"latentedit/internal/figure"
 	"latentedit/internal/progress"
 	"latentedit/train"
@@ -75,6 +73,10 @@ func Train(cfg Config, opt Options) (res *Result, err error) {
 	}
 	if opt.Out == "" {
 		return nil, errors.New("train: no output directory")
+	}
+	if cfg.ArchName() == ArchSNResNet {
+		// Its discriminator and losses are not part of this project.
+		return nil, errors.New("train: arch sn_resnet is import-only (latentedit import)")
 	}
 	if opt.Resume {
 		// The run's own settings win, except how long to go on. They are
@@ -459,21 +461,15 @@ func (t *trainer) checkpoint(step int) error {
 			vals[v.ScopeAndName()] = v.MustValue()
 		}
 	}
-	wpath := filepath.Join(t.opt.Out, WeightsFile)
-	if err := engine.SaveTensors(wpath, vals, meta); err != nil {
-		return fmt.Errorf("train: %w", err)
-	}
-	sum, err := artifact.FileSHA256(wpath)
-	if err != nil {
-		return fmt.Errorf("train: %w", err)
-	}
 	info := Info{
-		FormatVersion: FormatVersion, Kind: t.cfg.Kind, LatentDim: t.cfg.Latent,
+		Kind: t.cfg.Kind, LatentDim: t.cfg.Latent,
 		Height: t.cfg.Size, Width: t.cfg.Size, Channels: t.cfg.Channels, Dataset: t.cfg.Dataset,
-		Config: t.cfg, Step: step, WeightsSHA256: sum, Command: t.opt.Command,
+		Config: t.cfg, Step: step, Command: t.opt.Command,
 	}
-	raw, _ := json.MarshalIndent(info, "", "  ")
-	return atomicfile.WriteFile(filepath.Join(t.opt.Out, InfoFile), append(raw, '\n'), atomicfile.DefaultPerm)
+	if err := WriteModel(t.opt.Out, info, vals, meta); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	return nil
 }
 
 func relu(x *graph.Node) *graph.Node { return graph.Max(x, graph.ZerosLike(x)) }

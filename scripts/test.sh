@@ -9,6 +9,9 @@ need=()
 [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need+=(dataset-fashion-mnist)
 # The server's browser test drives Debian's chromium (it fails, not skips, without it).
 command -v chromium >/dev/null || need+=(chromium)
+# interop's tests build generators in Debian's PyTorch and compare images
+# with it (they fail, not skip, without it); /usr/bin first, as the tests do.
+/usr/bin/python3 -c 'import torch' 2>/dev/null || need+=(python3-torch)
 need_kernels
 install_needed
 go mod download

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"latentedit/engine"
+	"latentedit/interop"
+)
+
+func runImport(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("import", stderr)
+	from := fs.String("from", "", "PyTorch state dict to import: .pt/.pth (torch.save zip) or .safetensors (required)")
+	arch := fs.String("arch", "", "its architecture: "+strings.Join(interop.Archs, ", ")+" (required; docs/import.md)")
+	out := fs.String("out", "", "model directory to create; it must not exist (required)")
+	latent := fs.Int("latent", 0, "latent dimension (sn_resnet: default 128; dcgan: read from the file)")
+	data := fs.String("dataset", "", "dataset the generator was trained on, recorded in model.json (default \"imported\")")
+	backend := fs.String("backend", "", "go (CPU, default) or xla:/abs/path/pjrt_plugin.so; default $GOMLX_BACKEND")
+	jsonOut := fs.Bool("json", false, "print the result as one JSON line")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *from == "" || *arch == "" || *out == "" {
+		return errUsage{fmt.Errorf("--from, --arch and --out are required")}
+	}
+	be, err := engine.NewBackend(*backend)
+	if err != nil {
+		return err
+	}
+	info, err := interop.Import(interop.Options{
+		From: *from, Arch: *arch, Out: *out, Latent: *latent, Dataset: *data, Backend: be,
+		Command: "latentedit import " + strings.Join(args, " "),
+	})
+	if err != nil {
+		return err
+	}
+	if *jsonOut {
+		fmt.Fprintf(stdout, "{\"out\":%q,\"arch\":%q,\"size\":%d,\"channels\":%d,\"latent_dim\":%d,\"source_sha256\":%q}\n",
+			*out, *arch, info.Height, info.Channels, info.LatentDim, info.Source.SHA256)
+	} else {
+		fmt.Fprintf(stdout, "imported %s (%s, %dx%dx%d, latent %d) into %s (samples: %s/%s)\n",
+			*from, *arch, info.Height, info.Width, info.Channels, info.LatentDim, *out, *out, "samples.png")
+	}
+	return nil
+}

@@ -1,0 +1,75 @@
+"""Test fixtures for package interop: builds the PyTorch twins of
+interop/torch/latentedit_models.py with seeded random weights (batch norm
+statistics included), saves each as .pt and .safetensors, and writes fixed
+latents with the images PyTorch makes of them (float32, little-endian,
+images channels-last) for the Go test to compare.
+
+usage: python3 fixtures.py OUT_DIR 'JSON list of cases'
+       python3 fixtures.py export MODEL_DIR Z_FILE N OUT_IMG
+         (renders the latentedit dcgan model directory MODEL_DIR in PyTorch
+         through load_latentedit_dcgan: the way back)
+  a case: {"name": …, "arch": "dcgan"|"sn_resnet", "seed": …, "n": latents,
+           dcgan: "size", "channels", "base", "latent"; sn_resnet: "widths", "channels", "latent"}
+"""
+
+import json
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "torch"))
+import latentedit_models as lm  # noqa: E402
+
+
+def build(case):
+    torch.manual_seed(case["seed"])
+    if case["arch"] == "dcgan":
+        g = lm.LatenteditDCGAN(case["size"], case["channels"], case["base"], case["latent"])
+    else:
+        g = lm.SNResNetGenerator(case["widths"], case["channels"], case["latent"])
+    with torch.no_grad():
+        for m in g.modules():
+            # Non-trivial batch-norm parameters and statistics: an importer
+            # that ignored any of them would be caught.
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.copy_(1 + 0.2 * torch.randn_like(m.weight))
+                m.bias.copy_(0.2 * torch.randn_like(m.bias))
+                m.running_mean.copy_(0.3 * torch.randn_like(m.running_mean))
+                m.running_var.copy_(0.5 + torch.rand_like(m.running_var))
+                m.num_batches_tracked.fill_(1234)
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+                m.bias.copy_(0.1 * torch.randn_like(m.bias))
+    return g.eval()
+
+
+def export(model_dir, z_file, n, out_img):
+    g = lm.load_latentedit_dcgan(model_dir)
+    import numpy as np
+    z = torch.from_numpy(np.fromfile(z_file, dtype="<f4").reshape(int(n), -1).copy())
+    with torch.no_grad():
+        img = g(z).permute(0, 2, 3, 1).contiguous()
+    img.numpy().astype("<f4").tofile(out_img)
+
+
+def main():
+    if sys.argv[1] == "export":
+        export(*sys.argv[2:])
+        return
+    out, cases = sys.argv[1], json.loads(sys.argv[2])
+    for case in cases:
+        g = build(case)
+        sd = g.state_dict()
+        torch.save(sd, os.path.join(out, case["name"] + ".pt"))
+        lm.save_safetensors(sd, os.path.join(out, case["name"] + ".safetensors"))
+        torch.manual_seed(case["seed"] + 1)
+        z = torch.randn(case["n"], case["latent"])
+        with torch.no_grad():
+            img = g(z).permute(0, 2, 3, 1).contiguous()
+        z.numpy().astype("<f4").tofile(os.path.join(out, case["name"] + ".z"))
+        img.numpy().astype("<f4").tofile(os.path.join(out, case["name"] + ".img"))
+        print(case["name"], "image std", float(img.std()), "saturated", float((img.abs() > 0.99).float().mean()))
+
+
+if __name__ == "__main__":
+    main()
