@@ -7,10 +7,12 @@ latentedit's interop package maps (interop/layouts.go), so
     latentedit import --from g.pt --arch dcgan --out models/mine
 
 brings a model to latentedit, and `load_latentedit_dcgan(model_dir)` takes a
-dcgan trained by latentedit to PyTorch. Images are NCHW in [-1, 1]; latents
-are [B, L] standard normal.
+dcgan trained by latentedit to PyTorch (`load_latentedit_style` a style
+one). Images are NCHW in [-1, 1]; latents are [B, L] standard normal.
 
 - LatenteditDCGAN: latentedit's own `dcgan` generator.
+- LatenteditStyle: latentedit's own `style` generator (mapping network,
+  learned constant, modulated convolutions, noise, to-RGB skips).
 - SNResNetGenerator: the layout of GANLatentDiscovery's SNGAN ResNet
   generator (models/SNGAN/sn_gen_resnet.py, `make_resnet_generator` wrapped
   in `GenWrapper`); its state dict has the same keys, so a checkpoint of
@@ -73,6 +75,106 @@ class LatenteditDCGAN(nn.Module):
             x = conv(F.interpolate(x, scale_factor=2, mode="nearest"))
             x = F.leaky_relu(_pixel_norm(x, 1), 0.2)
         return torch.tanh(self.to_image(x))
+
+
+class ModConv(nn.Module):
+    """latentedit's modulated convolution (generator/style.go modConv),
+    written as input scaling, a plain convolution, then demodulation:
+    s = affine(w) + 1 scales each input channel; with demod each output
+    channel is divided by sqrt(sum over the kernel of (k*s)^2 + 1e-8).
+
+    Keys: weight [F, Cin, k, k], affine.{weight [Cin, L], bias [Cin]}, and
+    bias [F] where the block adds one (after the noise, so forward leaves
+    it to the block)."""
+
+    def __init__(self, cin, cout, k, latent, demod, bias):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(cout, cin, k, k) / math.sqrt(cin * k * k))
+        self.affine = nn.Linear(latent, cin)
+        self.bias = nn.Parameter(torch.zeros(cout)) if bias else None
+        self.demod = demod
+
+    def forward(self, x, w):
+        s = self.affine(w) + 1  # [B, Cin]
+        y = F.conv2d(x * s[:, :, None, None], self.weight, padding=self.weight.shape[-1] // 2)
+        if not self.demod:
+            return y
+        k2 = self.weight.pow(2).sum(dim=(2, 3)).t()  # [Cin, F]
+        return y * torch.rsqrt(s.pow(2) @ k2 + 1e-8)[:, :, None, None]
+
+
+class StyleBlock(nn.Module):
+    """One synthesis block: (upsample,) modulated 3x3 conv, noise
+    (noise_strength times the fixed buffer noise_const [1, 1, H, W]),
+    bias, leaky ReLU 0.2; and its to-RGB, a modulated 1x1 conv without
+    demodulation or bias."""
+
+    def __init__(self, cin, cout, side, channels, latent, up, noise):
+        super().__init__()
+        self.up = up
+        self.conv = ModConv(cin, cout, 3, latent, demod=True, bias=True)
+        if noise:
+            self.noise_strength = nn.Parameter(torch.zeros([]))
+            self.register_buffer("noise_const", torch.randn(1, 1, side, side))
+        else:
+            self.noise_strength = None
+        self.to_rgb = ModConv(cout, channels, 1, latent, demod=False, bias=False)
+
+    def forward(self, x, w):
+        if self.up:
+            x = F.interpolate(x, scale_factor=2, mode="nearest")
+        x = self.conv(x, w)
+        if self.noise_strength is not None:
+            x = x + self.noise_const * self.noise_strength
+        x = F.leaky_relu(x + self.conv.bias[None, :, None, None], 0.2)
+        return x, self.to_rgb(x, w)
+
+
+class LatenteditStyle(nn.Module):
+    """latentedit's style generator (generator/style.go): z is pixel-normed
+    and mapped to w by map_depth Linear + leaky ReLU 0.2 layers; truncation
+    pulls w towards the buffer w_avg, w_avg + psi (w - w_avg), where
+    0 < psi < 1; a learned constant [1, W0, S0, S0] goes through
+    blocks.0 … blocks.{ups}, each styled by w, their RGB outputs summed with
+    nearest 2x upsampling between them, then tanh.
+
+    Keys: mapping.{i}.{weight,bias}, const, w_avg, blocks.{i}.conv.weight,
+    blocks.{i}.conv.affine.{weight,bias}, blocks.{i}.conv.bias,
+    blocks.{i}.noise_strength and blocks.{i}.noise_const (with noise),
+    blocks.{i}.to_rgb.weight, blocks.{i}.to_rgb.affine.{weight,bias}.
+    Sizes follow dcgan_layout; block i > 0 upsamples and has width(i-1)
+    channels, block 0 the constant's width(-1). forward(z) samples;
+    synthesis(w) draws from a given w [B, L]."""
+
+    def __init__(self, size=32, channels=3, base=32, latent=64, map_depth=2, noise=True, psi=1.0):
+        super().__init__()
+        self.start, ups, width = dcgan_layout(size, base)
+        self.psi = psi
+        self.mapping = nn.ModuleList([nn.Linear(latent, latent) for _ in range(map_depth)])
+        self.register_buffer("w_avg", torch.zeros(latent))
+        self.const = nn.Parameter(torch.randn(1, width(-1), self.start, self.start))
+        self.blocks = nn.ModuleList([
+            StyleBlock(width(i - 2) if i > 0 else width(-1), width(i - 1), self.start << i, channels, latent, i > 0, noise)
+            for i in range(ups + 1)])
+
+    def map(self, z):
+        x = _pixel_norm(z, 1)
+        for lin in self.mapping:
+            x = F.leaky_relu(lin(x), 0.2)
+        if 0 < self.psi < 1:
+            x = self.w_avg + self.psi * (x - self.w_avg)
+        return x
+
+    def synthesis(self, w):
+        x = self.const.expand(w.shape[0], -1, -1, -1)
+        rgb = None
+        for block in self.blocks:
+            x, y = block(x, w)
+            rgb = y if rgb is None else F.interpolate(rgb, scale_factor=2, mode="nearest") + y
+        return torch.tanh(rgb)
+
+    def forward(self, z):
+        return self.synthesis(self.map(z))
 
 
 SN_RESNET = {"sn_resnet32": [256, 256, 256, 256], "sn_resnet64": [1024, 512, 256, 128, 64]}
@@ -193,5 +295,36 @@ def load_latentedit_dcgan(model_dir):
     for i in range(len(g.up)):
         sd[f"up.{i}.weight"] = w[f"/generator/up{i}/weights"].permute(3, 2, 0, 1)
         sd[f"up.{i}.bias"] = w[f"/generator/up{i}/biases"]
+    g.load_state_dict({k: v.contiguous() for k, v in sd.items()})
+    return g.eval()
+
+
+def load_latentedit_style(model_dir):
+    """A LatenteditStyle with the weights of a latentedit style model
+    directory, its truncation psi from model.json's config."""
+    info = json.load(open(os.path.join(model_dir, "model.json")))
+    cfg = info["config"]
+    if cfg.get("arch") != "style":
+        raise ValueError(f"{model_dir}: arch {cfg.get('arch', 'dcgan')}, this loader reads style")
+    g = LatenteditStyle(cfg["size"], cfg["channels"], cfg["base"], cfg["latent_dim"], cfg["map_depth"],
+                        cfg.get("noise", False), cfg.get("truncation", 0) or 1.0)
+    w = read_latentedit_checkpoint(os.path.join(model_dir, "generator", "weights.ckpt"))
+    conv = lambda k: k.permute(3, 2, 0, 1)  # ours [kh, kw, Cin, F] -> [F, Cin, kh, kw]
+    sd = {"const": w["/generator/const/value"].permute(0, 3, 1, 2),
+          # a model trained here always tracks w_avg; one built without training may lack it
+          "w_avg": w.get("/generator/w_avg", torch.zeros(cfg["latent_dim"]))}
+    for i in range(len(g.mapping)):
+        sd[f"mapping.{i}.weight"] = w[f"/generator/map{i}/weights"].t()
+        sd[f"mapping.{i}.bias"] = w[f"/generator/map{i}/biases"]
+    for i in range(len(g.blocks)):
+        b, p = f"blocks.{i}", f"/generator/block{i}"
+        for part in ("conv", "to_rgb"):
+            sd[f"{b}.{part}.weight"] = conv(w[f"{p}/{part}/weights"])
+            sd[f"{b}.{part}.affine.weight"] = w[f"{p}/{part}/affine/weights"].t()
+            sd[f"{b}.{part}.affine.bias"] = w[f"{p}/{part}/affine/biases"]
+        sd[f"{b}.conv.bias"] = w[f"{p}/conv/biases"]
+        if g.blocks[i].noise_strength is not None:
+            sd[f"{b}.noise_strength"] = w[f"{p}/noise/strength"].reshape([])
+            sd[f"{b}.noise_const"] = w[f"{p}/noise/fixed"].permute(0, 3, 1, 2)
     g.load_state_dict({k: v.contiguous() for k, v in sd.items()})
     return g.eval()
