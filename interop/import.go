@@ -38,6 +38,9 @@ type Options struct {
 	// Widths replaces the channel list of an sn_resnet configuration (tests
 	// build narrow ones; SNGAN variants of other widths).
 	Widths []int
+	// Truncation is the style generator's ψ at sampling, recorded in
+	// model.json (0 or 1: none); a state dict holds w_avg but not ψ.
+	Truncation float64
 	// Dataset is recorded in model.json ("imported" when empty): name the
 	// dataset the generator was trained on to evaluate it against that data.
 	Dataset string
@@ -61,6 +64,9 @@ func Import(o Options) (info generator.Info, err error) {
 	}
 	if o.Backend == nil {
 		return fail(errors.New("no backend"))
+	}
+	if o.Truncation != 0 && o.Arch != ArchStyle {
+		return fail(fmt.Errorf("truncation %g: only --arch style has a truncation ψ", o.Truncation))
 	}
 	if _, err := os.Stat(o.Out); err == nil {
 		return fail(fmt.Errorf("output %s already exists: choose a new directory", o.Out))
@@ -88,6 +94,8 @@ func Import(o Options) (info generator.Info, err error) {
 			widths = o.Widths
 		}
 		arch, params, err = snResNetLayout(ts, widths, o.Latent)
+	case ArchStyle:
+		arch, params, err = styleLayout(ts, o.Latent)
 	default:
 		err = fmt.Errorf("unknown --arch %q: want one of %v", o.Arch, Archs)
 	}
@@ -108,6 +116,7 @@ func Import(o Options) (info generator.Info, err error) {
 	}
 	cfg.Size, cfg.Channels, cfg.Latent, cfg.Steps = arch.Size, arch.Channels, arch.Latent, 0
 	cfg.ArchKind, cfg.Base, cfg.Widths = arch.Kind, arch.Base, arch.Widths
+	cfg.MapDepth, cfg.Noise, cfg.Truncation = arch.MapDepth, arch.Noise, o.Truncation
 	if err := cfg.Validate(); err != nil {
 		return fail(err)
 	}

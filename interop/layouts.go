@@ -121,10 +121,11 @@ const (
 	ArchDCGAN      = "dcgan"
 	ArchSNResNet32 = "sn_resnet32"
 	ArchSNResNet64 = "sn_resnet64"
+	ArchStyle      = "style"
 )
 
 // Archs lists the supported architecture names.
-var Archs = []string{ArchDCGAN, ArchSNResNet32, ArchSNResNet64}
+var Archs = []string{ArchDCGAN, ArchSNResNet32, ArchSNResNet64, ArchStyle}
 
 // dcganLayout is our own generator (generator.Arch, kind dcgan) as the
 // PyTorch module LatenteditDCGAN lays it out:
@@ -172,6 +173,105 @@ func dcganLayout(ts map[string]tensorfile.Tensor, latent int) (generator.Arch, [
 	}
 	ps = append(ps, convParams("to_image", "/generator/to_image", a.Channels, width(a.Ups-1), 3)...)
 	return a, ps, nil
+}
+
+// nchwToNHWC turns a [1, C, H, W] tensor (the style constant, a noise
+// buffer) into ours, [1, H, W, C].
+func nchwToNHWC(t tensorfile.Tensor) ([]float32, []int) {
+	c, h, w := t.Shape[1], t.Shape[2], t.Shape[3]
+	out := make([]float32, len(t.Data))
+	for ch := 0; ch < c; ch++ {
+		for y := 0; y < h; y++ {
+			for x := 0; x < w; x++ {
+				out[(y*w+x)*c+ch] = t.Data[(ch*h+y)*w+x]
+			}
+		}
+	}
+	return out, []int{1, h, w, c}
+}
+
+// count is the number of consecutive keys fmt.Sprintf(format, i) present
+// from i = 0.
+func count(ts map[string]tensorfile.Tensor, format string) int {
+	n := 0
+	for {
+		if _, ok := ts[fmt.Sprintf(format, n)]; !ok {
+			return n
+		}
+		n++
+	}
+}
+
+// styleLayout is our own style generator (generator/style.go) as the
+// PyTorch module LatenteditStyle lays it out:
+//
+//	mapping.{i}.weight [L, L], .bias             Linear + leaky ReLU, i < map depth
+//	w_avg [L]                                    the running mean of w (truncation's centre)
+//	const [1, W0, S0, S0]                        the learned constant (NCHW; ours is NHWC)
+//	blocks.{i}.conv.weight [F, Cin, 3, 3]        modulated conv of block i (i > 0 upsamples first)
+//	blocks.{i}.conv.affine.weight [Cin, L], .bias  the style of its input channels
+//	blocks.{i}.conv.bias [F]                     added after the noise
+//	blocks.{i}.noise_strength [], blocks.{i}.noise_const [1, 1, H, W]   with noise only
+//	blocks.{i}.to_rgb.weight [C, F, 1, 1], blocks.{i}.to_rgb.affine.weight [F, L], .bias
+//
+// The latent, map depth, number of blocks, base width (the last block's),
+// channels, seed side and noise are read from the file; every shape is then
+// checked against the layout they imply. ψ is not a tensor: it comes from
+// --truncation.
+func styleLayout(ts map[string]tensorfile.Tensor, latent int) (generator.Arch, []param, error) {
+	m0, ok1 := ts["mapping.0.weight"]
+	cst, ok2 := ts["const"]
+	depth, blocks := count(ts, "mapping.%d.weight"), count(ts, "blocks.%d.conv.weight")
+	last, ok3 := ts[fmt.Sprintf("blocks.%d.to_rgb.weight", blocks-1)]
+	if !ok1 || !ok2 || !ok3 || blocks < 3 || len(m0.Shape) != 2 || len(cst.Shape) != 4 || len(last.Shape) != 4 {
+		return generator.Arch{}, nil, fmt.Errorf("not a style state dict: want mapping.0.weight [L, L], const [1, W0, S0, S0], blocks.0 … blocks.N (N ≥ 2) with conv and to_rgb%s", keyHint(ts))
+	}
+	if latent != 0 && latent != m0.Shape[1] {
+		return generator.Arch{}, nil, fmt.Errorf("mapping.0.weight %v: latent dimension %d, but --latent %d was asked for", m0.Shape, m0.Shape[1], latent)
+	}
+	ups, start := blocks-1, cst.Shape[3]
+	a, err := generator.NewArch(start<<ups, last.Shape[0], last.Shape[1], m0.Shape[1])
+	if err != nil {
+		return a, nil, fmt.Errorf("const %v with %d blocks: %w", cst.Shape, blocks, err)
+	}
+	if a.Start != start || a.Ups != ups {
+		return a, nil, fmt.Errorf("const %v with %d blocks fits no style layout: a %d-pixel image starts from %d×%d with %d blocks", cst.Shape, blocks, a.Size, a.Start, a.Start, a.Ups+1)
+	}
+	a.Kind, a.MapDepth = generator.ArchStyle, depth
+	_, a.Noise = ts["blocks.0.noise_strength"]
+	width, l := a.Width, a.Latent
+	ps := []param{
+		{keys: []string{"w_avg"}, shape: []int{l}, dst: "/generator/w_avg", conv: same},
+		{keys: []string{"const"}, shape: []int{1, width(-1), start, start}, dst: "/generator/const/value", conv: nchwToNHWC},
+	}
+	for i := 0; i < depth; i++ {
+		ps = append(ps, denseParams(fmt.Sprintf("mapping.%d", i), fmt.Sprintf("/generator/map%d", i), l, l)...)
+	}
+	for i := 0; i <= ups; i++ {
+		k, dst := fmt.Sprintf("blocks.%d", i), fmt.Sprintf("/generator/block%d", i)
+		in, out, side := width(-1), width(i-1), start<<i
+		if i > 0 {
+			in = width(i - 2)
+		}
+		ps = append(ps, convParams(k+".conv", dst+"/conv", out, in, 3)...)
+		ps = append(ps, denseParams(k+".conv.affine", dst+"/conv/affine", in, l)...)
+		if a.Noise {
+			ps = append(ps,
+				param{keys: []string{k + ".noise_strength"}, shape: []int{}, dst: dst + "/noise/strength", conv: same},
+				param{keys: []string{k + ".noise_const"}, shape: []int{1, 1, side, side}, dst: dst + "/noise/fixed", conv: nchwToNHWC})
+		}
+		ps = append(ps, param{keys: []string{k + ".to_rgb.weight"}, shape: []int{a.Channels, out, 1, 1}, dst: dst + "/to_rgb/weights", conv: convKernel})
+		ps = append(ps, denseParams(k+".to_rgb.affine", dst+"/to_rgb/affine", out, l)...)
+	}
+	return a, ps, nil
+}
+
+// denseParams maps a Linear(in, out): weight [out, in] and bias [out].
+func denseParams(key, dst string, out, in int) []param {
+	return []param{
+		{keys: []string{key + ".weight"}, shape: []int{out, in}, dst: dst + "/weights", conv: denseWeight(nil)},
+		{keys: []string{key + ".bias"}, shape: []int{out}, dst: dst + "/biases", conv: same},
+	}
 }
 
 // snResNetLayout is GANLatentDiscovery's make_resnet_generator: an

@@ -15,6 +15,7 @@ func runImport(args []string, stdout, stderr io.Writer) error {
 	arch := fs.String("arch", "", "its architecture: "+strings.Join(interop.Archs, ", ")+" (required; docs/import.md)")
 	out := fs.String("out", "", "model directory to create; it must not exist (required)")
 	latent := fs.Int("latent", 0, "latent dimension (sn_resnet: default 128; dcgan: read from the file)")
+	psi := fs.Float64("truncation", 0, "style: truncation ψ in (0, 1] at sampling, recorded in model.json (default none)")
 	data := fs.String("dataset", "", "dataset the generator was trained on, recorded in model.json (default \"imported\")")
 	backend := fs.String("backend", "", "go (CPU, default) or xla:/abs/path/pjrt_plugin.so; default $GOMLX_BACKEND")
 	jsonOut := fs.Bool("json", false, "print the result as one JSON line")
@@ -29,7 +30,7 @@ func runImport(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	info, err := interop.Import(interop.Options{
-		From: *from, Arch: *arch, Out: *out, Latent: *latent, Dataset: *data, Backend: be,
+		From: *from, Arch: *arch, Out: *out, Latent: *latent, Truncation: *psi, Dataset: *data, Backend: be,
 		Command: "latentedit import " + strings.Join(args, " "),
 	})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -87,5 +88,48 @@ func TestImportCommand(t *testing.T) {
 	}
 	if code := run([]string{"import", "--from", "g.safetensors"}, &out, &errb); code != exitUsage {
 		t.Errorf("no --arch: code %d, want %d", code, exitUsage)
+	}
+}
+
+// TestImportStyleCommand imports a style state dict (16×16×1, base 4,
+// latent 3, one mapping layer, no noise) with --truncation: model.json
+// records the arch and its settings, and sample runs on it.
+func TestImportStyleCommand(t *testing.T) {
+	t.Chdir(t.TempDir())
+	shapes := map[string][]int{"mapping.0.weight": {3, 3}, "mapping.0.bias": {3}, "w_avg": {3}, "const": {1, 16, 4, 4}}
+	for i, w := range [][2]int{{16, 16}, {16, 8}, {8, 4}} { // block i: input and output width
+		b := fmt.Sprintf("blocks.%d.", i)
+		shapes[b+"conv.weight"], shapes[b+"conv.bias"] = []int{w[1], w[0], 3, 3}, []int{w[1]}
+		shapes[b+"conv.affine.weight"], shapes[b+"conv.affine.bias"] = []int{w[0], 3}, []int{w[0]}
+		shapes[b+"to_rgb.weight"] = []int{1, w[1], 1, 1}
+		shapes[b+"to_rgb.affine.weight"], shapes[b+"to_rgb.affine.bias"] = []int{w[1], 3}, []int{w[1]}
+	}
+	writeSafetensors(t, "g.safetensors", shapes)
+	var out, errb bytes.Buffer
+	if code := run([]string{"import", "--from", "g.safetensors", "--arch", "style", "--truncation", "0.7", "--out", "m"}, &out, &errb); code != 0 {
+		t.Fatalf("import: code %d: %s", code, errb.String())
+	}
+	raw, err := os.ReadFile(filepath.Join("m", "model.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info struct {
+		Config struct {
+			Arch       string  `json:"arch"`
+			MapDepth   int     `json:"map_depth"`
+			Noise      bool    `json:"noise"`
+			Truncation float64 `json:"truncation"`
+			Base       int     `json:"base"`
+			Size       int     `json:"size"`
+		} `json:"config"`
+	}
+	if err := json.Unmarshal(raw, &info); err != nil {
+		t.Fatal(err)
+	}
+	if c := info.Config; c.Arch != "style" || c.MapDepth != 1 || c.Noise || c.Truncation != 0.7 || c.Base != 4 || c.Size != 16 {
+		t.Fatalf("model.json config %+v: want style, map depth 1, no noise, truncation 0.7, base 4, size 16", c)
+	}
+	if code := run([]string{"sample", "--model", "m", "--n", "2", "--out", "s"}, &out, &errb); code != 0 {
+		t.Fatalf("sample on the imported style model: code %d: %s", code, errb.String())
 	}
 }
