@@ -5,9 +5,13 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
-	"latentedit/engine"
+	"maps"
 	"math"
+	"slices"
 	"testing"
+
+	"latentedit/engine"
+	"latentedit/interop/tensorfile"
 
 	"github.com/gomlx/gomlx/backends"
 )
@@ -39,13 +43,27 @@ func systemPickleZip(t testing.TB, marker string) []byte {
 // safetensorsFile is a one-tensor .safetensors file of float32 values.
 func safetensorsFile(t testing.TB, name string, vals []float32) []byte {
 	t.Helper()
-	h, _ := json.Marshal(map[string]any{name: map[string]any{"dtype": "F32", "shape": []int{1, len(vals)}, "data_offsets": []int{0, 4 * len(vals)}}})
-	out := binary.LittleEndian.AppendUint64(nil, uint64(len(h)))
-	out = append(out, h...)
-	for _, v := range vals {
-		out = binary.LittleEndian.AppendUint32(out, math.Float32bits(v))
+	return safetensorsOf(t, map[string]tensorfile.Tensor{name: {DType: "F32", Shape: []int{1, len(vals)}, Data: vals}})
+}
+
+// safetensorsOf is a .safetensors file of float32 tensors, in name order.
+func safetensorsOf(t testing.TB, ts map[string]tensorfile.Tensor) []byte {
+	t.Helper()
+	header := map[string]any{}
+	var data []byte
+	for _, name := range slices.Sorted(maps.Keys(ts)) {
+		tt := ts[name]
+		header[name] = map[string]any{"dtype": "F32", "shape": tt.Shape, "data_offsets": []int{len(data), len(data) + 4*len(tt.Data)}}
+		for _, v := range tt.Data {
+			data = binary.LittleEndian.AppendUint32(data, math.Float32bits(v))
+		}
 	}
-	return out
+	h, err := json.Marshal(header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := binary.LittleEndian.AppendUint64(nil, uint64(len(h)))
+	return append(append(out, h...), data...)
 }
 
 // cpu is the default backend, one per test binary.

@@ -39,6 +39,10 @@ type fixture struct {
 	Base     int    `json:"base,omitempty"`
 	Latent   int    `json:"latent"`
 	Widths   []int  `json:"widths,omitempty"`
+	// style: mapping depth, noise inputs, truncation ψ (0: none)
+	MapDepth int     `json:"map_depth,omitempty"`
+	Noise    bool    `json:"noise,omitempty"`
+	Psi      float64 `json:"psi,omitempty"`
 }
 
 // makeFixtures writes each fixture's .pt, .safetensors, latents (.z) and

@@ -5,11 +5,13 @@ latents with the images PyTorch makes of them (float32, little-endian,
 images channels-last) for the Go test to compare.
 
 usage: python3 fixtures.py OUT_DIR 'JSON list of cases'
-       python3 fixtures.py export MODEL_DIR Z_FILE N OUT_IMG
-         (renders the latentedit dcgan model directory MODEL_DIR in PyTorch
-         through load_latentedit_dcgan: the way back)
-  a case: {"name": …, "arch": "dcgan"|"sn_resnet", "seed": …, "n": latents,
-           dcgan: "size", "channels", "base", "latent"; sn_resnet: "widths", "channels", "latent"}
+       python3 fixtures.py export MODEL_DIR Z_FILE N OUT_IMG [OUT_PT]
+         (renders the latentedit dcgan or style model directory MODEL_DIR in
+         PyTorch through load_latentedit_dcgan/_style: the way back; with
+         OUT_PT, also saves that PyTorch module's state dict there)
+  a case: {"name": …, "arch": "dcgan"|"sn_resnet"|"style", "seed": …, "n": latents,
+           dcgan: "size", "channels", "base", "latent"; sn_resnet: "widths", "channels", "latent";
+           style: dcgan's and "map_depth", "noise", "psi"}
 """
 
 import json
@@ -26,6 +28,9 @@ def build(case):
     torch.manual_seed(case["seed"])
     if case["arch"] == "dcgan":
         g = lm.LatenteditDCGAN(case["size"], case["channels"], case["base"], case["latent"])
+    elif case["arch"] == "style":
+        g = lm.LatenteditStyle(case["size"], case["channels"], case["base"], case["latent"],
+                               case["map_depth"], case.get("noise", False), case.get("psi") or 1.0)
     else:
         g = lm.SNResNetGenerator(case["widths"], case["channels"], case["latent"])
     with torch.no_grad():
@@ -40,11 +45,22 @@ def build(case):
                 m.num_batches_tracked.fill_(1234)
             if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
                 m.bias.copy_(0.1 * torch.randn_like(m.bias))
+            # The style generator's state that starts at zero: a non-zero
+            # w_avg (truncation's centre), noise strengths and conv biases.
+            if isinstance(m, lm.LatenteditStyle):
+                m.w_avg.copy_(0.5 * torch.randn_like(m.w_avg))
+            if isinstance(m, lm.StyleBlock):
+                m.conv.bias.copy_(0.1 * torch.randn_like(m.conv.bias))
+                if m.noise_strength is not None:
+                    m.noise_strength.fill_(0.3 * float(torch.randn([])))
     return g.eval()
 
 
-def export(model_dir, z_file, n, out_img):
-    g = lm.load_latentedit_dcgan(model_dir)
+def export(model_dir, z_file, n, out_img, out_pt=None):
+    arch = json.load(open(os.path.join(model_dir, "model.json")))["config"].get("arch", "dcgan")
+    g = lm.load_latentedit_style(model_dir) if arch == "style" else lm.load_latentedit_dcgan(model_dir)
+    if out_pt:
+        torch.save(g.state_dict(), out_pt)
     import numpy as np
     z = torch.from_numpy(np.fromfile(z_file, dtype="<f4").reshape(int(n), -1).copy())
     with torch.no_grad():
