@@ -1,0 +1,174 @@
+package interop
+
+import (
+	"encoding/json"
+	"maps"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+
+	"latentedit/edit"
+)
+
+// exportCases are the editors TestExportMatchesPyTorch exports: every
+// method, on latents of dimension exportDim.
+const exportDim, exportK = 16, 3
+
+func exportEditors(t *testing.T) map[string]edit.Editor {
+	t.Helper()
+	be := cpu(t)
+	r := rand.New(rand.NewPCG(5, 6))
+	gauss := func(n, m int, scale func(j int) float64) [][]float32 {
+		x := make([][]float32, n)
+		for i := range x {
+			x[i] = make([]float32, m)
+			for j := range x[i] {
+				x[i][j] = float32(r.NormFloat64() * scale(j))
+			}
+		}
+		return x
+	}
+	one := func(int) float64 { return 1 }
+	eds := map[string]edit.Editor{}
+	add := func(name string, e edit.Editor, err error) {
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		// One edit gives a fresh editor's variables their values.
+		if _, err := edit.One(e, make([]float32, exportDim), 0, 0.5); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		eds[name] = e
+	}
+	for name, opt := range map[string]edit.Options{
+		"linear":               nil,
+		"linear-orthonormal":   {"orthonormal": true},
+		"warped":               {"dipoles": 4, "step": 0.4},
+		"curvilinear-coupling": {"hidden": 16, "layers": 3},
+		"curvilinear-ode":      {"flow": "ode", "hidden": 16, "ode_steps": 4},
+	} {
+		method, _, _ := strings.Cut(name, "-")
+		e, err := edit.New(method, exportK, exportDim, opt, nil, be)
+		add(name, e, err)
+	}
+	// The flows start as the identity (zero output layers): random weights
+	// make them bend.
+	for _, name := range []string{"curvilinear-coupling", "curvilinear-ode"} {
+		for v := range eds[name].(*edit.Curvilinear).Context().IterVariables() {
+			dims := v.Shape().Dimensions
+			vals := make([]float32, v.Shape().Size())
+			for i := range vals {
+				vals[i] = float32(0.4 * r.NormFloat64() / math.Sqrt(float64(dims[0])))
+			}
+			v.SetValue(tensors.FromFlatDataAndDimensions(vals, dims...))
+		}
+	}
+	z := gauss(200, exportDim, func(j int) float64 { return 1 + float64(j%5) })
+	e, err := edit.NewGANSpace(z, exportK, be)
+	add("ganspace", e, err)
+	e, err = edit.NewSeFa(gauss(exportDim, 24, one), exportK, be)
+	add("sefa", e, err)
+	labels := make([][]float32, len(z))
+	for i, zi := range z {
+		labels[i] = []float32{0, 0}
+		if zi[0]+zi[1] > 0 {
+			labels[i][0] = 1
+		}
+		labels[i][1] = zi[2] - zi[3]
+	}
+	e, err = edit.NewInterFaceGAN(z, labels, []string{"a", "b"}, edit.InterFaceGANOptions{}, be)
+	add("interfacegan", e, err)
+	return eds
+}
+
+// TestExportMatchesPyTorch exports an editor of every method in every
+// format it takes, applies it with interop/torch/latentedit_edit.py on 100
+// latents, each with its own direction and amount (|t| up to 7.5, so the
+// warped walk takes up to 19 sub-steps), and compares with EditBatch:
+// |difference| ≤ 1e-5·‖z‖ on every coordinate.
+func TestExportMatchesPyTorch(t *testing.T) {
+	py := torchPython(t)
+	dir := t.TempDir()
+	r := rand.New(rand.NewPCG(7, 8))
+	amounts := []float32{-7.5, -2, -0.3, 0, 0.8, 3, 6.1}
+	type pyCase struct {
+		File string      `json:"file"`
+		Z    [][]float32 `json:"z"`
+		K    []int       `json:"k"`
+		T    []float32   `json:"t"`
+	}
+	var cases []pyCase
+	var want [][][]float32
+	var labels []string
+	eds := exportEditors(t)
+	for _, name := range slices.Sorted(maps.Keys(eds)) {
+		e := eds[name]
+		zs := make([][]float32, 100)
+		steps := make([]edit.Step, len(zs))
+		c := pyCase{Z: zs}
+		for i := range zs {
+			zs[i] = make([]float32, exportDim)
+			for j := range zs[i] {
+				zs[i][j] = float32(r.NormFloat64())
+			}
+			steps[i] = edit.Step{K: r.IntN(e.K()), T: amounts[i%len(amounts)]}
+			c.K, c.T = append(c.K, steps[i].K), append(c.T, steps[i].T)
+		}
+		got, err := e.EditBatch(zs, steps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		formats := []string{ExportSafetensors, ExportPyTorch}
+		if _, ok := e.(*edit.Linear); ok {
+			formats = append(formats, ExportNpy)
+		}
+		for _, f := range formats {
+			c.File = filepath.Join(dir, name+"."+f)
+			if err := Export(ExportOptions{Editor: e, Name: name, Model: "test", Format: f, Out: c.File}); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			cases, want, labels = append(cases, c), append(want, got), append(labels, name+" "+f)
+		}
+	}
+	in, out := filepath.Join(dir, "cases.json"), filepath.Join(dir, "out.json")
+	raw, _ := json.Marshal(cases)
+	if err := os.WriteFile(in, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := exec.Command(py, "testdata/export_check.py", in, out).CombinedOutput(); err != nil {
+		t.Fatalf("export_check.py: %v\n%s", err, b)
+	}
+	var res [][][]float64
+	raw, err := os.ReadFile(out)
+	if err == nil {
+		err = json.Unmarshal(raw, &res)
+	}
+	if err != nil || len(res) != len(cases) {
+		t.Fatalf("export_check.py output: %v (%d results for %d cases)", err, len(res), len(cases))
+	}
+	for c, label := range labels {
+		worst, moved := 0.0, 0.0
+		for i, z := range cases[c].Z {
+			norm := 0.0
+			for _, x := range z {
+				norm += float64(x) * float64(x)
+			}
+			norm = math.Sqrt(norm)
+			for j := range z {
+				worst = math.Max(worst, math.Abs(res[c][i][j]-float64(want[c][i][j]))/norm)
+				moved = math.Max(moved, math.Abs(float64(want[c][i][j]-z[j])))
+			}
+		}
+		t.Logf("%-28s max |PyTorch − latentedit| / ‖z‖ = %.2g (largest move %.2f)", label, worst, moved)
+		if worst > 1e-5 || moved == 0 {
+			t.Errorf("%s: max |difference|/‖z‖ = %.3g (limit 1e-5), largest move %v", label, worst, moved)
+		}
+	}
+}
