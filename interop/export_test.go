@@ -172,3 +172,54 @@ func TestExportMatchesPyTorch(t *testing.T) {
 		}
 	}
 }
+
+// TestExportRefusals: each bad request is a clear error and leaves no file.
+func TestExportRefusals(t *testing.T) {
+	be := cpu(t)
+	dir := t.TempDir()
+	lin, err := edit.New("linear", 2, 4, nil, nil, be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	warped, err := edit.New("warped", 2, 4, edit.Options{"dipoles": 2}, nil, be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := edit.One(warped, make([]float32, 4), 0, 1); err != nil {
+		t.Fatal(err)
+	}
+	existing := filepath.Join(dir, "old.safetensors")
+	if err := os.WriteFile(existing, []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sidecar := filepath.Join(dir, "taken.json")
+	if err := os.WriteFile(sidecar, []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		e      edit.Editor
+		format string
+		out    string
+		want   string
+	}{
+		{"unknown format", lin, "onnx", filepath.Join(dir, "x.onnx"), `unknown format "onnx": want one of safetensors, pt, npy`},
+		{"wrong extension", lin, "pt", filepath.Join(dir, "x.safetensors"), `format pt writes .pt or .pth files, not ".safetensors"`},
+		{"missing directory", lin, "safetensors", filepath.Join(dir, "nosuch", "x.safetensors"), "nosuch does not exist"},
+		{"existing output", lin, "safetensors", existing, "old.safetensors already exists"},
+		{"existing sidecar", lin, "npy", filepath.Join(dir, "taken.npy"), "taken.json already exists"},
+		{"npy of a warped editor", warped, "npy", filepath.Join(dir, "w.npy"), "a warped editor has 2 tensors and npy holds one: use safetensors or pt"},
+	} {
+		err := Export(ExportOptions{Editor: tc.e, Format: tc.format, Out: tc.out})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want an error containing %q", tc.name, err, tc.want)
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 2 {
+		t.Errorf("the refusals left files: %v", entries)
+	}
+	if b, _ := os.ReadFile(existing); string(b) != "keep" {
+		t.Errorf("existing output changed to %q", b)
+	}
+}
