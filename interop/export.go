@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -89,7 +90,7 @@ func export(o ExportOptions) error {
 	if ext == nil {
 		return fmt.Errorf("unknown format %q: want one of %s", o.Format, strings.Join(ExportFormats, ", "))
 	}
-	if got := strings.ToLower(filepath.Ext(o.Out)); !contains(ext, got) {
+	if got := strings.ToLower(filepath.Ext(o.Out)); !slices.Contains(ext, got) {
 		return fmt.Errorf("format %s writes %s files, not %q", o.Format, strings.Join(ext, " or "), filepath.Ext(o.Out))
 	}
 	outs := []string{o.Out}
@@ -130,15 +131,6 @@ func export(o ExportOptions) error {
 		return err
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // EditorTensors returns what Export writes: the editor's tensors and its
