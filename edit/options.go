@@ -380,3 +380,15 @@ func ValidateOptions(method string, o Options) error {
 	}
 	return err
 }
+
+// Encode is the Options map of a typed options struct (by its `opt` keys):
+// Resolve's inverse, for writing out what a method runs with, defaults
+// included.
+func Encode[T Validator](o T) Options {
+	v := reflect.ValueOf(o)
+	out := Options{}
+	for _, f := range optionFields(v.Type()) {
+		out[f.key] = v.Field(f.index).Interface()
+	}
+	return out
+}

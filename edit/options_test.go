@@ -115,3 +115,19 @@ func TestOptionKeysCoverEveryMethod(t *testing.T) {
 		}
 	}
 }
+
+// TestEncode: Encode is Resolve's inverse, defaults included.
+func TestEncode(t *testing.T) {
+	o, err := Resolve("warped", Options{"step": 0.25}, DefaultWarped())
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := Encode(o)
+	if enc["step"] != 0.25 || enc["dipoles"] != 16 || len(enc) != len(OptionKeys("warped")) {
+		t.Errorf("Encode = %v", enc)
+	}
+	back, err := Resolve("warped", enc, WarpedOptions{})
+	if err != nil || back != o {
+		t.Errorf("Resolve(Encode(o)) = %+v, %v; want %+v", back, err, o)
+	}
+}

@@ -5,6 +5,10 @@
 // generator.Load — and so every command — reads unchanged. The PyTorch
 // modules of those layouts are in interop/torch/latentedit_models.py.
 //
+// It also sends editors back (export.go): an editor's directions or weights
+// in a safetensors, pt or npy file, which interop/torch/latentedit_edit.py
+// applies in PyTorch exactly as the editor's EditBatch does.
+//
 // It never leaves a partial model directory: everything is written into a
 // temporary directory beside the output, loaded back and checked, and only
 // then renamed into place.

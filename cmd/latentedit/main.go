@@ -27,6 +27,7 @@ var commands = map[string]command{
 	"data":       {"render or export a dataset: PNGs, labels.csv and a contact sheet", runData},
 	"train":      {"train a GAN or VAE into a model directory", runTrain},
 	"import":     {"a PyTorch generator (.pt/.safetensors: our dcgan, SNGAN sn_resnet32/64) into a model directory", runImport},
+	"export":     {"an editor's directions or weights as .safetensors/.pt/.npy for PyTorch (interop/torch/latentedit_edit.py)", runExport},
 	"discover":   {"learn an editor (linear, warped, curvilinear) or fit one (ganspace, sefa)", runDiscover},
 	"edit":       {"apply a sequence of edits to seeds or an image and write a PNG grid", runEdit},
 	"evaluate":   {"measure editors with the oracle: attribute change, matching (names directions), leakage, commutativity", runEvaluate},

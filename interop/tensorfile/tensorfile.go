@@ -1,8 +1,9 @@
 // Package tensorfile reads the named tensors of the two files PyTorch users
 // hold — .safetensors files and .pt/.pth state dicts (a zip archive around a
-// pickle) — without running anything they contain. It knows nothing of
-// architectures (package interop maps names onto a generator) and writes
-// nothing.
+// pickle) — without running anything they contain, and writes float32
+// tensors in those two formats and NumPy's .npy (write.go), for editors
+// exported back to PyTorch. It knows nothing of architectures or editors
+// (package interop maps names onto a generator and an editor onto tensors).
 //
 // Pickles are programs: the unpickler calls whatever global the file names.
 // Only the globals a state dict needs are resolved here (the tensor
