@@ -14,12 +14,12 @@ import (
 type Arch struct {
 	Size, Channels, Start, Ups, Base, Latent int
 
-	Kind       string  // ArchDCGAN, ArchStyle or ArchSNResNet
-	Widths     []int   // sn_resnet: channels of the seed grid and after each up-block
-	MapDepth   int     // style: dense layers of the mapping z → w
-	Noise      bool    // style: per-block noise inputs
+	Kind       string  // ArchDCGAN, ArchStyle, ArchSNResNet or ArchStyleGAN2
+	Widths     []int   // sn_resnet, stylegan2: channels of the seed grid and at each larger resolution
+	MapDepth   int     // style, stylegan2: dense layers of the mapping z → w
+	Noise      bool    // style: per-block noise inputs (stylegan2: always)
 	MBStd      bool    // GAN: a minibatch-standard-deviation layer in D
-	Truncation float64 // style: ψ at sampling (1: none)
+	Truncation float64 // style, stylegan2: ψ at sampling (1: none)
 }
 
 // Architectures of the generator.
@@ -29,12 +29,18 @@ const (
 	// ArchSNResNet is the SNGAN ResNet generator of GANLatentDiscovery
 	// (snresnet.go); latentedit does not train it, it imports it.
 	ArchSNResNet = "sn_resnet"
+	// ArchStyleGAN2 is rosinality's StyleGAN2 generator (stylegan2.go);
+	// import-only like sn_resnet.
+	ArchStyleGAN2 = "stylegan2"
 )
 
 // Arch is the network layout of a configuration.
 func (c Config) Arch() (Arch, error) {
 	if c.ArchName() == ArchSNResNet {
 		return NewSNResNet(c.Widths, c.Channels, c.Latent, c.Size)
+	}
+	if c.ArchName() == ArchStyleGAN2 {
+		return NewStyleGAN2(c.Widths, c.Latent, c.MapDepth, c.Size, c.Truncation)
 	}
 	a, err := NewArch(c.Size, c.Channels, c.Base, c.Latent)
 	if err != nil {
@@ -92,7 +98,7 @@ func pixelNorm(x *graph.Node) *graph.Node { return engine.PixelNorm(x, 1e-8) }
 // The same function is the GAN generator and the VAE decoder.
 func (a Arch) Generate(ctx *context.Context, z *graph.Node) *graph.Node {
 	switch a.Kind {
-	case ArchStyle:
+	case ArchStyle, ArchStyleGAN2:
 		w := truncate(ctx, a.Mapping(ctx, z), a.Truncation)
 		return a.Synthesis(ctx, a.broadcastStyles(w), false)
 	case ArchSNResNet:
@@ -114,11 +120,11 @@ func (a Arch) Generate(ctx *context.Context, z *graph.Node) *graph.Node {
 // FirstLayer is G's first, linear layer of pixelNorm(z): the dense layer
 // to the start grid [B, Start²·width] (dcgan; sn_resnet without the pixel
 // norm), the first mapping layer
-// [B, Latent] (style). GANSpace takes principal axes of its output and SeFa
+// [B, Latent] (style, stylegan2). GANSpace takes principal axes of its output and SeFa
 // factorises its weights.
 func (a Arch) FirstLayer(ctx *context.Context, z *graph.Node) *graph.Node {
 	switch a.Kind {
-	case ArchStyle:
+	case ArchStyle, ArchStyleGAN2:
 		return engine.Dense(ctx.In(a.firstLayerScope()), pixelNorm(z), a.Latent, true)
 	case ArchSNResNet: // SNGAN feeds z to its dense layer as it is
 		return engine.Dense(ctx.In(a.firstLayerScope()), z, a.Start*a.Start*a.Widths[0], true)
@@ -128,7 +134,7 @@ func (a Arch) FirstLayer(ctx *context.Context, z *graph.Node) *graph.Node {
 
 // firstLayerScope is where FirstLayer's variables live under /generator.
 func (a Arch) firstLayerScope() string {
-	if a.Kind == ArchStyle {
+	if a.Kind == ArchStyle || a.Kind == ArchStyleGAN2 {
 		return "map0"
 	}
 	return "dense"

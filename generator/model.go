@@ -62,12 +62,12 @@ type Config struct {
 	NoCorrelation   bool           `json:"no_correlation,omitempty"` // faces: independent factors
 
 	// Architecture (model.json records it; an empty Arch is dcgan).
-	ArchKind   string  `json:"arch,omitempty"`       // "dcgan", "style" or "sn_resnet"
-	Widths     []int   `json:"widths,omitempty"`     // sn_resnet: channels of the 4×4 seed and after each residual up-block
-	MapDepth   int     `json:"map_depth,omitempty"`  // style: mapping layers
+	ArchKind   string  `json:"arch,omitempty"`       // "dcgan", "style", "sn_resnet" or "stylegan2"
+	Widths     []int   `json:"widths,omitempty"`     // sn_resnet: channels of the 4×4 seed and after each residual up-block; stylegan2: at 4, 8, … px
+	MapDepth   int     `json:"map_depth,omitempty"`  // style, stylegan2: mapping layers
 	Noise      bool    `json:"noise,omitempty"`      // style: per-block noise inputs
 	MBStd      bool    `json:"mbstd,omitempty"`      // GAN: minibatch-stddev layer in D (always on for style)
-	Truncation float64 `json:"truncation,omitempty"` // style: ψ at sampling (0 or 1: none)
+	Truncation float64 `json:"truncation,omitempty"` // style, stylegan2: ψ at sampling (0 or 1: none)
 	R1         float64 `json:"r1,omitempty"`         // style: R1 weight γ (0: DefaultR1)
 	R1Every    int     `json:"r1_every,omitempty"`   // style: lazy R1 period (0: 16)
 	Mixing     float64 `json:"mixing,omitempty"`     // style: probability of style mixing in training
@@ -132,10 +132,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: %w", err)
 	}
 	switch {
-	case c.ArchName() != ArchDCGAN && c.ArchName() != ArchStyle && c.ArchName() != ArchSNResNet:
-		return fmt.Errorf("config: arch %q: want dcgan, style or sn_resnet", c.ArchKind)
-	case c.ArchName() == ArchSNResNet && c.Kind != "gan":
-		return fmt.Errorf("config: arch sn_resnet is an imported GAN generator; a VAE uses dcgan")
+	case c.ArchName() != ArchDCGAN && c.ArchName() != ArchStyle && c.ArchName() != ArchSNResNet && c.ArchName() != ArchStyleGAN2:
+		return fmt.Errorf("config: arch %q: want dcgan, style, sn_resnet or stylegan2", c.ArchKind)
+	case (c.ArchName() == ArchSNResNet || c.ArchName() == ArchStyleGAN2) && c.Kind != "gan":
+		return fmt.Errorf("config: arch %s is an imported GAN generator; a VAE uses dcgan", c.ArchName())
 	case c.ArchName() == ArchStyle && c.Kind != "gan":
 		return fmt.Errorf("config: arch style is a GAN generator; a VAE uses dcgan")
 	case c.ArchName() == ArchStyle && (c.MapDepth < 1 || c.MapDepth > 8):

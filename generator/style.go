@@ -20,12 +20,21 @@ import (
 // a minibatch-standard-deviation layer, and it is trained with lazy R1.
 
 // Styles is the number of per-block styles: the 4×4 block and each
-// upsampling block.
-func (a Arch) Styles() int { return a.Ups + 1 }
+// upsampling block (stylegan2: one per convolution and one for the last
+// to-RGB, rosinality's n_latent = 2·log2(size) − 2).
+func (a Arch) Styles() int {
+	if a.Kind == ArchStyleGAN2 {
+		return 2*a.Ups + 2
+	}
+	return a.Ups + 1
+}
 
 // Mapping maps z [B, Latent] to w [B, Latent]: pixel norm, then MapDepth
 // dense layers with leaky ReLU.
 func (a Arch) Mapping(ctx *context.Context, z *graph.Node) *graph.Node {
+	if a.Kind == ArchStyleGAN2 {
+		return a.mappingStyleGAN2(ctx, z)
+	}
 	x := pixelNorm(z)
 	for i := 0; i < a.MapDepth; i++ {
 		x = lrelu(engine.Dense(ctx.Inf("map%d", i), x, a.Latent, true))
@@ -69,6 +78,9 @@ func (a Arch) broadcastStyles(w *graph.Node) *graph.Node {
 // stream, which checkpoints carry), a fixed buffer saved with the weights at
 // sampling, so that G stays a function of its latent.
 func (a Arch) Synthesis(ctx *context.Context, ws *graph.Node, training bool) *graph.Node {
+	if a.Kind == ArchStyleGAN2 {
+		return a.synthesisStyleGAN2(ctx, ws) // import-only: never in training
+	}
 	b := ws.Shape().Dimensions[0]
 	style := func(i int) *graph.Node {
 		return graph.Reshape(graph.Slice(ws, graph.AxisRange(), graph.AxisElem(i), graph.AxisRange()), b, a.Latent)

@@ -74,9 +74,9 @@ func Train(cfg Config, opt Options) (res *Result, err error) {
 	if opt.Out == "" {
 		return nil, errors.New("train: no output directory")
 	}
-	if cfg.ArchName() == ArchSNResNet {
-		// Its discriminator and losses are not part of this project.
-		return nil, errors.New("train: arch sn_resnet is import-only (latentedit import)")
+	if cfg.ArchName() == ArchSNResNet || cfg.ArchName() == ArchStyleGAN2 {
+		// Their discriminators and losses are not part of this project.
+		return nil, fmt.Errorf("train: arch %s is import-only (latentedit import)", cfg.ArchName())
 	}
 	if opt.Resume {
 		// The run's own settings win, except how long to go on. They are

@@ -42,9 +42,15 @@ type Options struct {
 	// Widths replaces the channel list of an sn_resnet configuration (tests
 	// build narrow ones; SNGAN variants of other widths).
 	Widths []int
-	// Truncation is the style generator's ψ at sampling, recorded in
-	// model.json (0 or 1: none); a state dict holds w_avg but not ψ.
+	// Truncation is the style or stylegan2 generator's ψ at sampling,
+	// recorded in model.json (0 or 1: none); a state dict holds w_avg but
+	// not ψ, and rosinality's none (the import computes it).
 	Truncation float64
+	// stylegan2: the size, channel multiplier and mapping depth, each
+	// checked against the file when not 0; LRMul is the mapping's lr_mul
+	// (train.py's lr_mlp; 0: its default 0.01).
+	Size, ChannelMultiplier, NMLP int
+	LRMul                         float64
 	// Dataset is recorded in model.json ("imported" when empty): name the
 	// dataset the generator was trained on to evaluate it against that data.
 	Dataset string
@@ -69,8 +75,8 @@ func Import(o Options) (info generator.Info, err error) {
 	if o.Backend == nil {
 		return fail(errors.New("no backend"))
 	}
-	if o.Truncation != 0 && o.Arch != ArchStyle {
-		return fail(fmt.Errorf("truncation %g: only --arch style has a truncation ψ", o.Truncation))
+	if o.Truncation != 0 && o.Arch != ArchStyle && o.Arch != ArchStyleGAN2 {
+		return fail(fmt.Errorf("truncation %g: only --arch style and stylegan2 have a truncation ψ", o.Truncation))
 	}
 	if _, err := os.Stat(o.Out); err == nil {
 		return fail(fmt.Errorf("output %s already exists: choose a new directory", o.Out))
@@ -100,6 +106,8 @@ func Import(o Options) (info generator.Info, err error) {
 		arch, params, err = snResNetLayout(ts, widths, o.Latent)
 	case ArchStyle:
 		arch, params, err = styleLayout(ts, o.Latent)
+	case ArchStyleGAN2:
+		arch, params, err = stylegan2Layout(ts, o)
 	default:
 		err = fmt.Errorf("unknown --arch %q: want one of %v", o.Arch, Archs)
 	}
@@ -146,6 +154,9 @@ func Import(o Options) (info generator.Info, err error) {
 	for name, t := range vars {
 		vals[name] = tensors.FromFlatDataAndDimensions(t.Data, t.Shape...)
 	}
+	if arch.Kind == generator.ArchStyleGAN2 {
+		vals[wAvgVar] = tensors.FromFlatDataAndDimensions(make([]float32, arch.Latent), arch.Latent)
+	}
 	if err = generator.WriteModel(tmp, info, vals, map[string]string{"source_sha256": sum}); err != nil {
 		return fail(err)
 	}
@@ -154,6 +165,20 @@ func Import(o Options) (info generator.Info, err error) {
 	m, err := generator.Load(tmp, o.Backend)
 	if err != nil {
 		return fail(err)
+	}
+	if arch.Kind == generator.ArchStyleGAN2 {
+		// rosinality's state dict holds no mean latent (generate.py draws
+		// one with mean_latent(4096)): the mean of w over MeanLatents seeded
+		// latents becomes w_avg, truncation's centre.
+		if vals[wAvgVar], err = meanW(m); err != nil {
+			return fail(err)
+		}
+		if err = generator.WriteModel(tmp, info, vals, map[string]string{"source_sha256": sum}); err != nil {
+			return fail(err)
+		}
+		if m, err = generator.Load(tmp, o.Backend); err != nil {
+			return fail(err)
+		}
 	}
 	imgs, err := m.Generate(generator.Latents(1000, SampleCount, m.LatentDim()))
 	if err != nil {
@@ -169,4 +194,36 @@ func Import(o Options) (info generator.Info, err error) {
 		return fail(err)
 	}
 	return m.Info, nil
+}
+
+// MeanLatents is the number of seeded latents (seeds MeanSeed, MeanSeed+1,
+// …) whose mean w is an imported stylegan2's w_avg, as many as rosinality's
+// generate.py averages.
+const (
+	MeanLatents = 4096
+	MeanSeed    = 0
+)
+
+const wAvgVar = "/generator/w_avg"
+
+// meanW is the mean of m's mapping over MeanLatents seeded latents.
+func meanW(m *generator.Model) (*tensors.Tensor, error) {
+	d := m.LatentDim()
+	z := make([]float32, 0, MeanLatents*d)
+	for _, v := range generator.Latents(MeanSeed, MeanLatents, d) {
+		z = append(z, v...)
+	}
+	w, err := m.MapFloats(z, MeanLatents)
+	if err != nil {
+		return nil, err
+	}
+	sum := make([]float64, d)
+	for i, v := range w {
+		sum[i%d] += float64(v)
+	}
+	mean := make([]float32, d)
+	for i, s := range sum {
+		mean[i] = float32(s / MeanLatents)
+	}
+	return tensors.FromFlatDataAndDimensions(mean, d), nil
 }

@@ -17,10 +17,11 @@ import (
 
 // param is one tensor of the state dict.
 type param struct {
-	keys  []string // the state-dict key, then aliases (the same tensor saved under a second module path)
-	shape []int    // its PyTorch shape
-	dst   string   // the generator variable, "/generator/scope/name"
-	conv  convert  // PyTorch layout → ours
+	keys  []string                      // the state-dict key, then aliases (the same tensor saved under a second module path)
+	shape []int                         // its PyTorch shape
+	dst   string                        // the generator variable, "/generator/scope/name"; "" for a buffer only checked
+	conv  convert                       // PyTorch layout → ours
+	check func(tensorfile.Tensor) error // when set, the values must pass it
 }
 
 // convert turns a PyTorch tensor (shape already checked) into our layout's
@@ -125,7 +126,7 @@ const (
 )
 
 // Archs lists the supported architecture names.
-var Archs = []string{ArchDCGAN, ArchSNResNet32, ArchSNResNet64, ArchStyle}
+var Archs = []string{ArchDCGAN, ArchSNResNet32, ArchSNResNet64, ArchStyle, ArchStyleGAN2}
 
 // dcganLayout is our own generator (generator.Arch, kind dcgan) as the
 // PyTorch module LatenteditDCGAN lays it out:
@@ -385,6 +386,11 @@ func resolve(ts map[string]tensorfile.Tensor, ps []param) (map[string]tensorfile
 			if !t.IsFloat() {
 				return nil, fmt.Errorf("key %s: dtype %s, want a floating-point tensor", k, t.DType)
 			}
+			if p.check != nil {
+				if err := p.check(t); err != nil {
+					return nil, fmt.Errorf("key %s: %w", k, err)
+				}
+			}
 			if found == "" {
 				found = k
 			} else if !slices.Equal(t.Data, ts[found].Data) {
@@ -393,6 +399,9 @@ func resolve(ts map[string]tensorfile.Tensor, ps []param) (map[string]tensorfile
 		}
 		if found == "" {
 			missing = append(missing, p.keys[0])
+			continue
+		}
+		if p.dst == "" {
 			continue
 		}
 		data, shape := p.conv(ts[found])

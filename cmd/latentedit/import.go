@@ -15,7 +15,11 @@ func runImport(args []string, stdout, stderr io.Writer) error {
 	arch := fs.String("arch", "", "its architecture: "+strings.Join(interop.Archs, ", ")+" (required; docs/import.md)")
 	out := fs.String("out", "", "model directory to create; it must not exist (required)")
 	latent := fs.Int("latent", 0, "latent dimension (sn_resnet: default 128; dcgan: read from the file)")
-	psi := fs.Float64("truncation", 0, "style: truncation ψ in (0, 1] at sampling, recorded in model.json (default none)")
+	psi := fs.Float64("truncation", 0, "style, stylegan2: truncation ψ in (0, 1] at sampling, recorded in model.json (default none)")
+	size := fs.Int("size", 0, "stylegan2: image size, checked against the file (read from it)")
+	mult := fs.Int("channel-multiplier", 0, "stylegan2: rosinality's channel_multiplier, checked against the file's channels")
+	nMLP := fs.Int("n-mlp", 0, "stylegan2: mapping layers, checked against the file (read from it)")
+	lrMLP := fs.Float64("lr-mlp", 0, "stylegan2: the mapping's lr_mlp of train.py (default 0.01; not in the file)")
 	data := fs.String("dataset", "", "dataset the generator was trained on, recorded in model.json (default \"imported\")")
 	backend := fs.String("backend", "", "go (CPU, default) or xla:/abs/path/pjrt_plugin.so; default $GOMLX_BACKEND")
 	jsonOut := fs.Bool("json", false, "print the result as one JSON line")
@@ -31,6 +35,7 @@ func runImport(args []string, stdout, stderr io.Writer) error {
 	}
 	info, err := interop.Import(interop.Options{
 		From: *from, Arch: *arch, Out: *out, Latent: *latent, Truncation: *psi, Dataset: *data, Backend: be,
+		Size: *size, ChannelMultiplier: *mult, NMLP: *nMLP, LRMul: *lrMLP,
 		Command: "latentedit import " + strings.Join(args, " "),
 	})
 	if err != nil {

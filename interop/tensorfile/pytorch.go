@@ -217,6 +217,16 @@ func stateDict(obj any, bad func(string, ...any) error) (map[string]Tensor, erro
 	default:
 		return nil, bad("the pickle holds a %T, not a state dict (save model.state_dict())", obj)
 	}
+	// A training checkpoint with a "g_ema" state dict (rosinality's
+	// stylegan2-pytorch train.py): the generator is that entry.
+	for _, e := range entries {
+		if k, ok := e.key.(string); ok && k == "g_ema" {
+			switch e.value.(type) {
+			case *types.OrderedDict, *types.Dict:
+				return stateDict(e.value, bad)
+			}
+		}
+	}
 	out := make(map[string]Tensor, len(entries))
 	for _, e := range entries {
 		name, ok := e.key.(string)

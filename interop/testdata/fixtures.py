@@ -31,6 +31,10 @@ def build(case):
     elif case["arch"] == "style":
         g = lm.LatenteditStyle(case["size"], case["channels"], case["base"], case["latent"],
                                case["map_depth"], case.get("noise", False), case.get("psi") or 1.0)
+    elif case["arch"] == "stylegan2":
+        widths = case["widths"]
+        g = lm.StyleGAN2Generator(4 << (len(widths) - 1), case["latent"], case["map_depth"],
+                                  channels={4 << i: w for i, w in enumerate(widths)})
     else:
         g = lm.SNResNetGenerator(case["widths"], case["channels"], case["latent"])
     with torch.no_grad():
@@ -49,11 +53,37 @@ def build(case):
             # w_avg (truncation's centre), noise strengths and conv biases.
             if isinstance(m, lm.LatenteditStyle):
                 m.w_avg.copy_(0.5 * torch.randn_like(m.w_avg))
+            # StyleGAN2: seeded biases and noise strengths; small to-RGB
+            # weights keep most pixels inside the clamp to [-1, 1].
+            if isinstance(m, (lm.SG2EqualLinear, lm.SG2FusedLeakyReLU, lm.SG2ToRGB)):
+                m.bias.add_(0.1 * torch.randn_like(m.bias))
+            if isinstance(m, lm.SG2NoiseInjection):
+                m.weight.fill_(0.3 * float(torch.randn([])))
+            if isinstance(m, lm.SG2ToRGB):
+                m.conv.weight.mul_(0.3)
             if isinstance(m, lm.StyleBlock):
                 m.conv.bias.copy_(0.1 * torch.randn_like(m.conv.bias))
                 if m.noise_strength is not None:
                     m.noise_strength.fill_(0.3 * float(torch.randn([])))
     return g.eval()
+
+
+def stylegan2_images(g, z, case, out):
+    """Images of z with the fixed noise (clamped to [-1, 1], as latentedit
+    returns them); with "psi", truncated towards the mean w of the latents in
+    OUT/NAME.zmean (latentedit's import averages the same ones); with
+    "wplus", also images of a seeded W+ [n, n_latent, L] (NAME.wplus, .wimg)."""
+    psi, mean = case.get("psi") or 1.0, None
+    if psi < 1:
+        import numpy as np
+        zm = torch.from_numpy(np.fromfile(os.path.join(out, case["name"] + ".zmean"), dtype="<f4").reshape(-1, case["latent"]).copy())
+        mean = g.style(zm.double().float()).mean(0, keepdim=True)
+    if case.get("wplus"):
+        wp = torch.randn(case["n"], g.n_latent, case["latent"])
+        img = g([wp], input_is_latent=True, randomize_noise=False)[0].clamp(-1, 1)
+        wp.numpy().astype("<f4").tofile(os.path.join(out, case["name"] + ".wplus"))
+        img.permute(0, 2, 3, 1).contiguous().numpy().astype("<f4").tofile(os.path.join(out, case["name"] + ".wimg"))
+    return g([z], truncation=psi, truncation_latent=mean, randomize_noise=False)[0].clamp(-1, 1)
 
 
 def export(model_dir, z_file, n, out_img, out_pt=None):
@@ -78,10 +108,16 @@ def main():
         sd = g.state_dict()
         torch.save(sd, os.path.join(out, case["name"] + ".pt"))
         lm.save_safetensors(sd, os.path.join(out, case["name"] + ".safetensors"))
+        if case["arch"] == "stylegan2":  # as rosinality's train.py checkpoints hold it
+            torch.save({"g": sd, "g_ema": sd}, os.path.join(out, case["name"] + ".ckpt.pt"))
         torch.manual_seed(case["seed"] + 1)
         z = torch.randn(case["n"], case["latent"])
         with torch.no_grad():
-            img = g(z).permute(0, 2, 3, 1).contiguous()
+            if case["arch"] == "stylegan2":
+                img = stylegan2_images(g, z, case, out)
+            else:
+                img = g(z)
+            img = img.permute(0, 2, 3, 1).contiguous()
         z.numpy().astype("<f4").tofile(os.path.join(out, case["name"] + ".z"))
         img.numpy().astype("<f4").tofile(os.path.join(out, case["name"] + ".img"))
         print(case["name"], "image std", float(img.std()), "saturated", float((img.abs() > 0.99).float().mean()))

@@ -328,3 +328,204 @@ def load_latentedit_style(model_dir):
             sd[f"{b}.noise_const"] = w[f"{p}/noise/fixed"].permute(0, 3, 1, 2)
     g.load_state_dict({k: v.contiguous() for k, v in sd.items()})
     return g.eval()
+
+
+# --- rosinality's StyleGAN2 (stylegan2-pytorch model.py, also in
+# GANLatentDiscovery's models/StyleGAN2/), in pure PyTorch ops: the same
+# parameter and buffer names, so a checkpoint's g_ema loads into it
+# (strict) and `latentedit import --arch stylegan2` reads its state dict.
+
+def _blur_kernel(k=(1, 3, 3, 1), scale=1.0):
+    k = torch.tensor(k, dtype=torch.float32)
+    k = k[None, :] * k[:, None]
+    return k / k.sum() * scale
+
+
+def _upfirdn2d(x, kernel, up=1, pad=(0, 0)):
+    """upfirdn2d (up, down 1) with zero insertion, F.pad and a depthwise conv2d."""
+    b, c, h, w = x.shape
+    if up > 1:
+        x = x.view(b, c, h, 1, w, 1)
+        x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1]).view(b, c, h * up, w * up)
+    x = F.pad(x, [pad[0], pad[1], pad[0], pad[1]])
+    k = torch.flip(kernel, [0, 1]).to(x)[None, None].repeat(c, 1, 1, 1)
+    return F.conv2d(x, k, groups=c)
+
+
+class SG2PixelNorm(nn.Module):
+    def forward(self, x):
+        return x * torch.rsqrt(torch.mean(x ** 2, dim=1, keepdim=True) + 1e-8)
+
+
+class SG2EqualLinear(nn.Module):
+    def __init__(self, din, dout, bias_init=0.0, lr_mul=1.0, activation=False):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(dout, din).div_(lr_mul))
+        self.bias = nn.Parameter(torch.zeros(dout).fill_(bias_init))
+        self.scale, self.lr_mul, self.activation = lr_mul / math.sqrt(din), lr_mul, activation
+
+    def forward(self, x):
+        out = F.linear(x, self.weight * self.scale)
+        if self.activation:
+            return F.leaky_relu(out + self.bias * self.lr_mul, 0.2) * math.sqrt(2)
+        return out + self.bias * self.lr_mul
+
+
+class SG2Blur(nn.Module):
+    def __init__(self, pad, scale):
+        super().__init__()
+        self.register_buffer("kernel", _blur_kernel(scale=scale))
+        self.pad = pad
+
+    def forward(self, x):
+        return _upfirdn2d(x, self.kernel, pad=self.pad)
+
+
+class SG2Upsample(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("kernel", _blur_kernel(scale=4))
+
+    def forward(self, x):
+        return _upfirdn2d(x, self.kernel, up=2, pad=(2, 1))
+
+
+class SG2ModulatedConv2d(nn.Module):
+    def __init__(self, cin, cout, k, style_dim, demodulate=True, upsample=False):
+        super().__init__()
+        self.k, self.cin, self.cout, self.upsample, self.demodulate = k, cin, cout, upsample, demodulate
+        if upsample:
+            p = 2 - (k - 1)
+            self.blur = SG2Blur(((p + 1) // 2 + 1, p // 2 + 1), scale=4)
+        self.scale = 1 / math.sqrt(cin * k * k)
+        self.weight = nn.Parameter(torch.randn(1, cout, cin, k, k))
+        self.modulation = SG2EqualLinear(style_dim, cin, bias_init=1)
+
+    def forward(self, x, style):
+        b, c, h, w = x.shape
+        s = self.modulation(style).view(b, 1, c, 1, 1)
+        weight = self.scale * self.weight * s
+        if self.demodulate:
+            weight = weight * torch.rsqrt(weight.pow(2).sum([2, 3, 4]) + 1e-8).view(b, self.cout, 1, 1, 1)
+        x = x.reshape(1, b * c, h, w)
+        if self.upsample:
+            weight = weight.transpose(1, 2).reshape(b * c, self.cout, self.k, self.k)
+            out = F.conv_transpose2d(x, weight, padding=0, stride=2, groups=b)
+            out = self.blur(out.view(b, self.cout, out.shape[2], out.shape[3]))
+        else:
+            out = F.conv2d(x, weight.view(b * self.cout, c, self.k, self.k), padding=self.k // 2, groups=b)
+            out = out.view(b, self.cout, out.shape[2], out.shape[3])
+        return out
+
+
+class SG2NoiseInjection(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x, noise=None):
+        if noise is None:
+            noise = x.new_empty(x.shape[0], 1, x.shape[2], x.shape[3]).normal_()
+        return x + self.weight * noise
+
+
+class SG2FusedLeakyReLU(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(c))
+
+    def forward(self, x):
+        return F.leaky_relu(x + self.bias.view(1, -1, 1, 1), 0.2) * math.sqrt(2)
+
+
+class SG2ConstantInput(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.input = nn.Parameter(torch.randn(1, c, 4, 4))
+
+    def forward(self, b):
+        return self.input.repeat(b, 1, 1, 1)
+
+
+class SG2StyledConv(nn.Module):
+    def __init__(self, cin, cout, style_dim, upsample=False):
+        super().__init__()
+        self.conv = SG2ModulatedConv2d(cin, cout, 3, style_dim, upsample=upsample)
+        self.noise = SG2NoiseInjection()
+        self.activate = SG2FusedLeakyReLU(cout)
+
+    def forward(self, x, style, noise=None):
+        return self.activate(self.noise(self.conv(x, style), noise))
+
+
+class SG2ToRGB(nn.Module):
+    def __init__(self, cin, style_dim, upsample=True):
+        super().__init__()
+        if upsample:
+            self.upsample = SG2Upsample()
+        self.conv = SG2ModulatedConv2d(cin, 3, 1, style_dim, demodulate=False)
+        self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
+
+    def forward(self, x, style, skip=None):
+        out = self.conv(x, style) + self.bias
+        return out if skip is None else out + self.upsample(skip)
+
+
+def stylegan2_channels(channel_multiplier=2):
+    """rosinality's channels dict."""
+    m = channel_multiplier
+    return {4: 512, 8: 512, 16: 512, 32: 512, 64: 256 * m, 128: 128 * m, 256: 64 * m, 512: 32 * m, 1024: 16 * m}
+
+
+class StyleGAN2Generator(nn.Module):
+    """rosinality's Generator(size, style_dim, n_mlp, channel_multiplier,
+    lr_mlp): same state dict; `channels` replaces the channels dict (tests
+    use narrow ones). forward follows the original's arguments (a list of
+    z or w, truncation with truncation_latent, input_is_latent for W or W+
+    [B, n_latent, L], randomize_noise) and returns (image, None)."""
+
+    def __init__(self, size, style_dim, n_mlp, channel_multiplier=2, lr_mlp=0.01, channels=None):
+        super().__init__()
+        self.size, self.style_dim = size, style_dim
+        self.style = nn.Sequential(SG2PixelNorm(), *[SG2EqualLinear(style_dim, style_dim, lr_mul=lr_mlp, activation=True)
+                                                     for _ in range(n_mlp)])
+        self.channels = channels or stylegan2_channels(channel_multiplier)
+        self.input = SG2ConstantInput(self.channels[4])
+        self.conv1 = SG2StyledConv(self.channels[4], self.channels[4], style_dim)
+        self.to_rgb1 = SG2ToRGB(self.channels[4], style_dim, upsample=False)
+        self.log_size = int(math.log(size, 2))
+        self.num_layers = (self.log_size - 2) * 2 + 1
+        self.convs, self.to_rgbs, self.noises = nn.ModuleList(), nn.ModuleList(), nn.Module()
+        for j in range(self.num_layers):
+            r = 2 ** ((j + 5) // 2)
+            self.noises.register_buffer(f"noise_{j}", torch.randn(1, 1, r, r))
+        cin = self.channels[4]
+        for i in range(3, self.log_size + 1):
+            cout = self.channels[2 ** i]
+            self.convs.append(SG2StyledConv(cin, cout, style_dim, upsample=True))
+            self.convs.append(SG2StyledConv(cout, cout, style_dim))
+            self.to_rgbs.append(SG2ToRGB(cout, style_dim))
+            cin = cout
+        self.n_latent = self.log_size * 2 - 2
+
+    def mean_latent(self, n):
+        return self.style(torch.randn(n, self.style_dim, device=self.input.input.device)).mean(0, keepdim=True)
+
+    def forward(self, styles, truncation=1, truncation_latent=None, input_is_latent=False, randomize_noise=True):
+        if not input_is_latent:
+            styles = [self.style(s) for s in styles]
+        if randomize_noise:
+            noise = [None] * self.num_layers
+        else:
+            noise = [getattr(self.noises, f"noise_{j}") for j in range(self.num_layers)]
+        if truncation < 1:
+            styles = [truncation_latent + truncation * (s - truncation_latent) for s in styles]
+        latent = styles[0] if styles[0].ndim == 3 else styles[0].unsqueeze(1).repeat(1, self.n_latent, 1)
+        out = self.conv1(self.input(latent.shape[0]), latent[:, 0], noise[0])
+        skip = self.to_rgb1(out, latent[:, 1])
+        i = 1
+        for c1, c2, n1, n2, rgb in zip(self.convs[::2], self.convs[1::2], noise[1::2], noise[2::2], self.to_rgbs):
+            out = c2(c1(out, latent[:, i], n1), latent[:, i + 1], n2)
+            skip = rgb(out, latent[:, i + 2], skip)
+            i += 2
+        return skip, None
