@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/gomlx/gomlx/backends"
@@ -120,5 +121,22 @@ func TestTrainStyleGANTiny(t *testing.T) {
 	acts, err := m.FirstLayerActivations(Latents(1, 3, 16))
 	if err != nil || len(acts) != 3 || len(acts[0]) != 16 {
 		t.Fatalf("first-layer activations: %v, %d rows", err, len(acts))
+	}
+}
+
+// TestTrainRefusesImportOnlyArchs: the imported architectures have no
+// discriminator or training step here; Train says so instead of failing later.
+func TestTrainRefusesImportOnlyArchs(t *testing.T) {
+	for _, arch := range []string{ArchSNResNet, ArchStyleGAN2} {
+		cfg := tiny("gan", "faces", 2)
+		cfg.ArchKind = arch
+		dir := filepath.Join(t.TempDir(), "m")
+		_, err := Train(cfg, Options{Out: dir, Backend: be(t)})
+		if err == nil || !strings.Contains(err.Error(), "import-only") {
+			t.Errorf("%s: %v, want an import-only refusal", arch, err)
+		}
+		if _, statErr := os.Stat(dir); statErr == nil {
+			t.Errorf("%s: %s was created", arch, dir)
+		}
 	}
 }
