@@ -24,6 +24,7 @@ var batchCases = []storeCase{
 	{"warped-single-step", "warped", Options{"train_substeps": 1, "step": 0.25}},
 	{"curvilinear-coupling", "curvilinear", Options{"hidden": 32}},
 	{"curvilinear-ode", "curvilinear", Options{"flow": "ode", "hidden": 32, "ode_steps": 4}},
+	{"potential", "potential", Options{"hidden": 16}},
 }
 
 // randomSteps is n steps with random directions and amounts in [−8, 8] (so

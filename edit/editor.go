@@ -1,6 +1,6 @@
 // Package edit holds the movers: every way latentedit moves a latent code to
 // change one thing about an image. The learned ones (linear directions,
-// warped RBF fields, curvilinear flows) are trained by package discover; the
+// warped RBF fields, curvilinear flows, potential flows) are trained by package discover; the
 // closed-form and supervised peers (GANSpace, SeFa, InterFaceGAN) are fitted
 // here directly. All of them are Editors, saved and loaded the same way.
 //

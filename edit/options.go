@@ -91,6 +91,40 @@ func (o CurvilinearOptions) Validate() error {
 	return nil
 }
 
+// PotentialOptions are the potential-flow method's options (see Potential).
+type PotentialOptions struct {
+	Hidden    int     `opt:"hidden"`     // hidden units of each direction's potential u_k
+	Step      float64 `opt:"step"`       // Euler step Δt of flow time
+	PDEWeight float64 `opt:"pde_weight"` // weight of the wave-equation residual in training
+	ICWeight  float64 `opt:"ic_weight"`  // weight of the initial condition ∇_z u(z, 0) = 0 (0: off)
+	InitScale float64 `opt:"init_scale"` // scale of the initial output weights (‖∇u‖ ≈ init_scale)
+	Timesteps int     `opt:"timesteps"`  // Euler steps unrolled in training; 0 (automatic): ⌈largest ε / step⌉
+}
+
+// DefaultPotential is the potential-flow method's defaults.
+func DefaultPotential() PotentialOptions {
+	return PotentialOptions{Hidden: 64, Step: 0.5, PDEWeight: 1, InitScale: 1}
+}
+
+// Validate checks the options' ranges.
+func (o PotentialOptions) Validate() error {
+	switch {
+	case o.Hidden < 1 || o.Hidden > 4096:
+		return fmt.Errorf("option hidden = %d, want 1 … 4096", o.Hidden)
+	case !(o.Step >= 0.01 && o.Step <= MaxStep):
+		return fmt.Errorf("option step = %v, want a number in [0.01, %d]", o.Step, MaxStep)
+	case !(o.PDEWeight >= 0) || math.IsInf(o.PDEWeight, 0):
+		return fmt.Errorf("option pde_weight = %v, want a non-negative number", o.PDEWeight)
+	case !(o.ICWeight >= 0) || math.IsInf(o.ICWeight, 0):
+		return fmt.Errorf("option ic_weight = %v, want a non-negative number", o.ICWeight)
+	case !(o.InitScale > 0) || math.IsInf(o.InitScale, 0):
+		return fmt.Errorf("option init_scale = %v, want a positive number", o.InitScale)
+	case o.Timesteps < 0 || o.Timesteps > 1000:
+		return fmt.Errorf("option timesteps = %d, want 1 … 1000 (0: from step)", o.Timesteps)
+	}
+	return nil
+}
+
 // GANSpaceOptions are the options of fitting GANSpace.
 type GANSpaceOptions struct {
 	// Mode: PCA of the first layer's activations, regressed back to z
@@ -165,6 +199,7 @@ var optionTypes = map[string]reflect.Type{
 	"linear":       reflect.TypeFor[LinearOptions](),
 	"warped":       reflect.TypeFor[WarpedOptions](),
 	"curvilinear":  reflect.TypeFor[CurvilinearOptions](),
+	"potential":    reflect.TypeFor[PotentialOptions](),
 	"ganspace":     reflect.TypeFor[GANSpaceOptions](),
 	"sefa":         reflect.TypeFor[SeFaOptions](),
 	"interfacegan": reflect.TypeFor[InterFaceGANFitOptions](),
@@ -369,6 +404,8 @@ func ValidateOptions(method string, o Options) error {
 		_, err = Resolve(method, o, DefaultWarped())
 	case "curvilinear":
 		_, err = Resolve(method, o, DefaultCurvilinear())
+	case "potential":
+		_, err = Resolve(method, o, DefaultPotential())
 	case "ganspace":
 		_, err = Resolve(method, o, DefaultGANSpace())
 	case "sefa":

@@ -79,7 +79,7 @@ func Methods() []string {
 }
 
 // New makes an editor with K directions for latents of dimension d. The
-// learned methods (linear, warped, curvilinear) get fresh variables in ctx
+// learned methods (linear, warped, curvilinear, potential) get fresh variables in ctx
 // (nil: a new context); the fitted ones are built by their own constructors
 // (GANSpace, SeFa, InterFaceGAN) and only loaded through here.
 func New(method string, k, d int, opt Options, ctx *context.Context, be backends.Backend) (Editor, error) {

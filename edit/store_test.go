@@ -62,6 +62,7 @@ var storeCases = []storeCase{
 	{"warped", "warped", Options{"dipoles": 4}},
 	{"curvilinear-coupling", "curvilinear", Options{"hidden": 16, "layers": 2}},
 	{"curvilinear-ode", "curvilinear", Options{"flow": "ode", "hidden": 16, "ode_steps": 4}},
+	{"potential", "potential", Options{"hidden": 16}},
 }
 
 func TestSaveLoadRoundTrip(t *testing.T) {

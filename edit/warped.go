@@ -9,7 +9,6 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
-	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
 	"latentedit/engine"
@@ -245,40 +244,8 @@ func (w *Warped) EditBatch(zs [][]float32, steps []Step) ([][]float32, error) {
 	if err != nil {
 		return nil, err
 	}
-	unrolled := float32(w.editUnrolled())
 	d, k := w.d, w.k
-	return chunks(zs, d, func(z []float32, first int) ([]float32, error) {
-		oh := make([]float32, editChunk*k)
-		h, n := make([]float32, editChunk), make([]float32, editChunk)
-		var left float32
-		for i, s := range steps[first:min(len(steps), first+editChunk)] {
-			oh[i*k+s.K] = 1
-			// The sub-step count and size in float64, as the host walk
-			// computed them.
-			c := math.Ceil(math.Abs(float64(s.T)) / w.step)
-			if c > 0 {
-				h[i] = float32(float64(s.T) / c)
-			}
-			n[i] = float32(c)
-			left = max(left, n[i])
-		}
-		for ; left > 0; left -= unrolled {
-			err := engine.Safe("edit: warped", func() error {
-				out, err := exec.Exec(tensors.FromFlatDataAndDimensions(z, editChunk, d), tensors.FromFlatDataAndDimensions(oh, editChunk, k),
-					tensors.FromFlatDataAndDimensions(h, editChunk), tensors.FromFlatDataAndDimensions(n, editChunk))
-				if err != nil {
-					return err
-				}
-				z = tensors.MustCopyFlatData[float32](out[0])
-				return nil
-			})
-			if err != nil {
-				return nil, err
-			}
-			for i := range n {
-				n[i] = max(0, n[i]-unrolled)
-			}
-		}
-		return z, nil
+	return walkBatch(zs, steps, d, k, w.step, w.editUnrolled(), func(z, oh, h, n, _ []float32) ([]float32, error) {
+		return execChunk(exec, "edit: warped", d, k, z, oh, h, n)
 	})
 }
