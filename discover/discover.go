@@ -1,5 +1,5 @@
 // Package discover is the one unsupervised trainer shared by the learned
-// editing methods (linear, warped, curvilinear): with the generator G frozen,
+// editing methods (linear, warped, curvilinear, potential): with the generator G frozen,
 // it samples z, a direction k and a signed amount ε, renders G(z) and
 // G(φ_k^ε(z)), and trains the editor together with a reconstructor R that
 // must tell k (cross-entropy) and ε (L1) from the pair. Directions that R can
@@ -24,7 +24,7 @@ type Config struct {
 	LR              float64        `json:"lr"`                    // Adam, editor and reconstructor
 	Schedule        train.Schedule `json:"lr_schedule,omitempty"` // multiplier of LR by step (constant when zero)
 	Lambda          float64        `json:"lambda"`                // weight of the L1 loss on ε
-	LogDet          float64        `json:"logdet"`                // weight of the curvilinear log-det² penalty
+	LogDet          float64        `json:"logdet"`                // weight of the editor's penalty (curvilinear log-det², potential PDE residual, on top of its own weights)
 	EpsMin          float64        `json:"eps_min"`               // |ε| range; 0: the method's default
 	EpsMax          float64        `json:"eps_max"`
 	Width           int            `json:"width"` // reconstructor base width
@@ -43,8 +43,8 @@ func Default(method string) Config {
 // Validate reports the first bad field.
 func (c Config) Validate() error {
 	switch {
-	case c.Method != "linear" && c.Method != "warped" && c.Method != "curvilinear":
-		return fmt.Errorf("discover: method %q is not learned by discover (linear, warped, curvilinear)", c.Method)
+	case c.Method != "linear" && c.Method != "warped" && c.Method != "curvilinear" && c.Method != "potential":
+		return fmt.Errorf("discover: method %q is not learned by discover (linear, warped, curvilinear, potential)", c.Method)
 	case c.K < 2 || c.K > 512:
 		return fmt.Errorf("discover: k %d out of [2, 512]", c.K)
 	case c.Steps < 0 || c.Batch < 2 || c.LR <= 0 || c.Lambda < 0 || c.LogDet < 0 || c.Width < 4:

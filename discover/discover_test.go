@@ -4,6 +4,7 @@ import (
 	"os"
 	"testing"
 
+	"latentedit/edit"
 	"latentedit/engine"
 	"latentedit/generator"
 	"latentedit/models"
@@ -88,8 +89,59 @@ func TestKillAndResume(t *testing.T) {
 	})
 }
 
+// TestPotentialPDEResidualFalls: a short potential-flow discovery on the
+// MNIST GAN lowers the wave-equation residual (the penalty) while the
+// reconstructor learns to tell the flows apart.
+func TestPotentialPDEResidualFalls(t *testing.T) {
+	m := loadDefault(t, "mnist-gan")
+	cfg := shortConfig("potential", 60)
+	tr, err := New(m, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mean := func(from, to int) (pen, acc float64) {
+		for s := from; s < to; s++ {
+			v, err := tr.Step(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pen, acc = pen+v[3]/float64(to-from), acc+v[4]/float64(to-from)
+		}
+		return
+	}
+	pen0, acc0 := mean(0, 10)
+	mean(10, cfg.Steps-10)
+	pen1, acc1 := mean(cfg.Steps-10, cfg.Steps)
+	t.Logf("PDE residual %.4g → %.4g, batch accuracy %.2f → %.2f over %d steps", pen0, pen1, acc0, acc1, cfg.Steps)
+	if !(pen1 < 0.5*pen0) {
+		t.Errorf("PDE residual %.4g → %.4g: did not halve", pen0, pen1)
+	}
+	if !(acc1 > 1.2/float64(cfg.K)) {
+		t.Errorf("batch accuracy %.2f after %d steps, chance %.2f", acc1, cfg.Steps, 1/float64(cfg.K))
+	}
+}
+
+// killConfigs are the runs of the kill tests, by test name.
+var killConfigs = map[string]func() Config{
+	"TestKillAndResume": killConfig,
+	"TestKillAndResumePotential": func() Config {
+		c := shortConfig("potential", 12)
+		c.Batch, c.CheckpointEvery, c.Options = 8, 3, edit.Options{"hidden": 16}
+		return c
+	},
+}
+
+// TestKillAndResumePotential is TestKillAndResume for the potential flows.
+func TestKillAndResumePotential(t *testing.T) {
+	cfg := killConfigs[t.Name()]()
+	killtest.Run(t, cfg.Steps, t.TempDir(), t.TempDir(), StateFile, func(dir string, resume bool) error {
+		_, err := Run(loadDefault(t, "mnist-gan"), cfg, Options{Out: dir, Resume: resume})
+		return err
+	})
+}
+
 func TestMain(m *testing.M) {
-	killtest.Main(m, func(_, dir string) error {
+	killtest.Main(m, func(name, dir string) error {
 		be, err := engine.NewBackend("")
 		if err != nil {
 			return err
@@ -107,7 +159,7 @@ func TestMain(m *testing.M) {
 		if err != nil {
 			return err
 		}
-		_, err = Run(m, killConfig(), Options{Out: dir})
+		_, err = Run(m, killConfigs[name](), Options{Out: dir})
 		return err
 	})
 }

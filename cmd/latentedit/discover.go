@@ -19,12 +19,12 @@ func runDiscover(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("discover", stderr)
 	d := discover.Default("linear")
 	model := fs.String("model", "", "model directory or embedded model name (required)")
-	method := fs.String("method", "linear", "linear, warped, curvilinear (learned); ganspace, sefa, interfacegan (fitted)")
+	method := fs.String("method", "linear", "linear, warped, curvilinear, potential (learned); ganspace, sefa, interfacegan (fitted)")
 	name := fs.String("name", "", "editor name (default: the method)")
 	resume := fs.Bool("resume", false, "continue a learned editor's run")
 	backend := fs.String("backend", "", "go (CPU) or xla:/abs/path/plugin.so")
 	jsonOut := fs.Bool("json", false, "progress and result as JSON")
-	opts := fs.String("opt", "", "method options key=value,… — linear: orthonormal=true|false; warped: dipoles=16, step=0.5, gamma, init_scale, train_substeps; curvilinear: flow=coupling|ode, layers=4, hidden=128, scale_max=2, ode_steps=8; ganspace: mode=activations|latent; interfacegan: factors=smile+bangs, solver=logistic|svm, condition=smile:pitch+yaw;bangs:hair_length, l2, ratio")
+	opts := fs.String("opt", "", "method options key=value,… — linear: orthonormal=true|false; warped: dipoles=16, step=0.5, gamma, init_scale, train_substeps; curvilinear: flow=coupling|ode, layers=4, hidden=128, scale_max=2, ode_steps=8; potential: hidden=64, step=0.5, pde_weight=1, ic_weight=0, init_scale=1, timesteps; ganspace: mode=activations|latent; interfacegan: factors=smile+bangs, solver=logistic|svm, condition=smile:pitch+yaw;bangs:hair_length, l2, ratio")
 	samples := fs.Int("samples", 3000, "ganspace, interfacegan: latents sampled")
 	oracleSteps := fs.Int("oracle-steps", 600, "interfacegan: steps to train the oracle if the model has none")
 	maxT := fs.Float64("t", 0, "traversal grid: largest |t| (0: the method's default)")
@@ -67,7 +67,7 @@ func runDiscover(args []string, stdout, stderr io.Writer) error {
 	var e edit.Editor
 	notes := map[string]any{}
 	switch *method {
-	case "linear", "warped", "curvilinear":
+	case "linear", "warped", "curvilinear", "potential":
 		d.Method, d.Options = *method, o
 		res, err := discover.Run(m, d, discover.Options{Out: out, Resume: *resume, Log: stderr, JSON: *jsonOut})
 		if err != nil {
@@ -100,7 +100,7 @@ func runDiscover(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	default:
-		return errUsage{fmt.Errorf("--method %q: want linear, warped, curvilinear, ganspace, sefa or interfacegan", *method)}
+		return errUsage{fmt.Errorf("--method %q: want linear, warped, curvilinear, potential, ganspace, sefa or interfacegan", *method)}
 	}
 	t := float32(*maxT)
 	if t == 0 {
