@@ -3,13 +3,11 @@ package edit
 import (
 	"fmt"
 	"math"
-	"sync"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
-	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
 	"latentedit/engine"
@@ -64,8 +62,7 @@ type Potential struct {
 	pde, ic    float64
 	trainSteps int
 
-	mu   sync.Mutex
-	exec *context.Exec // the edit graph (editExec)
+	paths pathEditor // the edit graph
 }
 
 func init() {
@@ -210,94 +207,14 @@ func (p *Potential) editUnrolled() int {
 	return min(64, max(1, int(math.Ceil(potentialEpsMax/p.step))))
 }
 
-// editExec is the edit graph: z [B, d], onehot [B, K], h, n, done [B] →
-// potentialWalk, in float32 like training.
-func (p *Potential) editExec() (*context.Exec, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.exec != nil {
-		return p.exec, nil
-	}
-	unrolled := p.editUnrolled()
-	err := engine.Safe("edit: potential", func() error {
-		e, err := context.NewExec(p.be, p.ctx, func(ctx *context.Context, z, onehot, h, n, done *graph.Node) *graph.Node {
-			q := potentialSelect(onehot, p.params(ctx, z.Graph(), z.DType()))
-			out, _ := potentialWalk(z, h, n, done, q, unrolled)
-			return out
-		})
-		p.exec = e
-		return err
-	})
-	return p.exec, err
-}
-
 // EditBatch implements Editor: each row the flow of its direction for flow
-// time |t| (see Potential for the convention), in ⌈|t|/Δt⌉ Euler steps.
+// time |t| (see Potential for the convention), in ⌈|t|/Δt⌉ Euler steps, in
+// float32 like training; edits longer than the unrolled 6 time units run the
+// graph again from where they stopped, the clock τ going on.
 func (p *Potential) EditBatch(zs [][]float32, steps []Step) ([][]float32, error) {
-	if err := checkBatch(p, zs, steps); err != nil {
-		return nil, err
-	}
-	exec, err := p.editExec()
-	if err != nil {
-		return nil, err
-	}
-	d, k := p.d, p.k
-	return walkBatch(zs, steps, d, k, p.step, p.editUnrolled(), func(z, oh, h, n, done []float32) ([]float32, error) {
-		return execChunk(exec, "edit: potential", d, k, z, oh, h, n, done)
+	return p.paths.edit(&p.base, p, zs, steps, p.step, p.editUnrolled(), func(ctx *context.Context, z, onehot, h, n, done *graph.Node) *graph.Node {
+		q := potentialSelect(onehot, p.params(ctx, z.Graph(), z.DType()))
+		out, _ := potentialWalk(z, h, n, done, q, p.editUnrolled())
+		return out
 	})
-}
-
-// walkBatch runs a path editor over zs in padded chunks of editChunk rows:
-// row i's edit is n = ⌈|t|/step⌉ equal sub-steps of h = t/n (n, h computed in
-// float64). run takes a chunk's z [editChunk·d], one-hot [editChunk·K], h,
-// the sub-steps left n and the sub-steps done so far (each [editChunk]),
-// walks at most `unrolled` sub-steps and returns the new z; walkBatch calls
-// it again until every row is done. Warped and Potential edit through it.
-func walkBatch(zs [][]float32, steps []Step, d, k int, step float64, unrolled int, run func(z, oh, h, n, done []float32) ([]float32, error)) ([][]float32, error) {
-	return chunks(zs, d, func(z []float32, first int) ([]float32, error) {
-		oh := make([]float32, editChunk*k)
-		h, n, done := make([]float32, editChunk), make([]float32, editChunk), make([]float32, editChunk)
-		var left float32
-		for i, s := range steps[first:min(len(steps), first+editChunk)] {
-			oh[i*k+s.K] = 1
-			c := math.Ceil(math.Abs(float64(s.T)) / step)
-			if c > 0 {
-				h[i] = float32(float64(s.T) / c)
-			}
-			n[i] = float32(c)
-			left = max(left, n[i])
-		}
-		u := float32(unrolled)
-		for ; left > 0; left -= u {
-			var err error
-			if z, err = run(z, oh, h, n, done); err != nil {
-				return nil, err
-			}
-			for i := range n {
-				done[i] += min(n[i], u)
-				n[i] = max(0, n[i]-u)
-			}
-		}
-		return z, nil
-	})
-}
-
-// execChunk runs an edit graph on one chunk: z [editChunk, d], the one-hot
-// directions [editChunk, K] and per-row values [editChunk] each; it returns
-// the graph's first output, flat.
-func execChunk(exec *context.Exec, what string, d, k int, z, oh []float32, rows ...[]float32) ([]float32, error) {
-	var res []float32
-	err := engine.Safe(what, func() error {
-		args := []any{tensors.FromFlatDataAndDimensions(z, editChunk, d), tensors.FromFlatDataAndDimensions(oh, editChunk, k)}
-		for _, r := range rows {
-			args = append(args, tensors.FromFlatDataAndDimensions(r, editChunk))
-		}
-		out, err := exec.Exec(args...)
-		if err != nil {
-			return err
-		}
-		res = tensors.MustCopyFlatData[float32](out[0])
-		return nil
-	})
-	return res, err
 }

@@ -3,7 +3,6 @@ package edit
 import (
 	"fmt"
 	"math"
-	"sync"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
@@ -42,8 +41,7 @@ type Warped struct {
 	step       float64
 	trainSteps int
 
-	mu   sync.Mutex
-	exec *context.Exec // the edit graph (editExec)
+	paths pathEditor // the edit graph
 }
 
 func init() {
@@ -209,43 +207,17 @@ func (w *Warped) editUnrolled() int {
 	return min(64, max(1, int(math.Ceil(warpedEpsMax/w.step))))
 }
 
-// editExec is the edit graph: z [B, d], onehot [B, K], h [B], n [B] →
-// warpedWalk, in float32 like training (where the matmuls run in the native
-// kernels; in float64 they take the generic path, five times slower). The
-// float64 host walk it replaced ended within 1e-5 of it.
-func (w *Warped) editExec() (*context.Exec, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.exec != nil {
-		return w.exec, nil
-	}
-	unrolled := w.editUnrolled()
-	err := engine.Safe("edit: warped", func() error {
-		e, err := context.NewExec(w.be, w.ctx, func(ctx *context.Context, z, onehot, h, n *graph.Node) *graph.Node {
-			sv, lg := w.fieldGraph(ctx, z.Graph(), z.DType())
-			return warpedWalk(z, onehot, sv, lg, h, n, unrolled)
-		})
-		w.exec = e
-		return err
-	})
-	return w.exec, err
-}
-
 // EditBatch implements Editor: each row a path of ⌈|t|/step⌉ equal
 // sub-steps (each at most Options "step" long) along its direction's field,
 // the gradient recomputed at every point. Rows run in padded chunks of
 // editChunk, one execution per chunk for edits up to |t| = 6 by default
-// (longer ones run the graph again from where it stopped).
+// (longer ones run the graph again from where it stopped). It runs in
+// float32 like training (where the matmuls run in the native kernels; in
+// float64 they take the generic path, five times slower); the float64 host
+// walk it replaced ended within 1e-5 of it.
 func (w *Warped) EditBatch(zs [][]float32, steps []Step) ([][]float32, error) {
-	if err := checkBatch(w, zs, steps); err != nil {
-		return nil, err
-	}
-	exec, err := w.editExec()
-	if err != nil {
-		return nil, err
-	}
-	d, k := w.d, w.k
-	return walkBatch(zs, steps, d, k, w.step, w.editUnrolled(), func(z, oh, h, n, _ []float32) ([]float32, error) {
-		return execChunk(exec, "edit: warped", d, k, z, oh, h, n)
+	return w.paths.edit(&w.base, w, zs, steps, w.step, w.editUnrolled(), func(ctx *context.Context, z, onehot, h, n, _ *graph.Node) *graph.Node {
+		sv, lg := w.fieldGraph(ctx, z.Graph(), z.DType())
+		return warpedWalk(z, onehot, sv, lg, h, n, w.editUnrolled())
 	})
 }
