@@ -35,7 +35,8 @@ type Trainable interface {
 	Editor
 	// Shift builds φ_k^ε(z) for a batch in z's graph: z [B, d], onehot [B, K]
 	// selects k, eps [B] is the signed amount. penalty is a scalar the trainer
-	// adds to the loss (the curvilinear flow's mean log-det²), or nil.
+	// adds to the loss (the curvilinear flow's mean log-det², the potential
+	// flow's weighted wave residual), or nil.
 	Shift(ctx *context.Context, z, onehot, eps *graph.Node) (shifted, penalty *graph.Node)
 	// EpsRange is the default range of |ε| sampled in training.
 	EpsRange() (lo, hi float64)

@@ -137,12 +137,12 @@ func Run(ws *workspace.Workspace, names []string, orc *evaluate.Oracle, out stri
 		names = ws.Editors()
 		// Rows in the study's order: learned families, then the peers.
 		rank := func(n string) int {
-			for i, m := range []string{"linear", "warped", "curvilinear", "ganspace", "sefa", "interfacegan"} {
+			for i, m := range []string{"linear", "warped", "curvilinear", "potential", "ganspace", "sefa", "interfacegan"} {
 				if n == m {
 					return i
 				}
 			}
-			return 6
+			return 7
 		}
 		sort.SliceStable(names, func(i, j int) bool { return rank(names[i]) < rank(names[j]) })
 	}
