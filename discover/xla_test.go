@@ -30,7 +30,7 @@ func TestDiscoveryStepBuildsOnXLA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, method := range []string{"linear", "warped", "curvilinear"} {
+	for _, method := range []string{"linear", "warped", "curvilinear", "potential"} {
 		t.Run(method, func(t *testing.T) {
 			// A fresh model per method: New adds the editor's variables to its context.
 			loaded, err := generator.Load(dir, cpu)
