@@ -241,3 +241,22 @@ func setVar(t *testing.T, p *Potential, name string, vals []float32) {
 		t.Fatal(err)
 	}
 }
+
+// TestPotentialWalkGradient checks the training walk's gradient (the moved
+// latent and the wave residual) with respect to z, every parameter of the
+// potentials and the step sizes, in float64: what Adam gets is right.
+func TestPotentialWalkGradient(t *testing.T) {
+	const b, k, h, d = 3, 2, 4, 5
+	randn := randnFunc(rand.New(rand.NewPCG(3, 4)))
+	inputs := [][]float64{randn(b*d, 0, 1), randn(k*h*d, 0, 0.5), randn(k*h, 0, 0.3), randn(k*h, 0, 0.1),
+		randn(k*h, 0, 0.7), randn(k, 1, 0.2), randn(b, 0, 0.4)}
+	dims := [][]int{{b, d}, {k, h, d}, {k, h}, {k, h}, {k, h}, {k}, {b}}
+	gradCheck(t, "potential walk (z, w, p, b, v, c, h)", func(xs []*graph.Node) *graph.Node {
+		g := xs[0].Graph()
+		oh := graph.Const(g, [][]float64{{0, 1}, {1, 0}, {0, 1}})
+		q := potentialSelect(oh, potentialParams{w: xs[1], p: xs[2], b: xs[3], v: xs[4], c: xs[5]})
+		n := graph.Const(g, []float64{3, 1, 2})
+		out, res := potentialWalk(xs[0], xs[6], n, graph.ZerosLike(n), q, 3)
+		return graph.Add(projection(out), res)
+	}, inputs, dims)
+}

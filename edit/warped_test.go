@@ -29,30 +29,41 @@ func newTestWarped(t *testing.T, k, d int, opt Options, seed int64) *Warped {
 // z, the support vectors, log γ and ε, in float64.
 func TestWarpedShiftGradient(t *testing.T) {
 	const b, k, m, d = 3, 2, 4, 5
-	r := rand.New(rand.NewPCG(1, 2))
-	randn := func(n int, mean, std float64) []float64 {
+	randn := randnFunc(rand.New(rand.NewPCG(1, 2)))
+	onehot := []float64{0, 1, 1, 0, 0, 1}
+	inputs := [][]float64{randn(b*d, 0, 1), randn(k*m*d, 0, 1), randn(k*m, math.Log(0.2), 0.3), randn(b, 0, 1)}
+	dims := [][]int{{b, d}, {k, m, d}, {k, m}, {b}}
+	gradCheck(t, "warped step (z, support, log γ, ε)", func(xs []*graph.Node) *graph.Node {
+		oh := graph.Const(xs[0].Graph(), [][]float64{onehot[0:2], onehot[2:4], onehot[4:6]})
+		return projection(warpedShift(xs[0], oh, xs[1], xs[2], xs[3]))
+	}, inputs, dims)
+}
+
+// randnFunc draws n values ~ N(mean, std²) from r.
+func randnFunc(r *rand.Rand) func(n int, mean, std float64) []float64 {
+	return func(n int, mean, std float64) []float64 {
 		x := make([]float64, n)
 		for i := range x {
 			x[i] = mean + std*r.NormFloat64()
 		}
 		return x
 	}
-	onehot := []float64{0, 1, 1, 0, 0, 1}
-	inputs := [][]float64{randn(b*d, 0, 1), randn(k*m*d, 0, 1), randn(k*m, math.Log(0.2), 0.3), randn(b, 0, 1)}
-	dims := [][]int{{b, d}, {k, m, d}, {k, m}, {b}}
-	errs, err := engine.GradCheck(edTestBackend(t), func(xs []*graph.Node) *graph.Node {
-		oh := graph.Const(xs[0].Graph(), [][]float64{onehot[0:2], onehot[2:4], onehot[4:6]})
-		return projection(warpedShift(xs[0], oh, xs[1], xs[2], xs[3]))
-	}, inputs, dims, 1e-5)
+}
+
+// gradCheck requires f's gradient in every input to match central
+// differences (step 1e-5, float64) within 1e-6 relative error.
+func gradCheck(t *testing.T, what string, f func(xs []*graph.Node) *graph.Node, inputs [][]float64, dims [][]int) {
+	t.Helper()
+	errs, err := engine.GradCheck(edTestBackend(t), f, inputs, dims, 1e-5)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, e := range errs {
 		if !(e <= 1e-6) {
-			t.Errorf("input %d %v: relative gradient error %.3g > 1e-6", i, dims[i], e)
+			t.Errorf("%s: input %d %v: relative gradient error %.3g > 1e-6", what, i, dims[i], e)
 		}
 	}
-	t.Logf("warped step: relative gradient errors (z, support, log γ, ε) %.2g", errs)
+	t.Logf("%s: relative gradient errors %.2g", what, errs)
 }
 
 // shiftRows runs w.Shift on rows of z with directions dirs and amounts eps.
