@@ -15,6 +15,8 @@ install_needed() {
 # pure-Go kernels, several times slower.
 need_kernels() {
   command -v gcc >/dev/null || need+=(gcc libc6-dev)
-  ldconfig -p 2>/dev/null | grep -q 'libdnnl\.so\.2' || need+=(libdnnl2)
-  ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so\.0' || need+=(libopenblas0)
+  # grep reads to the end (no -q): under pipefail, -q would close the pipe early and
+  # ldconfig's SIGPIPE would read as "missing", reinstalling on every run.
+  ldconfig -p 2>/dev/null | grep 'libdnnl\.so\.2' >/dev/null || need+=(libdnnl2)
+  ldconfig -p 2>/dev/null | grep 'libopenblas\.so\.0' >/dev/null || need+=(libopenblas0)
 }
