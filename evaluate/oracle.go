@@ -196,7 +196,7 @@ func (o *Oracle) measureR2(ds dataset.Dataset) error {
 	if err != nil {
 		return err
 	}
-	pred, err := o.predictEncoded(pix, n)
+	pred, err := o.predictEncoded(pix, n, 128, false)
 	if err != nil {
 		return err
 	}
@@ -236,7 +236,9 @@ func (o *Oracle) measureR2(ds dataset.Dataset) error {
 	return nil
 }
 
-func (o *Oracle) predictEncoded(pix []float32, n int) ([]float32, error) {
+// predictEncoded runs the network on n images in calls of chunk images;
+// with pad every call holds exactly chunk (see engine.RunChunks).
+func (o *Oracle) predictEncoded(pix []float32, n, chunk int, pad bool) ([]float32, error) {
 	exec, err := o.exec.Get(func() (*context.Exec, error) {
 		return context.NewExec(o.be, o.ctx, func(ctx *context.Context, x *graph.Node) *graph.Node {
 			return o.net(ctx.In("oracle").Reuse(), x)
@@ -245,7 +247,7 @@ func (o *Oracle) predictEncoded(pix []float32, n int) ([]float32, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := engine.RunChunks("oracle predict", exec, pix, n, []int{o.Size, o.Size, o.Chan}, 128, false)
+	out, err := engine.RunChunks("oracle predict", exec, pix, n, []int{o.Size, o.Size, o.Chan}, chunk, pad)
 	if err != nil {
 		return nil, err
 	}
@@ -283,23 +285,11 @@ func (o *Oracle) Read(pix []float32, n int) (features, factors [][]float64, err 
 	if n < 1 || len(pix) != n*sz {
 		return nil, nil, fmt.Errorf("oracle: %d values for %d images of %d", len(pix), n, sz)
 	}
-	w := o.width()
-	buf := make([]float32, ReadChunk*sz)
-	for s := 0; s < n; s += ReadChunk {
-		e := min(n, s+ReadChunk)
-		clear(buf)
-		copy(buf, pix[s*sz:e*sz])
-		enc, err := o.predictEncoded(buf, ReadChunk)
-		if err != nil {
-			return nil, nil, err
-		}
-		for i := 0; i < e-s; i++ {
-			row := enc[i*w : (i+1)*w]
-			features = append(features, float64s(row))
-			factors = append(factors, o.decode(row))
-		}
+	enc, err := o.predictEncoded(pix, n, ReadChunk, true)
+	if err != nil {
+		return nil, nil, err
 	}
-	return features, factors, nil
+	return rows(enc, n, float64s), rows(enc, n, o.decode), nil
 }
 
 func float64s(v []float32) []float64 {
@@ -364,5 +354,5 @@ func (o *Oracle) checkedEncoded(pix []float32, n int) ([]float32, error) {
 	if n < 1 || len(pix) != n*o.Size*o.Size*o.Chan {
 		return nil, fmt.Errorf("oracle: %d values for %d images of %dx%dx%d", len(pix), n, o.Size, o.Size, o.Chan)
 	}
-	return o.predictEncoded(pix, n)
+	return o.predictEncoded(pix, n, 128, false)
 }
