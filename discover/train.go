@@ -141,13 +141,14 @@ func (t *Trainer) build() error {
 }
 
 // sample draws the batch of step s (or of evaluation batch s with salt 1):
-// z ~ N(0, I), k uniform, ε = ±U[lo, hi], all functions of (seed, s, salt).
+// z from the model's prior (N(0, I) but for a VAE with a fitted prior), k
+// uniform, ε = ±U[lo, hi], all functions of (seed, s, salt).
 func (t *Trainer) sample(s int, salt uint64) (z, onehot, eps *tensors.Tensor) {
 	r := rand.New(rand.NewPCG(uint64(t.cfg.Seed)^salt<<32, uint64(s)))
 	b, d, k := t.cfg.Batch, t.m.LatentDim(), t.cfg.K
 	zs := make([]float32, b*d)
-	for i := range zs {
-		zs[i] = float32(r.NormFloat64())
+	for i := 0; i < b; i++ {
+		t.m.DrawLatent(r, zs[i*d:(i+1)*d])
 	}
 	oh := make([]float32, b*k)
 	es := make([]float32, b)

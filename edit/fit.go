@@ -31,7 +31,7 @@ func FitClosedForm(m *generator.Model, method string, k, samples int, seed int64
 		if samples < 2 {
 			return nil, fmt.Errorf("edit: ganspace: %d samples are too few", samples)
 		}
-		z := generator.Latents(seed, samples, m.LatentDim())
+		z := m.Latents(seed, samples)
 		if g.Mode == "latent" {
 			return NewGANSpace(z, k, m.Backend())
 		}

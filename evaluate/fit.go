@@ -37,7 +37,7 @@ func FitInterFaceGAN(m *generator.Model, o *Oracle, n int, seed int64, fit edit.
 			return nil, fmt.Errorf("interfacegan: factor %q is not one of the oracle's %v", f, o.Factors)
 		}
 	}
-	zs := generator.Latents(seed, n, m.LatentDim())
+	zs := m.Latents(seed, n)
 	labels := make([][]float32, 0, n)
 	const block = 256 // latents per progress report
 	for s := 0; s < n; s += block {

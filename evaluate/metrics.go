@@ -23,7 +23,7 @@ func MeasureAttributeChange(m *generator.Model, e edit.Editor, o *Oracle, n int,
 	if t <= 0 || n < 1 {
 		return nil, fmt.Errorf("attribute change: need t > 0 and n ≥ 1, got %g, %d", t, n)
 	}
-	zs := generator.Latents(seed, n, m.LatentDim())
+	zs := m.Latents(seed, n)
 	ac := &AttributeChange{Directions: e.Names(), Factors: o.Factors, Effect: make([][]float64, e.K())}
 	// One batch of every edit: for direction k, rows [2kn, 2kn+n) are +t
 	// and the next n are −t.

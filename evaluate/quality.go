@@ -196,7 +196,7 @@ func RenderQualityImages(m *generator.Model, opt QualityOptions) (*QualityImages
 	}
 	im := &QualityImages{N: n, Factors: ds.Factors()}
 	bar := progress.New(opt.Log, 3*n, "quality: render", opt.JSON)
-	zs := generator.Latents(opt.SampleSeed, n, m.LatentDim())
+	zs := m.Latents(opt.SampleSeed, n)
 	for s := 0; s < n; s += quantum {
 		pix, err := m.GenerateChunked(zs[s:min(n, s+quantum)], ReadChunk)
 		if err != nil {

@@ -25,6 +25,8 @@ type Model struct {
 	backend backends.Backend
 	ctx     *context.Context
 
+	prior *Prior // VAE: seeds' latents are drawn through it (nil: N(0, I))
+
 	gen, enc engine.LazyExec // built on first use
 }
 
@@ -52,7 +54,11 @@ func Load(dir string, backend backends.Backend) (*Model, error) {
 	for v := range ctx.IterVariables() {
 		v.SetTrainable(false) // a loaded generator is frozen: trainers downstream must not move it
 	}
-	m := &Model{Dir: dir, Info: info, Arch: arch, backend: backend, ctx: ctx}
+	prior, err := loadPrior(dir, info)
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", dir, err)
+	}
+	m := &Model{Dir: dir, Info: info, Arch: arch, backend: backend, ctx: ctx, prior: prior}
 	// Build once on one latent (and one image for a VAE) with a context that
 	// refuses to create variables: a missing or reshaped weight fails here.
 	err = engine.Safe("model "+dir+": "+wpath, func() error {
@@ -77,7 +83,7 @@ func Load(dir string, backend backends.Backend) (*Model, error) {
 // (engine.XLAGraphOnly) cannot do; such tests load on the CPU and move the
 // model.
 func (m *Model) On(backend backends.Backend) *Model {
-	return &Model{Dir: m.Dir, Info: m.Info, Arch: m.Arch, backend: backend, ctx: m.ctx}
+	return &Model{Dir: m.Dir, Info: m.Info, Arch: m.Arch, backend: backend, ctx: m.ctx, prior: m.prior}
 }
 
 // LatentDim is the length of a latent vector.

@@ -149,18 +149,19 @@ func (c Config) Validate() error {
 
 // Info is model.json.
 type Info struct {
-	FormatVersion int     `json:"format_version"`
-	Kind          string  `json:"kind"`
-	LatentDim     int     `json:"latent_dim"`
-	Height        int     `json:"height"`
-	Width         int     `json:"width"`
-	Channels      int     `json:"channels"`
-	Dataset       string  `json:"dataset"`
-	Config        Config  `json:"config"`
-	Step          int     `json:"step"`           // training steps behind the weights
-	WeightsSHA256 string  `json:"weights_sha256"` // of WeightsFile
-	Command       string  `json:"command,omitempty"`
-	Source        *Source `json:"source,omitempty"` // set when the weights were imported, not trained here
+	FormatVersion int        `json:"format_version"`
+	Kind          string     `json:"kind"`
+	LatentDim     int        `json:"latent_dim"`
+	Height        int        `json:"height"`
+	Width         int        `json:"width"`
+	Channels      int        `json:"channels"`
+	Dataset       string     `json:"dataset"`
+	Config        Config     `json:"config"`
+	Step          int        `json:"step"`           // training steps behind the weights
+	WeightsSHA256 string     `json:"weights_sha256"` // of WeightsFile
+	Command       string     `json:"command,omitempty"`
+	Source        *Source    `json:"source,omitempty"` // set when the weights were imported, not trained here
+	Prior         *PriorInfo `json:"prior,omitempty"`  // VAE: the fitted latent prior seeds are drawn through (none: N(0, I))
 }
 
 // Source records where imported weights came from, so a model directory can
@@ -227,13 +228,16 @@ func Latents(seed int64, n, d int) [][]float32 {
 
 // Latent is the latent vector of one seed.
 func Latent(seed int64, d int) []float32 {
-	r := rand.New(rand.NewPCG(uint64(seed), 0x1a7e17))
+	r := seedStream(seed)
 	z := make([]float32, d)
 	for j := range z {
 		z[j] = float32(r.NormFloat64())
 	}
 	return z
 }
+
+// seedStream is the random stream of one seed's latent.
+func seedStream(seed int64) *rand.Rand { return rand.New(rand.NewPCG(uint64(seed), 0x1a7e17)) }
 
 // WriteModel writes the sampling weights vals (names under /generator, and
 // /encoder for a VAE) to dir/WeightsFile, then model.json with their
@@ -253,6 +257,11 @@ func WriteModel(dir string, info Info, vals map[string]*tensors.Tensor, meta map
 		return err
 	}
 	info.FormatVersion, info.WeightsSHA256 = FormatVersion, sum
+	return writeInfo(dir, info)
+}
+
+// writeInfo writes dir/model.json atomically.
+func writeInfo(dir string, info Info) error {
 	raw, err := json.MarshalIndent(info, "", "  ")
 	if err != nil {
 		return err

@@ -48,7 +48,7 @@ func WriteSamples(m *Model, seed int64, n int, outDir string, progress func(done
 	var sheet []image.Image
 	for i := 0; i < n; i++ {
 		s := seed + int64(i)
-		z := Latent(s, d)
+		z := m.Latent(s)
 		pix, err := m.GenerateFloats(z, 1)
 		if err != nil {
 			return fmt.Errorf("sample: seed %d: %w", s, err)

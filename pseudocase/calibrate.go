@@ -85,7 +85,7 @@ func Calibrate(m *generator.Model, e edit.Editor, editorName string, o *evaluate
 	}
 	c := &Calibration{Editor: editorName, Method: e.Method(), Factors: o.Factors, Direction: dir, DirName: name,
 		Effect: map[string]map[string]float64{}, N: n, T: t, Seed: seed}
-	zs := generator.Latents(seed, n, m.LatentDim())
+	zs := m.Latents(seed, n)
 	for _, d := range o.Factors {
 		k, ok := dir[d]
 		if !ok {

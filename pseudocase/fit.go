@@ -26,7 +26,7 @@ func FitInterFaceGAN(m *generator.Model, o *evaluate.Oracle, s *Segmenter, n int
 	if n < 10 {
 		return nil, fmt.Errorf("fit: %d latents are too few", n)
 	}
-	zs := generator.Latents(seed, n, m.LatentDim())
+	zs := m.Latents(seed, n)
 	var keep [][]float32
 	var labels [][]float32
 	bar := progress.New(log, n, "label latents (oracle + disc)", false)

@@ -216,7 +216,7 @@ func runBlock(t Tools, plan *Plan, targets map[string]float64, opt Options, s, e
 	m := t.Model
 	var zs [][]float32
 	for i := s; i < e; i++ {
-		zs = append(zs, generator.Latent(opt.Seed+int64(i), m.LatentDim()))
+		zs = append(zs, m.Latent(opt.Seed+int64(i)))
 	}
 	before, err := m.GenerateChunked(zs, predictChunk)
 	if err != nil {

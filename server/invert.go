@@ -17,7 +17,6 @@ import (
 
 	"latentedit/dataset"
 	"latentedit/engine"
-	"latentedit/generator"
 )
 
 // FitImage centre-crops img to a square and resizes it (bilinear) to w×h,
@@ -227,7 +226,7 @@ func (s *Server) invert(ctx context.Context, j *invertJob, req InvertRequest, ta
 	h, w, c := s.m.ImageShape()
 	// Fixed starting seeds: the same upload gives the same latent.
 	z := make([]float32, 0, invertCandidates*d)
-	for _, v := range generator.Latents(1, invertCandidates, d) {
+	for _, v := range s.m.Latents(1, invertCandidates) {
 		z = append(z, v...)
 	}
 	m1 := make([]float64, len(z))

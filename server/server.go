@@ -354,7 +354,7 @@ func (s *Server) sample(ctx context.Context, r *http.Request, body []byte) (any,
 	out := make([]character, req.Count)
 	for i := range out {
 		seed := req.Seed + int64(i)
-		z := generator.Latent(seed, s.m.LatentDim())
+		z := s.m.Latent(seed)
 		// One slot per picture, not per request: a gallery must not hold a
 		// core while slider edits wait.
 		img, aerr := s.picture(ctx, z)

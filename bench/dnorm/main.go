@@ -72,7 +72,7 @@ func run(oracleDir string, steps, n int) error {
 			return err
 		}
 		var flat []float32
-		for _, z := range generator.Latents(5000, n, m.LatentDim()) {
+		for _, z := range m.Latents(5000, n) {
 			flat = append(flat, z...)
 		}
 		pix, err := m.GenerateFloats(flat, n)

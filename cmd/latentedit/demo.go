@@ -142,7 +142,7 @@ func modelsPage(out string, be backends.Backend, stderr io.Writer, jsonOut bool)
 		if err != nil {
 			return err
 		}
-		imgs, err := m.Generate(generator.Latents(1, 64, m.LatentDim()))
+		imgs, err := m.Generate(m.Latents(1, 64))
 		if err != nil {
 			return err
 		}

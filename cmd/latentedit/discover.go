@@ -9,7 +9,6 @@ import (
 	"latentedit/discover"
 	"latentedit/edit"
 	"latentedit/evaluate"
-	"latentedit/generator"
 	"latentedit/internal/progress"
 	"latentedit/report/editgrid"
 	"latentedit/workspace"
@@ -107,7 +106,7 @@ func runDiscover(args []string, stdout, stderr io.Writer) error {
 		t = 3
 	}
 	grid := filepath.Join(out, "traversal.png")
-	if err := editgrid.Traversal(grid, m, e, generator.Latent(d.Seed, m.LatentDim()), t, 9); err != nil {
+	if err := editgrid.Traversal(grid, m, e, m.Latent(d.Seed), t, 9); err != nil {
 		return err
 	}
 	if *jsonOut {

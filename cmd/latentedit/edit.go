@@ -101,7 +101,7 @@ func runEdit(args []string, stdout, stderr io.Writer) error {
 			return errUsage{err}
 		}
 		for _, s := range ss {
-			zs = append(zs, generator.Latent(s, m.LatentDim()))
+			zs = append(zs, m.Latent(s))
 		}
 	}
 	if err := editgrid.Sequence(*out, m, e, zs, steps); err != nil {

@@ -34,6 +34,7 @@ var commands = map[string]command{
 	"serve":      {"the web editor and its JSON API (127.0.0.1:8080 by default)", runServe},
 	"oracle":     {"train the model's oracle of its dataset's factors (resumes a killed training), or show its held-out R²", runOracle},
 	"sample":     {"N pictures of a model as PNGs, their latents (latents.csv) and a contact sheet", runSample},
+	"prior":      {"fit a VAE's latent prior (a Gaussian mixture of its encodings) so its seeds draw real-looking samples", runPrior},
 	"pseudocase": {"retinal pseudo-case generation: add lesions to generated retinas, measure that the structure stayed", runPseudocase},
 }
 

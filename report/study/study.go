@@ -164,7 +164,7 @@ func Run(ws *workspace.Workspace, names []string, orc *evaluate.Oracle, out stri
 	if err != nil {
 		return nil, err
 	}
-	samples, err := featuresOf(m, orc, generator.Latents(5150, opt.QualityN, m.LatentDim()))
+	samples, err := featuresOf(m, orc, m.Latents(5150, opt.QualityN))
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +174,7 @@ func Run(ws *workspace.Workspace, names []string, orc *evaluate.Oracle, out stri
 	if res.FrechetReal, err = evaluate.Frechet(real[len(real)/2:], real[:len(real)/2]); err != nil {
 		return nil, err
 	}
-	zs := generator.Latents(31337, opt.N, m.LatentDim())
+	zs := m.Latents(31337, opt.N)
 	before, err := evaluate.ReadFactors(m, orc, zs)
 	if err != nil {
 		return nil, err
@@ -260,7 +260,7 @@ func measure(m *generator.Model, e edit.Editor, o *evaluate.Oracle, name, dir, o
 		n := float64(r.Matches)
 		r.MeanEffect, r.MeanLeakage, r.MeanIdentity = ptr(sumE/n), ptr(sumL/n), ptr(sumI/n)
 	}
-	if r.Commutativity, err = evaluate.MeasureCommutativity(m, e, o, generator.Latents(424242, opt.CommLatents, m.LatentDim()), opt.CommT, opt.CommT); err != nil {
+	if r.Commutativity, err = evaluate.MeasureCommutativity(m, e, o, m.Latents(424242, opt.CommLatents), opt.CommT, opt.CommT); err != nil {
 		return nil, err
 	}
 	if r.Frechet, err = editedFrechet(m, e, o, real, opt); err != nil {
@@ -283,7 +283,7 @@ func measure(m *generator.Model, e edit.Editor, o *evaluate.Oracle, name, dir, o
 		return nil, err
 	}
 	r.Traversal = name + "-traversal.png"
-	if err := traversal(filepath.Join(out, r.Traversal), m, e, rows, generator.Latent(opt.Seeds[0], m.LatentDim()), opt.MaxT/2, 9); err != nil {
+	if err := traversal(filepath.Join(out, r.Traversal), m, e, rows, m.Latent(opt.Seeds[0]), opt.MaxT/2, 9); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -345,7 +345,7 @@ func stepFor(effect, want float64, maxT float32) float32 {
 // step in [−MaxT/2, MaxT/2] and measures their distance to real images: do
 // edits leave the image distribution?
 func editedFrechet(m *generator.Model, e edit.Editor, o *evaluate.Oracle, real [][]float64, opt Options) (float64, error) {
-	zs := generator.Latents(8086, len(real), m.LatentDim())
+	zs := m.Latents(8086, len(real))
 	u := generator.Latents(8087, len(real), 2)
 	steps := make([]edit.Step, len(zs))
 	for i := range zs {
@@ -404,7 +404,7 @@ func sequenceGrids(m *generator.Model, res *Results, editors map[string]edit.Edi
 	h, w, c := m.ImageShape()
 	zs := make([][]float32, len(opt.Seeds))
 	for i, seed := range opt.Seeds {
-		zs[i] = generator.Latent(seed, m.LatentDim())
+		zs[i] = m.Latent(seed)
 	}
 	// Per editor, its steps (the same for every seed), which columns they
 	// fill, and the edited latents of every seed in one batch.
