@@ -40,8 +40,9 @@ func onnxGenerator(t *testing.T) string {
 }
 
 // TestImportONNXCommand imports a 32×32 ONNX generator as a faces model,
-// samples it, fits GANSpace (mode=latent), edits with it and evaluates it
-// with the faces oracle; the methods that need gradients through the graph
+// samples it, fits GANSpace (mode=latent) and InterFaceGAN (on a short
+// oracle of its own), edits with GANSpace and evaluates it with the faces
+// oracle; the methods that need gradients through the graph
 // are refused with the reason, and a refused import leaves nothing.
 func TestImportONNXCommand(t *testing.T) {
 	src := onnxGenerator(t)
@@ -60,6 +61,7 @@ func TestImportONNXCommand(t *testing.T) {
 	for _, args := range [][]string{
 		{"sample", "--model", "m", "--n", "3", "--out", "s"},
 		{"discover", "--model", "m", "--method", "ganspace", "--opt", "mode=latent", "--k", "2", "--samples", "200"},
+		{"discover", "--model", "m", "--method", "interfacegan", "--opt", "factors=smile+bangs", "--samples", "60", "--oracle-steps", "15"},
 		{"edit", "--model", "m", "--editor", "ganspace", "--seeds", "1,2", "--seq", "0:2,1:-1.5", "--out", "edit.png"},
 		{"evaluate", "--model", "m", "--editors", "ganspace", "--oracle", "faces-gan", "--n", "4", "--comm-n", "2",
 			"--quality-n", "16", "--seeds", "3", "--json"},
@@ -75,7 +77,7 @@ func TestImportONNXCommand(t *testing.T) {
 	} else if testing.Verbose() {
 		t.Logf("evaluate: %.600s", out.String())
 	}
-	for _, f := range []string{"s", "edit.png", "m/editors/ganspace/editor.json"} {
+	for _, f := range []string{"s", "edit.png", "m/editors/ganspace/editor.json", "m/editors/interfacegan/editor.json"} {
 		if _, err := os.Stat(f); err != nil {
 			t.Error(err)
 		}
