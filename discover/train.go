@@ -73,6 +73,10 @@ func New(m *generator.Model, cfg Config) (*Trainer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	// The editor learns through G(z + shift): no gradient, no training.
+	if err := m.Differentiable(); err != nil {
+		return nil, fmt.Errorf("discover %s: %w", cfg.Method, err)
+	}
 	ctx := m.Context().Checked(false)
 	// Fresh variables are initialised from the context's random stream: seed
 	// it so that a run is a function of its config.

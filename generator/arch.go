@@ -14,12 +14,17 @@ import (
 type Arch struct {
 	Size, Channels, Start, Ups, Base, Latent int
 
-	Kind       string  // ArchDCGAN, ArchStyle, ArchSNResNet or ArchStyleGAN2
+	Kind       string  // ArchDCGAN, ArchStyle, ArchSNResNet, ArchStyleGAN2 or ArchONNX
 	Widths     []int   // sn_resnet, stylegan2: channels of the seed grid and at each larger resolution
 	MapDepth   int     // style, stylegan2: dense layers of the mapping z → w
 	Noise      bool    // style: per-block noise inputs (stylegan2: always)
 	MBStd      bool    // GAN: a minibatch-standard-deviation layer in D
 	Truncation float64 // style, stylegan2: ψ at sampling (1: none)
+	// OutputRange: stylegan2, onnx: the raw output's [LO, HI], mapped to
+	// [-1, 1] (nil: none).
+	OutputRange []float64
+
+	onnx *ONNXGraph // onnx: the graph, set by Load
 }
 
 // Architectures of the generator.
@@ -40,7 +45,16 @@ func (c Config) Arch() (Arch, error) {
 		return NewSNResNet(c.Widths, c.Channels, c.Latent, c.Size)
 	}
 	if c.ArchName() == ArchStyleGAN2 {
-		return NewStyleGAN2(c.Widths, c.Latent, c.MapDepth, c.Size, c.Truncation)
+		a, err := NewStyleGAN2(c.Widths, c.Latent, c.MapDepth, c.Size, c.Truncation)
+		a.OutputRange = c.OutputRange
+		return a, err
+	}
+	if c.ArchName() == ArchONNX {
+		a := Arch{Kind: ArchONNX, Size: c.Size, Channels: c.Channels, Latent: c.Latent, OutputRange: c.OutputRange}
+		if c.Size < 1 || c.Latent < 1 || (c.Channels != 1 && c.Channels != 3) {
+			return a, fmt.Errorf("arch onnx: size %d (≥1), latent %d (≥1), channels %d (1 or 3)", c.Size, c.Latent, c.Channels)
+		}
+		return a, nil
 	}
 	a, err := NewArch(c.Size, c.Channels, c.Base, c.Latent)
 	if err != nil {
@@ -103,6 +117,8 @@ func (a Arch) Generate(ctx *context.Context, z *graph.Node) *graph.Node {
 		return a.Synthesis(ctx, a.broadcastStyles(w), false)
 	case ArchSNResNet:
 		return a.generateSNResNet(ctx, z)
+	case ArchONNX:
+		return a.generateONNX(ctx, z)
 	}
 	b := z.Shape().Dimensions[0]
 	w0 := a.width(-1)

@@ -51,6 +51,12 @@ func Load(dir string, backend backends.Backend) (*Model, error) {
 	if _, err := engine.LoadCheckpoint(ctx, wpath); err != nil {
 		return nil, fmt.Errorf("model %s: %w", dir, err)
 	}
+	if arch.Kind == ArchONNX {
+		// The graph and its weights are the imported file itself.
+		if arch.onnx, err = loadONNX(dir, info, backend, ctx); err != nil {
+			return nil, fmt.Errorf("model %s: %w", dir, err)
+		}
+	}
 	for v := range ctx.IterVariables() {
 		v.SetTrainable(false) // a loaded generator is frozen: trainers downstream must not move it
 	}
@@ -132,8 +138,13 @@ func (m *Model) GenerateFloats(z []float32, n int) ([]float32, error) {
 		return nil, err
 	}
 	// Chunks of 64 bound the memory of the convolution buffers (a 250-image
-	// batch of the faces GAN needs over a gigabyte at the last layer).
-	out, err := engine.RunChunks("generate", gen, z, n, []int{d}, 64, false)
+	// batch of the faces GAN needs over a gigabyte at the last layer). An
+	// ONNX graph with a fixed batch runs padded chunks of that batch.
+	chunk, pad := 64, false
+	if m.Arch.onnx != nil && m.Arch.onnx.Batch > 0 {
+		chunk, pad = m.Arch.onnx.Batch, true
+	}
+	out, err := engine.RunChunks("generate", gen, z, n, []int{d}, chunk, pad)
 	if err != nil {
 		return nil, err
 	}
@@ -216,6 +227,9 @@ func (m *Model) Encode(imgs []image.Image) ([][]float32, error) {
 // FirstLayerWeights returns the weight matrix of G's first layer with one
 // row per latent dimension (d × F): the layer computes z·W (SeFa's input).
 func (m *Model) FirstLayerWeights() ([][]float32, error) {
+	if m.Arch.Kind == ArchONNX {
+		return nil, fmt.Errorf("model %s: arch onnx: an ONNX graph has no first layer latentedit can identify (SeFa factorises its weights): use ganspace mode=latent or interfacegan", m.Dir)
+	}
 	scope := "/generator/" + m.Arch.firstLayerScope()
 	v := m.ctx.GetVariableByScopeAndName(scope, "weights")
 	if v == nil {
@@ -234,6 +248,9 @@ func (m *Model) FirstLayerWeights() ([][]float32, error) {
 // FirstLayerActivations returns G's first-layer outputs for the latents
 // (GANSpace's PCA is taken there).
 func (m *Model) FirstLayerActivations(z [][]float32) ([][]float32, error) {
+	if m.Arch.Kind == ArchONNX {
+		return nil, fmt.Errorf("model %s: arch onnx: an ONNX graph has no first layer latentedit can identify (GANSpace's default mode=activations reads it): use ganspace mode=latent", m.Dir)
+	}
 	d := m.Info.LatentDim
 	flat := make([]float32, 0, len(z)*d)
 	for _, v := range z {

@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 
@@ -62,7 +63,7 @@ type Config struct {
 	NoCorrelation   bool           `json:"no_correlation,omitempty"` // faces: independent factors
 
 	// Architecture (model.json records it; an empty Arch is dcgan).
-	ArchKind   string  `json:"arch,omitempty"`       // "dcgan", "style", "sn_resnet" or "stylegan2"
+	ArchKind   string  `json:"arch,omitempty"`       // "dcgan", "style", "sn_resnet", "stylegan2" or "onnx"
 	Widths     []int   `json:"widths,omitempty"`     // sn_resnet: channels of the 4×4 seed and after each residual up-block; stylegan2: at 4, 8, … px
 	MapDepth   int     `json:"map_depth,omitempty"`  // style, stylegan2: mapping layers
 	Noise      bool    `json:"noise,omitempty"`      // style: per-block noise inputs
@@ -71,6 +72,10 @@ type Config struct {
 	R1         float64 `json:"r1,omitempty"`         // style: R1 weight γ (0: DefaultR1)
 	R1Every    int     `json:"r1_every,omitempty"`   // style: lazy R1 period (0: 16)
 	Mixing     float64 `json:"mixing,omitempty"`     // style: probability of style mixing in training
+	// OutputRange [LO, HI] is the range of an imported generator's raw
+	// output (stylegan2, onnx: no tanh), mapped to [-1, 1] in the graph as
+	// 2·(out−LO)/(HI−LO)−1; none: the output is already in [-1, 1].
+	OutputRange []float64 `json:"output_range,omitempty"`
 }
 
 // ArchName is the architecture, dcgan when unset (model.json of old runs).
@@ -132,9 +137,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: %w", err)
 	}
 	switch {
-	case c.ArchName() != ArchDCGAN && c.ArchName() != ArchStyle && c.ArchName() != ArchSNResNet && c.ArchName() != ArchStyleGAN2:
-		return fmt.Errorf("config: arch %q: want dcgan, style, sn_resnet or stylegan2", c.ArchKind)
-	case (c.ArchName() == ArchSNResNet || c.ArchName() == ArchStyleGAN2) && c.Kind != "gan":
+	case c.ArchName() != ArchDCGAN && c.ArchName() != ArchStyle && c.ArchName() != ArchSNResNet && c.ArchName() != ArchStyleGAN2 && c.ArchName() != ArchONNX:
+		return fmt.Errorf("config: arch %q: want dcgan, style, sn_resnet, stylegan2 or onnx", c.ArchKind)
+	case (c.ArchName() == ArchSNResNet || c.ArchName() == ArchStyleGAN2 || c.ArchName() == ArchONNX) && c.Kind != "gan":
 		return fmt.Errorf("config: arch %s is an imported GAN generator; a VAE uses dcgan", c.ArchName())
 	case c.ArchName() == ArchStyle && c.Kind != "gan":
 		return fmt.Errorf("config: arch style is a GAN generator; a VAE uses dcgan")
@@ -142,6 +147,13 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: map_depth %d out of [1, 8]", c.MapDepth)
 	case c.Truncation < 0 || c.Truncation > 1 || c.R1 < 0 || c.R1Every < 0 || c.Mixing < 0 || c.Mixing > 1:
 		return fmt.Errorf("config: truncation %g ([0,1]), r1 %g (≥0), r1_every %d (≥0), mixing %g ([0,1])", c.Truncation, c.R1, c.R1Every, c.Mixing)
+	case c.OutputRange != nil && !slices.Contains(RangeArchs, c.ArchName()):
+		return fmt.Errorf("config: output_range %v: only arch %v have one (the others end in tanh, which fixes [-1, 1])", c.OutputRange, RangeArchs)
+	}
+	if c.OutputRange != nil {
+		if err := ValidateOutputRange(c.OutputRange); err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
 	}
 	_, err := c.Arch()
 	return err
@@ -169,8 +181,8 @@ type Info struct {
 type Source struct {
 	File   string `json:"file"`   // base name of the imported file
 	SHA256 string `json:"sha256"` // of the whole imported file
-	Format string `json:"format"` // "safetensors" or "pt"
-	Arch   string `json:"arch"`   // the layout it was read as (dcgan, sn_resnet32, …)
+	Format string `json:"format"` // "safetensors", "pt" or "onnx" (kept as ONNXFile, checked at every load)
+	Arch   string `json:"arch"`   // the layout it was read as (dcgan, sn_resnet32, …, onnx)
 }
 
 // OpenData opens the dataset the model was trained on, at the model's size

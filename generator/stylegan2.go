@@ -23,7 +23,8 @@ import (
 //	const 4×4 ─conv0─▶ ─rgb0─▶ skip
 //	per resolution r = 1…Ups: conv(2r−1) upsamples (transposed 3×3 stride 2,
 //	then the [1,3,3,1] blur), conv(2r) keeps the size, rgb r adds its 1×1
-//	image to the skip upsampled by the same blur; the image is the skip,
+//	image to the skip upsampled by the same blur; the image is the skip
+//	(mapped from config.output_range [LO, HI] to [-1, 1] when given),
 //	clamped to [-1, 1].
 //
 // Every conv is modulated and demodulated, adds a fixed noise buffer times a
@@ -103,8 +104,9 @@ func (a Arch) synthesisStyleGAN2(ctx *context.Context, ws *graph.Node) *graph.No
 		rgb = graph.Add(blur4(rgb, 1, 2, 2), toRGB(ctx.Inf("rgb%d", r), x, style(2*r+1)))
 	}
 	// rosinality returns the raw skip; our images are in [-1, 1] (Max/Min:
-	// Clamp has no gradient in GoMLX v0.27.2).
-	return graph.MinScalar(graph.MaxScalar(rgb, -1), 1)
+	// Clamp has no gradient in GoMLX v0.27.2), mapped there first from an
+	// output range when model.json gives one.
+	return clampUnit(a.toUnitRange(rgb))
 }
 
 // styledConv is StyledConv: a modulated, demodulated 3×3 convolution

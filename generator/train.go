@@ -74,7 +74,7 @@ func Train(cfg Config, opt Options) (res *Result, err error) {
 	if opt.Out == "" {
 		return nil, errors.New("train: no output directory")
 	}
-	if cfg.ArchName() == ArchSNResNet || cfg.ArchName() == ArchStyleGAN2 {
+	if cfg.ArchName() == ArchSNResNet || cfg.ArchName() == ArchStyleGAN2 || cfg.ArchName() == ArchONNX {
 		// Their discriminators and losses are not part of this project.
 		return nil, fmt.Errorf("train: arch %s is import-only (latentedit import)", cfg.ArchName())
 	}

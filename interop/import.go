@@ -31,7 +31,7 @@ import (
 
 // Options of one import.
 type Options struct {
-	From string // the PyTorch file (.pt, .pth, .safetensors)
+	From string // the PyTorch file (.pt, .pth, .safetensors) or, for ArchONNX, the .onnx file
 	Arch string // one of Archs
 	Out  string // the model directory to create; it must not exist
 
@@ -51,6 +51,10 @@ type Options struct {
 	// (train.py's lr_mlp; 0: its default 0.01).
 	Size, ChannelMultiplier, NMLP int
 	LRMul                         float64
+	// Range is the [LO, HI] of the generator's raw output (stylegan2,
+	// onnx: no tanh), recorded as model.json's config.output_range and
+	// mapped to [-1, 1] in the graph; nil: already [-1, 1].
+	Range []float64
 	// Dataset is recorded in model.json ("imported" when empty): name the
 	// dataset the generator was trained on to evaluate it against that data.
 	Dataset string
@@ -78,10 +82,16 @@ func Import(o Options) (info generator.Info, err error) {
 	if o.Truncation != 0 && o.Arch != ArchStyle && o.Arch != ArchStyleGAN2 {
 		return fail(fmt.Errorf("truncation %g: only --arch style and stylegan2 have a truncation ψ", o.Truncation))
 	}
+	if err := checkRange(o); err != nil {
+		return fail(err)
+	}
 	if _, err := os.Stat(o.Out); err == nil {
 		return fail(fmt.Errorf("output %s already exists: choose a new directory", o.Out))
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return fail(err)
+	}
+	if o.Arch == ArchONNX {
+		return importONNXDir(o)
 	}
 	ts, format, err := tensorfile.Read(o.From)
 	if err != nil {
@@ -129,6 +139,7 @@ func Import(o Options) (info generator.Info, err error) {
 	cfg.Size, cfg.Channels, cfg.Latent, cfg.Steps = arch.Size, arch.Channels, arch.Latent, 0
 	cfg.ArchKind, cfg.Base, cfg.Widths = arch.Kind, arch.Base, arch.Widths
 	cfg.MapDepth, cfg.Noise, cfg.Truncation = arch.MapDepth, arch.Noise, o.Truncation
+	cfg.OutputRange = o.Range
 	if err := cfg.Validate(); err != nil {
 		return fail(err)
 	}
@@ -180,20 +191,56 @@ func Import(o Options) (info generator.Info, err error) {
 			return fail(err)
 		}
 	}
-	imgs, err := m.Generate(generator.Latents(1000, SampleCount, m.LatentDim()))
-	if err != nil {
-		return fail(err)
-	}
-	if err = figure.Grid(filepath.Join(tmp, generator.SamplesPNG), imgs, 4, 256); err != nil {
-		return fail(err)
-	}
-	if err = os.Chmod(tmp, 0o755); err != nil {
-		return fail(err)
-	}
-	if err = os.Rename(tmp, o.Out); err != nil {
+	if err = commit(tmp, o.Out, m); err != nil {
 		return fail(err)
 	}
 	return m.Info, nil
+}
+
+// importONNXDir is Import of an ONNX file, through the same temporary
+// directory, load check and rename.
+func importONNXDir(o Options) (info generator.Info, err error) {
+	fail := func(e error) (generator.Info, error) {
+		return generator.Info{}, fmt.Errorf("import %s: arch onnx: %w", o.From, e)
+	}
+	parent := filepath.Dir(filepath.Clean(o.Out))
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(o.Out)+".import-")
+	if err != nil {
+		return fail(err)
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(tmp)
+		}
+	}()
+	if _, err = importONNX(o, tmp); err != nil {
+		return fail(err)
+	}
+	m, err := generator.Load(tmp, o.Backend)
+	if err != nil {
+		return fail(err)
+	}
+	if err = commit(tmp, o.Out, m); err != nil {
+		return fail(err)
+	}
+	return m.Info, nil
+}
+
+// commit draws the samples grid of m (SampleCount latents in one batch: a
+// second batch size after Load's single latent) into tmp and renames tmp to
+// out.
+func commit(tmp, out string, m *generator.Model) error {
+	imgs, err := m.Generate(generator.Latents(1000, SampleCount, m.LatentDim()))
+	if err != nil {
+		return err
+	}
+	if err = figure.Grid(filepath.Join(tmp, generator.SamplesPNG), imgs, 4, 256); err != nil {
+		return err
+	}
+	if err = os.Chmod(tmp, 0o755); err != nil {
+		return err
+	}
+	return os.Rename(tmp, out)
 }
 
 // MeanLatents is the number of seeded latents (seeds MeanSeed, MeanSeed+1,

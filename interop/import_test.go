@@ -43,6 +43,15 @@ type fixture struct {
 	MapDepth int     `json:"map_depth,omitempty"`
 	Noise    bool    `json:"noise,omitempty"`
 	Psi      float64 `json:"psi,omitempty"`
+	// stylegan2: the output range the weights are rescaled to (the images
+	// are then PyTorch's raw output, unclamped)
+	Range []float64 `json:"range,omitempty"`
+	// onnx: the final activation (tanh, sigmoid), an op the converter lacks
+	// (leaky, convt), the batch of the export and whether it is symbolic
+	Final       string `json:"final,omitempty"`
+	Extra       string `json:"extra,omitempty"`
+	ExportBatch int    `json:"export_batch,omitempty"`
+	Dynamic     bool   `json:"dynamic,omitempty"`
 }
 
 // makeFixtures writes each fixture's .pt, .safetensors, latents (.z) and

@@ -126,7 +126,7 @@ const (
 )
 
 // Archs lists the supported architecture names.
-var Archs = []string{ArchDCGAN, ArchSNResNet32, ArchSNResNet64, ArchStyle, ArchStyleGAN2}
+var Archs = []string{ArchDCGAN, ArchSNResNet32, ArchSNResNet64, ArchStyle, ArchStyleGAN2, ArchONNX}
 
 // dcganLayout is our own generator (generator.Arch, kind dcgan) as the
 // PyTorch module LatenteditDCGAN lays it out:

@@ -162,6 +162,9 @@ func (s *Server) inverterExec() (*mlctx.Exec, error) {
 	inv := &s.inv
 	inv.once.Do(func() {
 		m := s.m
+		if inv.err = m.Differentiable(); inv.err != nil { // the fit descends G's gradient
+			return
+		}
 		inv.err = engine.Safe("invert: build", func() error {
 			var err error
 			inv.exec, err = mlctx.NewExec(m.Backend(), m.Context(), func(ctx *mlctx.Context, z, x *graph.Node) []*graph.Node {

@@ -9,9 +9,13 @@ usage: python3 fixtures.py OUT_DIR 'JSON list of cases'
          (renders the latentedit dcgan or style model directory MODEL_DIR in
          PyTorch through load_latentedit_dcgan/_style: the way back; with
          OUT_PT, also saves that PyTorch module's state dict there)
-  a case: {"name": …, "arch": "dcgan"|"sn_resnet"|"style", "seed": …, "n": latents,
+  a case: {"name": …, "arch": "dcgan"|"sn_resnet"|"style"|"stylegan2"|"onnx", "seed": …, "n": latents,
            dcgan: "size", "channels", "base", "latent"; sn_resnet: "widths", "channels", "latent";
-           style: dcgan's and "map_depth", "noise", "psi"}
+           style: dcgan's and "map_depth", "noise", "psi";
+           stylegan2: "widths", "latent", "map_depth", "psi", "wplus", and "range": [LO, HI] to rescale
+             the output from [-1, 1] to [LO, HI] in the weights (images then unclamped);
+           onnx: "widths", "channels", "latent", "final" (tanh|sigmoid), "extra" (leaky|convt: an op the
+             converter lacks), "export_batch", "dynamic" (a symbolic batch) — writes NAME.onnx, no .pt}
 """
 
 import json
@@ -22,6 +26,66 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "torch"))
 import latentedit_models as lm  # noqa: E402
+
+
+class OnnxGenerator(torch.nn.Module):
+    """A small generator for the ONNX route: Linear → view [B, W0, 4, 4] →
+    (nearest 2× upsample, 3×3 conv, ReLU) per width → 3×3 conv to the
+    channels → tanh or sigmoid. extra swaps in an op onnx-gomlx lacks:
+    "leaky" (LeakyRelu) or "convt" (ConvTranspose)."""
+
+    def __init__(self, widths, channels, latent, final="tanh", extra=None):
+        super().__init__()
+        self.w0 = widths[0]
+        self.fc = torch.nn.Linear(latent, widths[0] * 16)
+        layers, cin = [], widths[0]
+        for w in list(widths[1:]) + [widths[-1]]:
+            up = torch.nn.Upsample(scale_factor=2, mode="nearest")
+            if extra == "convt" and not layers:
+                up = torch.nn.ConvTranspose2d(cin, cin, 2, stride=2)
+            act = torch.nn.LeakyReLU(0.2) if extra == "leaky" else torch.nn.ReLU()
+            layers += [up, torch.nn.Conv2d(cin, w, 3, padding=1), act]
+            cin = w
+        layers += [torch.nn.Conv2d(cin, channels, 3, padding=1), torch.nn.Tanh() if final == "tanh" else torch.nn.Sigmoid()]
+        self.net = torch.nn.Sequential(*layers)
+
+    def forward(self, z):
+        return self.net(self.fc(z).view(-1, self.w0, 4, 4))
+
+
+def onnx_case(case, out):
+    """Exports an OnnxGenerator with torch.onnx.export at batch export_batch
+    (symbolic with "dynamic") and writes NAME.z and PyTorch's images NAME.img
+    (NHWC, unmapped) of n latents."""
+    torch.manual_seed(case["seed"])
+    g = OnnxGenerator(case["widths"], case["channels"], case["latent"], case.get("final", "tanh"), case.get("extra")).eval()
+    with torch.no_grad():
+        for m in g.modules():
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+                m.bias.copy_(0.1 * torch.randn_like(m.bias))
+    dyn = {"z": {0: "batch"}, "img": {0: "batch"}} if case.get("dynamic") else None
+    torch.onnx.export(g, torch.randn(case["export_batch"], case["latent"]), os.path.join(out, case["name"] + ".onnx"),
+                      input_names=["z"], output_names=["img"], dynamic_axes=dyn, opset_version=13)
+    torch.manual_seed(case["seed"] + 1)
+    z = torch.randn(case["n"], case["latent"])
+    with torch.no_grad():
+        img = g(z).permute(0, 2, 3, 1).contiguous()
+    z.numpy().astype("<f4").tofile(os.path.join(out, case["name"] + ".z"))
+    img.numpy().astype("<f4").tofile(os.path.join(out, case["name"] + ".img"))
+
+
+def rescale_stylegan2(g, lo, hi):
+    """Moves a StyleGAN2Generator's output from [-1, 1] to [lo, hi] through
+    its weights alone (the state dict keeps rosinality's layout): the image
+    is the sum of the to-RGB outputs, each linear in its weight and bias, so
+    scaling them all by (hi−lo)/2 scales the image, and the last to-RGB's
+    bias, added at full resolution, takes the offset (hi+lo)/2."""
+    s, off = (hi - lo) / 2, (hi + lo) / 2
+    rgbs = [g.to_rgb1] + list(g.to_rgbs)
+    for m in rgbs:
+        m.conv.weight.mul_(s)
+        m.bias.mul_(s)
+    rgbs[-1].bias.add_(off)
 
 
 def build(case):
@@ -65,12 +129,14 @@ def build(case):
                 m.conv.bias.copy_(0.1 * torch.randn_like(m.conv.bias))
                 if m.noise_strength is not None:
                     m.noise_strength.fill_(0.3 * float(torch.randn([])))
+        if case.get("range"):
+            rescale_stylegan2(g, *case["range"])
     return g.eval()
 
 
 def stylegan2_images(g, z, case, out):
     """Images of z with the fixed noise (clamped to [-1, 1], as latentedit
-    returns them); with "psi", truncated towards the mean w of the latents in
+    returns them; raw with "range", for the test to map); with "psi", truncated towards the mean w of the latents in
     OUT/NAME.zmean (latentedit's import averages the same ones); with
     "wplus", also images of a seeded W+ [n, n_latent, L] (NAME.wplus, .wimg)."""
     psi, mean = case.get("psi") or 1.0, None
@@ -83,7 +149,8 @@ def stylegan2_images(g, z, case, out):
         img = g([wp], input_is_latent=True, randomize_noise=False)[0].clamp(-1, 1)
         wp.numpy().astype("<f4").tofile(os.path.join(out, case["name"] + ".wplus"))
         img.permute(0, 2, 3, 1).contiguous().numpy().astype("<f4").tofile(os.path.join(out, case["name"] + ".wimg"))
-    return g([z], truncation=psi, truncation_latent=mean, randomize_noise=False)[0].clamp(-1, 1)
+    img = g([z], truncation=psi, truncation_latent=mean, randomize_noise=False)[0]
+    return img if case.get("range") else img.clamp(-1, 1)
 
 
 def export(model_dir, z_file, n, out_img, out_pt=None):
@@ -104,6 +171,9 @@ def main():
         return
     out, cases = sys.argv[1], json.loads(sys.argv[2])
     for case in cases:
+        if case["arch"] == "onnx":
+            onnx_case(case, out)
+            continue
         g = build(case)
         sd = g.state_dict()
         torch.save(sd, os.path.join(out, case["name"] + ".pt"))
