@@ -14,7 +14,8 @@ import (
 	"latentedit/models"
 )
 
-// vaeCopy copies the embedded faces VAE into a temporary directory.
+// vaeCopy copies the embedded faces VAE into a temporary directory without
+// its shipped prior.
 func vaeCopy(t *testing.T) string {
 	t.Helper()
 	sub, err := models.FS("faces-vae")
@@ -25,6 +26,18 @@ func vaeCopy(t *testing.T) string {
 	if err := os.CopyFS(dir, sub); err != nil {
 		t.Fatal(err)
 	}
+	info, err := ReadInfo(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Prior == nil {
+		t.Fatal("the shipped faces VAE has no prior")
+	}
+	info.Prior = nil
+	if err := writeInfo(dir, info); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(dir, PriorFile))
 	return dir
 }
 
@@ -152,5 +165,24 @@ func TestLoadRefusesBadPrior(t *testing.T) {
 	}
 	if after, _ := os.ReadFile(filepath.Join(src, PriorFile)); !slices.Equal(before, after) {
 		t.Error("a refused AttachPrior changed the prior file")
+	}
+}
+
+// TestShippedVAEDrawsThroughItsPrior: the embedded faces VAE loads with its
+// 64-component prior, and its seeds are the prior's draws.
+func TestShippedVAEDrawsThroughItsPrior(t *testing.T) {
+	dir, err := models.Extract("faces-vae", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Load(dir, be(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Prior() == nil || len(m.Prior().Weights) != 64 {
+		t.Fatalf("shipped faces VAE prior: %v", m.Prior() != nil)
+	}
+	if slices.Equal(m.Latent(3), Latent(3, m.LatentDim())) {
+		t.Error("the shipped VAE's seed 3 is the standard-normal latent")
 	}
 }
