@@ -24,8 +24,10 @@ import (
 func FitImage(img image.Image, w, h int) *image.RGBA {
 	b := img.Bounds()
 	side := min(b.Dx(), b.Dy())
-	crop := image.Rect(b.Min.X+(b.Dx()-side)/2, b.Min.Y+(b.Dy()-side)/2, 0, 0)
-	crop.Max = crop.Min.Add(image.Pt(side, side))
+	// Not image.Rect(x0, y0, 0, 0): Rect sorts its corners, which made this
+	// the top-left square instead of the centre one.
+	min0 := image.Pt(b.Min.X+(b.Dx()-side)/2, b.Min.Y+(b.Dy()-side)/2)
+	crop := image.Rectangle{Min: min0, Max: min0.Add(image.Pt(side, side))}
 	dst := image.NewRGBA(image.Rect(0, 0, w, h))
 	draw.BiLinear.Scale(dst, dst.Bounds(), img, crop, draw.Src, nil)
 	return dst
