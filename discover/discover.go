@@ -31,6 +31,9 @@ type Config struct {
 	Seed            int64          `json:"seed"`
 	CheckpointEvery int            `json:"checkpoint_every"`
 	Options         edit.Options   `json:"options,omitempty"` // method hyper-parameters
+	// Space is the latent space trained in (z when empty): set by Run from
+	// the model view it is given, and checked on --resume.
+	Space string `json:"space,omitempty"`
 }
 
 // Default is the configuration of the papers' official code where it applies

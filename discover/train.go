@@ -1,6 +1,7 @@
 package discover
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -85,6 +86,9 @@ func New(m *generator.Model, cfg Config) (*Trainer, error) {
 	}
 	ed, err := edit.New(cfg.Method, cfg.K, m.LatentDim(), cfg.Options, ctx, m.Backend())
 	if err != nil {
+		return nil, err
+	}
+	if err := edit.SetSpace(ed, m.Space()); err != nil {
 		return nil, err
 	}
 	te, ok := ed.(edit.Trainable)
@@ -215,6 +219,13 @@ func Run(m *generator.Model, cfg Config, opt Options) (*Result, error) {
 			return nil, fmt.Errorf("discover --resume: %s: %w", ConfigFile, err)
 		}
 		cfg.Steps = max(cfg.Steps, steps)
+		if was := cmp.Or(cfg.Space, generator.SpaceZ); was != m.Space() {
+			return nil, fmt.Errorf("discover --resume: %s: the run trains in %s, the model was given in %s (--space %s)", filepath.Join(opt.Out, ConfigFile), was, m.Space(), was)
+		}
+	}
+	cfg.Space = ""
+	if m.Space() != generator.SpaceZ {
+		cfg.Space = m.Space()
 	}
 	t, err := New(m, cfg)
 	if err != nil {

@@ -23,6 +23,9 @@ type Editor interface {
 	Method() string
 	K() int
 	LatentDim() int
+	// Space is the latent space of the model it moves: z, w or w+
+	// (generator.Model.InSpace gives the model seen there).
+	Space() string
 	// Names are the directions' names: "dir 3" until an oracle names it "smile".
 	Names() []string
 	EditBatch(zs [][]float32, steps []Step) ([][]float32, error)

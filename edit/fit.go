@@ -13,6 +13,15 @@ import (
 // z (mode=activations, the default). SeFa takes the eigenvectors of the
 // first layer's WᵀW and samples nothing.
 func FitClosedForm(m *generator.Model, method string, k, samples int, seed int64, opt Options) (*Linear, error) {
+	l, err := fitClosedForm(m, method, k, samples, seed, opt)
+	if err != nil {
+		return nil, err
+	}
+	l.setSpace(m.Space())
+	return l, nil
+}
+
+func fitClosedForm(m *generator.Model, method string, k, samples int, seed int64, opt Options) (*Linear, error) {
 	switch method {
 	case "sefa":
 		if _, err := Resolve(method, opt, SeFaOptions{}); err != nil {
@@ -27,6 +36,11 @@ func FitClosedForm(m *generator.Model, method string, k, samples int, seed int64
 		g, err := Resolve(method, opt, DefaultGANSpace())
 		if err != nil {
 			return nil, err
+		}
+		// In w and w+ the codes are what the synthesis reads: their own
+		// principal axes are GANSpace's there (Härkönen et al. take PCA in W).
+		if _, set := opt["mode"]; !set && m.Space() != generator.SpaceZ {
+			g.Mode = "latent"
 		}
 		if samples < 2 {
 			return nil, fmt.Errorf("edit: ganspace: %d samples are too few", samples)

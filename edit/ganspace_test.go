@@ -89,7 +89,7 @@ func cfRoundTrip(t *testing.T, l *Linear) {
 	if err := Save(dir, l, map[string]any{"test": true}); err != nil {
 		t.Fatal(err)
 	}
-	e, err := Load(dir, l.LatentDim(), cfBackend(t))
+	e, err := Load(dir, SpaceZ, l.LatentDim(), cfBackend(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -196,7 +196,7 @@ func TestPotentialEditConvention(t *testing.T) {
 	if err := Save(dir, p, nil); err != nil {
 		t.Fatal(err)
 	}
-	back, err := Load(dir, d, edTestBackend(t))
+	back, err := Load(dir, SpaceZ, d, edTestBackend(t))
 	if err != nil {
 		t.Fatal(err)
 	}

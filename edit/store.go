@@ -54,6 +54,9 @@ type Spec struct {
 	Params        map[string]any `json:"params,omitempty"` // method hyper-parameters
 	WeightsSHA256 string         `json:"weights_sha256"`
 	Notes         map[string]any `json:"notes,omitempty"` // training facts (steps, RCA) for people
+	// Space is the latent space the editor moves: "z" (absent in files
+	// written before spaces existed), "w" or "w+" (generator.InSpace).
+	Space string `json:"space,omitempty"`
 }
 
 // Options are the method hyper-parameters, by name, as in Spec.Params; a
@@ -132,6 +135,7 @@ type named interface {
 	Editor
 	Params() Options
 	SetNames([]string) error
+	setSpace(string)
 	Context() *context.Context
 	backend() backends.Backend
 }
@@ -160,6 +164,9 @@ func Save(dir string, e Editor, notes map[string]any) error {
 	}
 	spec := Spec{FormatVersion: FormatVersion, Method: e.Method(), K: e.K(), LatentDim: e.LatentDim(),
 		Names: e.Names(), Params: n.Params(), WeightsSHA256: sum, Notes: notes}
+	if sp := e.Space(); sp != SpaceZ {
+		spec.Space = sp
+	}
 	raw, _ := json.MarshalIndent(spec, "", "  ")
 	return atomicfile.WriteFile(filepath.Join(dir, SpecFile), append(raw, '\n'), atomicfile.DefaultPerm)
 }
@@ -183,25 +190,48 @@ func ParseSpec(raw []byte) (Spec, error) {
 		return s, fmt.Errorf("field names: %d names for k = %d", len(s.Names), s.K)
 	case len(s.WeightsSHA256) != 64:
 		return s, errors.New("field weights_sha256: not a sha256")
+	case s.Space != "" && s.Space != SpaceZ && s.Space != "w" && s.Space != "w+":
+		return s, fmt.Errorf("field space: %q, want z, w or w+", s.Space)
+	}
+	if s.Space == "" {
+		s.Space = SpaceZ
 	}
 	return s, nil
 }
 
-// Load reads an editor directory and checks it against the model it will
-// edit: latent dimension, method, the weights' checksum and shapes. Errors
-// name the file and what is wrong.
-func Load(dir string, latentDim int, be backends.Backend) (Editor, error) {
+// ReadSpec reads and validates dir/editor.json.
+func ReadSpec(dir string) (Spec, error) {
 	path := filepath.Join(dir, SpecFile)
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("load editor %s: %w", dir, err)
+		return Spec{}, fmt.Errorf("load editor %s: %w", dir, err)
 	}
 	spec, err := ParseSpec(raw)
 	if err != nil {
-		return nil, fmt.Errorf("load editor %s: %w", path, err)
+		return spec, fmt.Errorf("load editor %s: %w", path, err)
+	}
+	return spec, nil
+}
+
+// Load reads an editor directory and checks it against the model it will
+// edit, seen in the editor's space (editor.json's space; the caller reads it
+// with ReadSpec and passes that view's latent dimension and space): space,
+// latent dimension, method, the weights' checksum and shapes. Errors name
+// the file and what is wrong.
+func Load(dir string, space string, latentDim int, be backends.Backend) (Editor, error) {
+	path := filepath.Join(dir, SpecFile)
+	spec, err := ReadSpec(dir)
+	if err != nil {
+		return nil, err
+	}
+	if space == "" {
+		space = SpaceZ
+	}
+	if spec.Space != space {
+		return nil, fmt.Errorf("load editor %s: field space: the editor moves %s, the model was given in %s", path, spec.Space, space)
 	}
 	if spec.LatentDim != latentDim {
-		return nil, fmt.Errorf("load editor %s: field latent_dim: %d, but the model's latent dimension is %d", path, spec.LatentDim, latentDim)
+		return nil, fmt.Errorf("load editor %s: field latent_dim: %d, but the model's latent dimension in %s is %d", path, spec.LatentDim, space, latentDim)
 	}
 	wpath := filepath.Join(dir, WeightsFile)
 	if err := artifact.CheckWeights(path, wpath, spec.WeightsSHA256); err != nil {
@@ -227,11 +257,33 @@ func Load(dir string, latentDim int, be backends.Backend) (Editor, error) {
 	if err := e.(named).SetNames(spec.Names); err != nil {
 		return nil, fmt.Errorf("load editor %s: %w", path, err)
 	}
+	e.(named).setSpace(spec.Space)
 	return e, nil
+}
+
+// SpaceZ is the space of editors that record none.
+const SpaceZ = "z"
+
+// SetSpace records the latent space an editor moves in ("z", "w", "w+"),
+// which Save writes to editor.json: trainers and fits set it from the model
+// view they worked on (generator.Model.Space).
+func SetSpace(e Editor, space string) error {
+	n, ok := e.(named)
+	if !ok {
+		return fmt.Errorf("edit: %s editor has no space to set", e.Method())
+	}
+	switch space {
+	case "", SpaceZ, "w", "w+":
+	default:
+		return fmt.Errorf("edit: space %q, want z, w or w+", space)
+	}
+	n.setSpace(space)
+	return nil
 }
 
 // base holds what every editor shares.
 type base struct {
+	space  string // "" is z
 	method string
 	k, d   int
 	names  []string
@@ -247,7 +299,16 @@ func newBase(method string, k, d int, opt Options, ctx *context.Context, be back
 	return base{method: method, k: k, d: d, names: DefaultNames(k), opt: opt, ctx: ctx, be: be}
 }
 
-func (b *base) Method() string            { return b.method }
+func (b *base) Method() string    { return b.method }
+func (b *base) setSpace(s string) { b.space = s }
+
+// Space is the latent space the editor moves: z, w or w+.
+func (b *base) Space() string {
+	if b.space == "" {
+		return SpaceZ
+	}
+	return b.space
+}
 func (b *base) K() int                    { return b.k }
 func (b *base) LatentDim() int            { return b.d }
 func (b *base) Names() []string           { return append([]string(nil), b.names...) }

@@ -96,7 +96,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 			if err := Save(dir, e, map[string]any{"steps": 3}); err != nil {
 				t.Fatal(err)
 			}
-			got, err := Load(dir, d, be)
+			got, err := Load(dir, SpaceZ, d, be)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -170,19 +170,19 @@ func TestLoadErrors(t *testing.T) {
 
 	t.Run("latent dim", func(t *testing.T) {
 		dir := save(t, "linear", nil)
-		_, err := Load(dir, d+1, be)
+		_, err := Load(dir, SpaceZ, d+1, be)
 		expectErr(t, err, filepath.Join(dir, SpecFile), "latent_dim")
 	})
 	t.Run("unknown method", func(t *testing.T) {
 		dir := save(t, "linear", nil)
 		rewriteSpec(t, dir, func(m map[string]any) { m["method"] = "spline-warp" })
-		_, err := Load(dir, d, be)
+		_, err := Load(dir, SpaceZ, d, be)
 		expectErr(t, err, filepath.Join(dir, SpecFile), "spline-warp")
 	})
 	t.Run("missing spec", func(t *testing.T) {
 		dir := save(t, "linear", nil)
 		os.Remove(filepath.Join(dir, SpecFile))
-		_, err := Load(dir, d, be)
+		_, err := Load(dir, SpaceZ, d, be)
 		expectErr(t, err, dir)
 	})
 	t.Run("truncated weights", func(t *testing.T) {
@@ -196,14 +196,14 @@ func TestLoadErrors(t *testing.T) {
 			if err := os.WriteFile(wpath, raw[:len(raw)/2], 0o644); err != nil {
 				t.Fatal(err)
 			}
-			_, err = Load(dir, d, be)
+			_, err = Load(dir, SpaceZ, d, be)
 			expectErr(t, err, wpath, "sha256")
 		}
 	})
 	t.Run("missing weights", func(t *testing.T) {
 		dir := save(t, "warped", nil)
 		os.Remove(filepath.Join(dir, WeightsFile))
-		_, err := Load(dir, d, be)
+		_, err := Load(dir, SpaceZ, d, be)
 		expectErr(t, err, WeightsFile)
 	})
 	// editor.json says K−1 directions; the weights hold K: the weights' shapes
@@ -215,7 +215,7 @@ func TestLoadErrors(t *testing.T) {
 				m["k"] = k - 1
 				m["names"] = DefaultNames(k - 1)
 			})
-			_, err := Load(dir, d, be)
+			_, err := Load(dir, SpaceZ, d, be)
 			expectErr(t, err, dir, "shape")
 		}
 	})
@@ -224,7 +224,7 @@ func TestLoadErrors(t *testing.T) {
 		rewriteSpec(t, dir, func(m map[string]any) {
 			m["params"] = map[string]any{"dipoles": 0}
 		})
-		_, err := Load(dir, d, be)
+		_, err := Load(dir, SpaceZ, d, be)
 		expectErr(t, err, dir, "dipoles")
 	})
 }
@@ -386,7 +386,7 @@ func TestRenameNumbersRepeats(t *testing.T) {
 	if err := Rename(dir, []string{"a", "a", "a 2"}); err != nil {
 		t.Fatal(err)
 	}
-	back, err := Load(dir, 2, be)
+	back, err := Load(dir, SpaceZ, 2, be)
 	if err != nil {
 		t.Fatal(err)
 	}

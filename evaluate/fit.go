@@ -57,5 +57,9 @@ func FitInterFaceGAN(m *generator.Model, o *Oracle, n int, seed int64, fit edit.
 			progress(e, n)
 		}
 	}
-	return edit.NewInterFaceGAN(zs, labels, factors, opt, m.Backend())
+	e, err := edit.NewInterFaceGAN(zs, labels, factors, opt, m.Backend())
+	if err != nil {
+		return nil, err
+	}
+	return e, edit.SetSpace(e, m.Space())
 }

@@ -27,6 +27,12 @@ type Model struct {
 
 	prior *Prior // VAE: seeds' latents are drawn through it (nil: N(0, I))
 
+	// A view in w or w+ (InSpace) has its frame and the model it was made
+	// from; a root model keeps its views' shared state.
+	frame *Frame
+	root  *Model
+	viewState
+
 	gen, enc engine.LazyExec // built on first use
 }
 
@@ -89,7 +95,15 @@ func Load(dir string, backend backends.Backend) (*Model, error) {
 // (engine.XLAGraphOnly) cannot do; such tests load on the CPU and move the
 // model.
 func (m *Model) On(backend backends.Backend) *Model {
-	return &Model{Dir: m.Dir, Info: m.Info, Arch: m.Arch, backend: backend, ctx: m.ctx, prior: m.prior}
+	if m.root != nil {
+		root := m.root.On(backend)
+		return &Model{Dir: m.Dir, Info: m.Info, Arch: m.Arch, backend: backend, ctx: m.ctx, prior: m.prior, frame: m.frame, root: root}
+	}
+	nm := &Model{Dir: m.Dir, Info: m.Info, Arch: m.Arch, backend: backend, ctx: m.ctx, prior: m.prior}
+	if m.wFrame != nil { // carry a measured frame: a build-only backend cannot measure it again
+		nm.frameOnce.Do(func() { nm.wFrame = m.wFrame })
+	}
+	return nm
 }
 
 // LatentDim is the length of a latent vector.
@@ -109,6 +123,9 @@ func (m *Model) Context() *context.Context { return m.ctx }
 // Build is the graph-level generator: z [B, LatentDim] → images [B, H, W, C]
 // in [-1, 1], with the frozen weights of Context.
 func (m *Model) Build(ctx *context.Context, z *graph.Node) *graph.Node {
+	if m.frame != nil {
+		return m.buildCodes(ctx, z)
+	}
 	return m.Arch.Generate(ctx.InAbsPath("/generator").Reuse(), z)
 }
 
@@ -227,6 +244,9 @@ func (m *Model) Encode(imgs []image.Image) ([][]float32, error) {
 // FirstLayerWeights returns the weight matrix of G's first layer with one
 // row per latent dimension (d × F): the layer computes z·W (SeFa's input).
 func (m *Model) FirstLayerWeights() ([][]float32, error) {
+	if m.frame != nil {
+		return m.styleWeights()
+	}
 	if m.Arch.Kind == ArchONNX {
 		return nil, fmt.Errorf("model %s: arch onnx: an ONNX graph has no first layer latentedit can identify (SeFa factorises its weights): use ganspace mode=latent or interfacegan", m.Dir)
 	}
@@ -248,6 +268,9 @@ func (m *Model) FirstLayerWeights() ([][]float32, error) {
 // FirstLayerActivations returns G's first-layer outputs for the latents
 // (GANSpace's PCA is taken there).
 func (m *Model) FirstLayerActivations(z [][]float32) ([][]float32, error) {
+	if m.frame != nil {
+		return nil, fmt.Errorf("model %s in %s: a code's first layer is the synthesis' style affines; GANSpace in %s takes principal axes of the codes themselves: use ganspace mode=latent", m.Dir, m.Space(), m.Space())
+	}
 	if m.Arch.Kind == ArchONNX {
 		return nil, fmt.Errorf("model %s: arch onnx: an ONNX graph has no first layer latentedit can identify (GANSpace's default mode=activations reads it): use ganspace mode=latent", m.Dir)
 	}

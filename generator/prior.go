@@ -66,6 +66,9 @@ func drawLatent(p *Prior, r *rand.Rand, z []float32) {
 // gallery, report, quality, editor fits, discovery batches — goes through
 // here or through Draw, so "seed 3" is one picture everywhere.
 func (m *Model) Latent(seed int64) []float32 {
+	if m.frame != nil {
+		return m.liftOne(m.Root().Latent(seed))
+	}
 	z := make([]float32, m.LatentDim())
 	drawLatent(m.prior, seedStream(seed), z)
 	return z
@@ -82,7 +85,13 @@ func (m *Model) Latents(seed int64, n int) [][]float32 {
 
 // DrawLatent fills z from r through the model's prior (standard normal
 // without one): for trainers that draw latents from their own streams.
-func (m *Model) DrawLatent(r *rand.Rand, z []float32) { drawLatent(m.prior, r, z) }
+func (m *Model) DrawLatent(r *rand.Rand, z []float32) {
+	if m.frame != nil {
+		m.drawCode(r, z)
+		return
+	}
+	drawLatent(m.prior, r, z)
+}
 
 // Prior is the model's latent prior, nil for N(0, I).
 func (m *Model) Prior() *Prior { return m.prior }

@@ -188,6 +188,7 @@ func blur4(x *graph.Node, interior, lo, hi int) *graph.Node {
 // MapFloats maps n latents z (flat, n×LatentDim) to w, flat [n, LatentDim],
 // through the mapping network of a style or stylegan2 model (no truncation).
 func (m *Model) MapFloats(z []float32, n int) ([]float32, error) {
+	m = m.Root()
 	if k := m.Arch.Kind; k != ArchStyle && k != ArchStyleGAN2 {
 		return nil, fmt.Errorf("map: arch %s has no mapping network", k)
 	}
@@ -200,6 +201,7 @@ func (m *Model) MapFloats(z []float32, n int) ([]float32, error) {
 // per-layer styles ws (W+, flat [n, Styles, LatentDim]) of a style or
 // stylegan2 model: no mapping, no truncation, the fixed noise.
 func (m *Model) SynthesizeFloats(ws []float32, n int) ([]float32, error) {
+	m = m.Root()
 	if k := m.Arch.Kind; k != ArchStyle && k != ArchStyleGAN2 {
 		return nil, fmt.Errorf("synthesize: arch %s has no per-layer styles", k)
 	}

@@ -30,7 +30,7 @@ func TestArtifactsRefuseBadFiles(t *testing.T) {
 		load          func(dir string) error
 	}
 	loadEditor := func(dir string) (edit.Editor, error) {
-		return edit.Load(filepath.Join(dir, "editors", "interfacegan"), 64, be)
+		return edit.Load(filepath.Join(dir, "editors", "interfacegan"), edit.SpaceZ, 64, be)
 	}
 	artifacts := []artifact{
 		{"model", generator.InfoFile, generator.WeightsFile, func(dir string) error { _, err := generator.Load(dir, be); return err }},

@@ -66,6 +66,10 @@ func Load(ws *workspace.Workspace, name string, oracleSteps, calN int, log io.Wr
 	if t.Editor, _, err = ws.LoadEditor(name); err != nil {
 		return t, err
 	}
+	// Seeds, edits and renders happen in the editor's space (z, w or w+).
+	if t.Model, err = ws.ModelFor(t.Editor); err != nil {
+		return t, err
+	}
 	path, ok := CalibrationPath(ws, name)
 	if ok {
 		if t.Cal, err = LoadCalibration(path, t.Editor, t.Oracle); err == nil {
@@ -74,7 +78,7 @@ func Load(ws *workspace.Workspace, name string, oracleSteps, calN int, log io.Wr
 		fmt.Fprintf(log, "pseudocase: %v; recalibrating\n", err)
 	}
 	fmt.Fprintf(log, "pseudocase: calibrating editor %s on %d latents\n", name, calN)
-	if t.Cal, err = Calibrate(ws.Model, t.Editor, name, t.Oracle, calN, calibrationSeed, calibrationT); err != nil {
+	if t.Cal, err = Calibrate(t.Model, t.Editor, name, t.Oracle, calN, calibrationSeed, calibrationT); err != nil {
 		return t, err
 	}
 	path = filepath.Join(ws.Work, Dir, "calibration-"+name+".json")

@@ -25,6 +25,7 @@ func (s stubEditor) Method() string  { return s.method }
 func (s stubEditor) K() int          { return len(s.names) }
 func (s stubEditor) LatentDim() int  { return fuzzDim }
 func (s stubEditor) Names() []string { return s.names }
+func (s stubEditor) Space() string   { return "z" }
 func (s stubEditor) EditBatch(zs [][]float32, steps []edit.Step) ([][]float32, error) {
 	return nil, fmt.Errorf("stub")
 }

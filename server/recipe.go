@@ -68,10 +68,19 @@ func Replay(ws *workspace.Workspace, raw []byte) ([]float32, image.Image, error)
 			return nil, nil, fmt.Errorf("recipe: field editor: %w", err)
 		}
 		c.editors[probe.Editor] = e
+		m, err := ws.ModelFor(e)
+		if err != nil {
+			return nil, nil, fmt.Errorf("recipe: field editor: %w", err)
+		}
+		c.latentDim = m.LatentDim() // a recipe's latent lives in its editor's space
 	}
 	r, steps, apiErr := decodeRecipe(raw, c)
 	if apiErr != nil {
 		return nil, nil, fmt.Errorf("recipe: %w", apiErr)
+	}
+	m := ws.Model
+	if e := c.editors[r.Editor]; e != nil {
+		m, _ = ws.ModelFor(e) // checked above
 	}
 	z := r.Latent
 	if len(steps) > 0 {
@@ -81,7 +90,7 @@ func Replay(ws *workspace.Workspace, raw []byte) ([]float32, image.Image, error)
 		}
 		z = zs[len(zs)-1]
 	}
-	img, err := Render(ws.Model, z)
+	img, err := Render(m, z)
 	return z, img, err
 }
 

@@ -50,6 +50,7 @@ var static embed.FS
 // the defaults of DefaultConfig.
 type Config struct {
 	Model       string        // the --model argument, written into recipes
+	Space       string        // the latent space served: z (default), w or w+; editors of other spaces are skipped
 	Workers     int           // model evaluations at once; default runtime.NumCPU()
 	Timeout     time.Duration // per request, waiting for a core included; default 60 s
 	InvertSteps int           // default optimisation steps of a GAN inversion; default 100
@@ -141,14 +142,17 @@ func New(ws *workspace.Workspace, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	m := ws.Model
+	m, err := ws.Model.InSpace(cfg.Space)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	s := &Server{cfg: cfg, m: m, sem: make(chan struct{}, cfg.Workers), log: log.New(cfg.Log, "serve: ", log.LstdFlags)}
 	s.jobs = jobs{byID: map[string]*invertJob{}, max: cfg.MaxJobs}
 	s.limits = newClientLimits(cfg.Rate, cfg.Burst, cfg.ClientJobs)
 	s.base, s.stop = context.WithCancel(context.Background())
 	s.cat = &catalog{latentDim: m.LatentDim(), editors: map[string]edit.Editor{}}
 	h, w, c := m.ImageShape()
-	s.info = infoResponse{Model: cfg.Model, Kind: m.Info.Kind, Dataset: m.Info.Dataset, LatentDim: m.LatentDim(),
+	s.info = infoResponse{Model: cfg.Model, Kind: m.Info.Kind, Dataset: m.Info.Dataset, LatentDim: m.LatentDim(), Space: m.Space(),
 		Height: h, Width: w, Channels: c, MaxStep: edit.MaxStep, MaxSteps: MaxSteps, MaxCount: MaxCount,
 		Invert: invertInfo{Methods: []string{InvertOptimise}, Default: InvertOptimise, Steps: cfg.InvertSteps}}
 	if m.Info.Kind == "vae" {
@@ -159,6 +163,10 @@ func New(ws *workspace.Workspace, cfg Config) (*Server, error) {
 		e, _, err := ws.LoadEditor(name)
 		if err != nil {
 			s.info.Skipped = append(s.info.Skipped, err.Error())
+			continue
+		}
+		if e.Space() != m.Space() {
+			s.info.Skipped = append(s.info.Skipped, fmt.Sprintf("editor %s moves latents in %s; this server edits in %s (serve --space %s)", name, e.Space(), m.Space(), e.Space()))
 			continue
 		}
 		s.cat.editors[name] = e
@@ -326,6 +334,7 @@ type infoResponse struct {
 	Kind      string       `json:"kind"`
 	Dataset   string       `json:"dataset"`
 	LatentDim int          `json:"latent_dim"`
+	Space     string       `json:"space"` // z, w or w+: what latent_dim counts and every latent is
 	Height    int          `json:"height"`
 	Width     int          `json:"width"`
 	Channels  int          `json:"channels"`

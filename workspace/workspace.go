@@ -118,7 +118,9 @@ func (w *Workspace) Editors() []string {
 }
 
 // LoadEditor loads editor name (a name under editors/, or a directory
-// holding editor.json).
+// holding editor.json) in its space: an editor of w or w+ is checked against
+// the model seen there, and refused, naming editor.json's space, on a model
+// without a mapping network. ModelFor gives the model it moves.
 func (w *Workspace) LoadEditor(name string) (edit.Editor, string, error) {
 	dir := name
 	if _, err := os.Stat(filepath.Join(dir, edit.SpecFile)); err != nil {
@@ -127,8 +129,22 @@ func (w *Workspace) LoadEditor(name string) (edit.Editor, string, error) {
 			return nil, "", fmt.Errorf("editor %q: not found under %s (have %v)", name, filepath.Join(w.Work, EditorsDir), w.Editors())
 		}
 	}
-	e, err := edit.Load(dir, w.Model.LatentDim(), w.Model.Backend())
+	spec, err := edit.ReadSpec(dir)
+	if err != nil {
+		return nil, dir, err
+	}
+	m, err := w.Model.InSpace(spec.Space)
+	if err != nil {
+		return nil, dir, fmt.Errorf("load editor %s: field space %q of %s: %w", dir, spec.Space, edit.SpecFile, err)
+	}
+	e, err := edit.Load(dir, m.Space(), m.LatentDim(), m.Backend())
 	return e, dir, err
+}
+
+// ModelFor is the model seen in the space editor e moves (the model itself
+// for z).
+func (w *Workspace) ModelFor(e edit.Editor) (*generator.Model, error) {
+	return w.Model.InSpace(e.Space())
 }
 
 // OracleDir is where the oracle is read from: the work folder if it has

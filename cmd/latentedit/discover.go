@@ -9,6 +9,7 @@ import (
 	"latentedit/discover"
 	"latentedit/edit"
 	"latentedit/evaluate"
+	"latentedit/generator"
 	"latentedit/internal/progress"
 	"latentedit/report/editgrid"
 	"latentedit/workspace"
@@ -18,6 +19,7 @@ func runDiscover(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("discover", stderr)
 	d := discover.Default("linear")
 	model := fs.String("model", "", "model directory or embedded model name (required)")
+	space := fs.String("space", "z", "latent space to edit in: z, w or w+ (w and w+: style and stylegan2 generators; codes (w − w̄)/σ_w, docs/editing.md)")
 	method := fs.String("method", "linear", "linear, warped, curvilinear, potential (learned); ganspace, sefa, interfacegan (fitted)")
 	name := fs.String("name", "", "editor name (default: the method)")
 	resume := fs.Bool("resume", false, "continue a learned editor's run")
@@ -54,11 +56,17 @@ func runDiscover(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return errUsage{fmt.Errorf("--opt: %w", err)}
 	}
+	if _, err := generator.ParseSpace(*space); err != nil {
+		return errUsage{fmt.Errorf("--space: %w", err)}
+	}
 	ws, err := workspace.Open(*model, *backend)
 	if err != nil {
 		return err
 	}
-	m := ws.Model
+	m, err := ws.Model.InSpace(*space)
+	if err != nil {
+		return err
+	}
 	if *name == "" {
 		*name = *method
 	}

@@ -79,8 +79,11 @@ func runEdit(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	m := ws.Model
 	e, _, err := ws.LoadEditor(*editor)
+	if err != nil {
+		return err
+	}
+	m, err := ws.ModelFor(e) // seeds are lifted into the editor's space
 	if err != nil {
 		return err
 	}

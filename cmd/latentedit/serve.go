@@ -34,6 +34,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	rate := fs.Float64("rate", d.Rate, "per client: pictures, edits and inversion starts a second (negative: no limit)")
 	burst := fs.Int("burst", d.Burst, "per client: how many of them at once")
 	clientJobs := fs.Int("client-jobs", d.ClientJobs, "per client: inversions running at once")
+	space := fs.String("space", "z", "latent space to serve: z, w or w+ (style generators); editors of other spaces are listed as skipped")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -60,7 +61,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cfg := server.Config{Timeout: *timeout, Workers: *workers, Token: token, Rate: *rate, Burst: *burst,
-		ClientJobs: *clientJobs, TLSCert: *tlsCert, TLSKey: *tlsKey}
+		ClientJobs: *clientJobs, TLSCert: *tlsCert, TLSKey: *tlsKey, Space: *space}
 	return serve(ctx, *model, *backend, *addr, cfg, stdout, stderr)
 }
 

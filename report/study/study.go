@@ -88,6 +88,7 @@ func (o *Options) defaults() {
 type Editor struct {
 	Name          string                       `json:"name"`
 	Method        string                       `json:"method"`
+	Space         string                       `json:"space"` // the latent space it moves: z, w or w+
 	K             int                          `json:"k"`
 	Names         []string                     `json:"names"`
 	RCA           *float64                     `json:"rca"` // learned methods only
@@ -181,15 +182,29 @@ func Run(ws *workspace.Workspace, names []string, orc *evaluate.Oracle, out stri
 	}
 	bar.Set(1, nil)
 	editors := map[string]edit.Editor{}
+	models := map[string]*generator.Model{}
 	for i, name := range names {
 		e, dir, err := ws.LoadEditor(name)
 		if err != nil {
 			return nil, err
 		}
-		r, err := measure(m, e, orc, name, dir, out, real[:len(real)/2], zs, before, opt)
+		// Each editor is measured in its own space on the same pictures:
+		// seeds lift to the picture they draw in z (to float error), so the
+		// factors read before the edits are shared.
+		me, err := ws.ModelFor(e)
+		if err != nil {
+			return nil, err
+		}
+		ezs := zs
+		if me != m {
+			ezs = me.Latents(31337, opt.N)
+		}
+		r, err := measure(me, e, orc, name, dir, out, real[:len(real)/2], ezs, before, opt)
 		if err != nil {
 			return nil, fmt.Errorf("study: editor %s: %w", name, err)
 		}
+		r.Space = e.Space()
+		models[name] = me
 		if rename && !ws.IsShipped(dir) {
 			if err := edit.Rename(dir, r.Names); err != nil {
 				return nil, err
@@ -199,7 +214,7 @@ func Run(ws *workspace.Workspace, names []string, orc *evaluate.Oracle, out stri
 		res.Editors = append(res.Editors, r)
 		bar.Set(i+2, nil)
 	}
-	if err := sequenceGrids(m, res, editors, out, opt); err != nil {
+	if err := sequenceGrids(models, res, editors, out, opt); err != nil {
 		return nil, err
 	}
 	if err := commutativityChart(res, out); err != nil {
@@ -396,16 +411,20 @@ func realFeatures(m *generator.Model, o *evaluate.Oracle, n int) ([][]float64, e
 // then each SequenceFactors edit applied on top of the previous ones. A
 // method without a direction for a factor gets a grey tile there (and the
 // edit is skipped for the rest of its row).
-func sequenceGrids(m *generator.Model, res *Results, editors map[string]edit.Editor, out string, opt Options) error {
+func sequenceGrids(models map[string]*generator.Model, res *Results, editors map[string]edit.Editor, out string, opt Options) error {
 	cols := []string{"original"}
 	for _, f := range SequenceFactors {
 		cols = append(cols, "+"+strings.ReplaceAll(f, "_", " "))
 	}
-	h, w, c := m.ImageShape()
-	zs := make([][]float32, len(opt.Seeds))
-	for i, seed := range opt.Seeds {
-		zs[i] = m.Latent(seed)
+	// Seed i's latent in each editor's space (the same picture).
+	zsOf := func(m *generator.Model) [][]float32 {
+		zs := make([][]float32, len(opt.Seeds))
+		for i, seed := range opt.Seeds {
+			zs[i] = m.Latent(seed)
+		}
+		return zs
 	}
+	zss := make([][][]float32, len(res.Editors))
 	// Per editor, its steps (the same for every seed), which columns they
 	// fill, and the edited latents of every seed in one batch.
 	steps := make([][]edit.Step, len(res.Editors))
@@ -420,12 +439,13 @@ func sequenceGrids(m *generator.Model, res *Results, editors map[string]edit.Edi
 			}
 			have[j] = append(have[j], k >= 0)
 		}
-		seqs := make([][]edit.Step, len(zs))
+		zss[j] = zsOf(models[r.Name])
+		seqs := make([][]edit.Step, len(zss[j]))
 		for i := range seqs {
 			seqs[i] = steps[j]
 		}
 		var err error
-		if paths[j], err = edit.Apply(editors[r.Name], zs, seqs); err != nil {
+		if paths[j], err = edit.Apply(editors[r.Name], zss[j], seqs); err != nil {
 			return err
 		}
 	}
@@ -434,7 +454,9 @@ func sequenceGrids(m *generator.Model, res *Results, editors map[string]edit.Edi
 		var tiles [][]image.Image
 		for j, r := range res.Editors {
 			steps, have := steps[j], have[j]
-			lat := append([]float32(nil), zs[i]...)
+			m := models[r.Name]
+			h, w, c := m.ImageShape()
+			lat := append([]float32(nil), zss[j][i]...)
 			for _, s := range paths[j][i] {
 				lat = append(lat, s...)
 			}
