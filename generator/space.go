@@ -128,21 +128,57 @@ func (a Arch) ArchName() string {
 	return a.Kind
 }
 
-// measureFrame computes the W frame from FrameLatents seeded latents.
-func (m *Model) measureFrame() (*Frame, error) {
+// seededW maps the seeded latents 0…FrameLatents−1 to w, flat
+// [FrameLatents, Latent], after the model's truncation when truncated.
+func (m *Model) seededW(truncated bool) ([]float32, error) {
+	m = m.Root()
 	d := m.Info.LatentDim
 	z := make([]float32, 0, FrameLatents*d)
 	for i := 0; i < FrameLatents; i++ {
 		z = append(z, Latent(int64(i), d)...)
 	}
-	w, err := m.mapTruncated(z, FrameLatents)
+	if !truncated {
+		return m.MapFloats(z, FrameLatents)
+	}
+	return m.mapTruncated(z, FrameLatents)
+}
+
+// columnMeans is the mean of each of d columns of flat rows.
+func columnMeans(w []float32, d int) []float64 {
+	mean := make([]float64, d)
+	for i, v := range w {
+		mean[i%d] += float64(v)
+	}
+	for i := range mean {
+		mean[i] /= float64(len(w) / d)
+	}
+	return mean
+}
+
+// MeanW is the mean w of the seeded latents 0…FrameLatents−1 (before
+// truncation): an imported stylegan2's w_avg (rosinality's generate.py
+// averages as many), as w frames centre on the truncated one.
+func (m *Model) MeanW() ([]float32, error) {
+	w, err := m.seededW(false)
+	if err != nil {
+		return nil, err
+	}
+	mean := columnMeans(w, m.Root().Info.LatentDim)
+	out := make([]float32, len(mean))
+	for i, v := range mean {
+		out[i] = float32(v)
+	}
+	return out, nil
+}
+
+// measureFrame computes the W frame from FrameLatents seeded latents.
+func (m *Model) measureFrame() (*Frame, error) {
+	d := m.Info.LatentDim
+	w, err := m.seededW(true)
 	if err != nil {
 		return nil, fmt.Errorf("model %s: measuring the w frame: %w", m.Dir, err)
 	}
-	centre := make([]float64, d)
-	for i, v := range w {
-		centre[i%d] += float64(v) / FrameLatents
-	}
+	centre := columnMeans(w, d)
 	ss := 0.0
 	for i, v := range w {
 		x := float64(v) - centre[i%d]

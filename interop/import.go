@@ -179,8 +179,8 @@ func Import(o Options) (info generator.Info, err error) {
 	}
 	if arch.Kind == generator.ArchStyleGAN2 {
 		// rosinality's state dict holds no mean latent (generate.py draws
-		// one with mean_latent(4096)): the mean of w over MeanLatents seeded
-		// latents becomes w_avg, truncation's centre.
+		// one with mean_latent(4096)): the mean of w over the seeded
+		// latents 0…4095 becomes w_avg, truncation's centre.
 		if vals[wAvgVar], err = meanW(m); err != nil {
 			return fail(err)
 		}
@@ -243,34 +243,15 @@ func commit(tmp, out string, m *generator.Model) error {
 	return os.Rename(tmp, out)
 }
 
-// MeanLatents is the number of seeded latents (seeds MeanSeed, MeanSeed+1,
-// …) whose mean w is an imported stylegan2's w_avg, as many as rosinality's
-// generate.py averages.
-const (
-	MeanLatents = 4096
-	MeanSeed    = 0
-)
-
 const wAvgVar = "/generator/w_avg"
 
-// meanW is the mean of m's mapping over MeanLatents seeded latents.
+// meanW is the w_avg of an imported stylegan2: generator.MeanW, the mean w of
+// the seeded latents 0…4095 (generator.FrameLatents), as many as rosinality's
+// generate.py averages.
 func meanW(m *generator.Model) (*tensors.Tensor, error) {
-	d := m.LatentDim()
-	z := make([]float32, 0, MeanLatents*d)
-	for _, v := range generator.Latents(MeanSeed, MeanLatents, d) {
-		z = append(z, v...)
-	}
-	w, err := m.MapFloats(z, MeanLatents)
+	mean, err := m.MeanW()
 	if err != nil {
 		return nil, err
 	}
-	sum := make([]float64, d)
-	for i, v := range w {
-		sum[i%d] += float64(v)
-	}
-	mean := make([]float32, d)
-	for i, s := range sum {
-		mean[i] = float32(s / MeanLatents)
-	}
-	return tensors.FromFlatDataAndDimensions(mean, d), nil
+	return tensors.FromFlatDataAndDimensions(mean, len(mean)), nil
 }

@@ -42,7 +42,7 @@ func TestImportStyleGAN2MatchesPyTorch(t *testing.T) {
 	dir := t.TempDir()
 	for _, f := range []fixture{sg2Fixture, sg2TruncFixture} {
 		var z []float32
-		for _, v := range generator.Latents(MeanSeed, MeanLatents, f.Latent) {
+		for _, v := range generator.Latents(0, generator.FrameLatents, f.Latent) {
 			z = append(z, v...)
 		}
 		writeFloats(t, filepath.Join(dir, f.Name+".zmean"), z)
