@@ -63,6 +63,7 @@ func exportEditors(t *testing.T, seed uint64) map[string]edit.Editor {
 		{"linear", nil},
 		{"linear-orthonormal", edit.Options{"orthonormal": true}},
 		{"warped", edit.Options{"dipoles": 4, "step": 0.4}},
+		{"potential", edit.Options{"hidden": 16, "step": 0.4}},
 	} {
 		method, _, _ := strings.Cut(c.name, "-")
 		ctx := context.New()
