@@ -216,8 +216,11 @@ func (w *Warped) editUnrolled() int {
 // no longer amplifies float32 rounding near a critical point of the field,
 // so an exported editor applied in PyTorch gives the same latents.
 func (w *Warped) EditBatch(zs [][]float32, steps []Step) ([][]float32, error) {
-	return w.paths.edit(&w.base, w, zs, steps, w.step, w.editUnrolled(), func(ctx *context.Context, z, onehot, h, n, _ *graph.Node) *graph.Node {
-		sv, lg := w.fieldGraph(ctx, z.Graph(), z.DType())
-		return warpedWalk(z, onehot, sv, lg, h, n, w.editUnrolled())
-	})
+	return w.paths.edit(&w.base, w, zs, steps, w.step, w.editUnrolled(), w.editWalk)
+}
+
+// editWalk is the edit graph (see pathEditor), in z's dtype.
+func (w *Warped) editWalk(ctx *context.Context, z, onehot, h, n, _ *graph.Node) *graph.Node {
+	sv, lg := w.fieldGraph(ctx, z.Graph(), z.DType())
+	return warpedWalk(z, onehot, sv, lg, h, n, w.editUnrolled())
 }
