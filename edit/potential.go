@@ -209,12 +209,16 @@ func (p *Potential) editUnrolled() int {
 
 // EditBatch implements Editor: each row the flow of its direction for flow
 // time |t| (see Potential for the convention), in ⌈|t|/Δt⌉ Euler steps, in
-// float32 like training; edits longer than the unrolled 6 time units run the
-// graph again from where they stopped, the clock τ going on.
+// float64 (training walks in float32; see pathEditor); edits longer than the
+// unrolled 6 time units run the graph again from where they stopped, the
+// clock τ going on.
 func (p *Potential) EditBatch(zs [][]float32, steps []Step) ([][]float32, error) {
-	return p.paths.edit(&p.base, p, zs, steps, p.step, p.editUnrolled(), func(ctx *context.Context, z, onehot, h, n, done *graph.Node) *graph.Node {
-		q := potentialSelect(onehot, p.params(ctx, z.Graph(), z.DType()))
-		out, _ := potentialWalk(z, h, n, done, q, p.editUnrolled())
-		return out
-	})
+	return p.paths.edit(&p.base, p, zs, steps, p.step, p.editUnrolled(), p.editWalk)
+}
+
+// editWalk is the edit graph (see pathEditor), in z's dtype.
+func (p *Potential) editWalk(ctx *context.Context, z, onehot, h, n, done *graph.Node) *graph.Node {
+	q := potentialSelect(onehot, p.params(ctx, z.Graph(), z.DType()))
+	out, _ := potentialWalk(z, h, n, done, q, p.editUnrolled())
+	return out
 }

@@ -211,13 +211,16 @@ func (w *Warped) editUnrolled() int {
 // sub-steps (each at most Options "step" long) along its direction's field,
 // the gradient recomputed at every point. Rows run in padded chunks of
 // editChunk, one execution per chunk for edits up to |t| = 6 by default
-// (longer ones run the graph again from where it stopped). It runs in
-// float32 like training (where the matmuls run in the native kernels; in
-// float64 they take the generic path, five times slower); the float64 host
-// walk it replaced ended within 1e-5 of it.
+// (longer ones run the graph again from where it stopped). It walks in
+// float64, training in float32 (see pathEditor): the same path, but an edit
+// no longer amplifies float32 rounding near a critical point of the field,
+// so an exported editor applied in PyTorch gives the same latents.
 func (w *Warped) EditBatch(zs [][]float32, steps []Step) ([][]float32, error) {
-	return w.paths.edit(&w.base, w, zs, steps, w.step, w.editUnrolled(), func(ctx *context.Context, z, onehot, h, n, _ *graph.Node) *graph.Node {
-		sv, lg := w.fieldGraph(ctx, z.Graph(), z.DType())
-		return warpedWalk(z, onehot, sv, lg, h, n, w.editUnrolled())
-	})
+	return w.paths.edit(&w.base, w, zs, steps, w.step, w.editUnrolled(), w.editWalk)
+}
+
+// editWalk is the edit graph (see pathEditor), in z's dtype.
+func (w *Warped) editWalk(ctx *context.Context, z, onehot, h, n, _ *graph.Node) *graph.Node {
+	sv, lg := w.fieldGraph(ctx, z.Graph(), z.DType())
+	return warpedWalk(z, onehot, sv, lg, h, n, w.editUnrolled())
 }

@@ -55,6 +55,10 @@ var conventions = map[string]string{
 		"layer l keeps the coordinates i with (i + l) even, s = scale_max tanh(scale(h)), t = shift(h), h = " +
 		"tanh(dense1(tanh(dense0(x * mask)))), y = x exp(s) + t on the others; ode: dz/dtau = dense2(tanh(dense1(" +
 		"tanh(dense0(z))))), RK4 with ode_steps steps over [0, 1], backwards for f^-1",
+	"potential": "u_k(z, tau) = sum_j v[k, j] tanh(a_j), a = w[k] z + p[k] tau + b[k] (w [K, H, d]; p, b, v [K, H]; " +
+		"c [K] is the wave speed of training, unused by edits); grad_z u_k = w[k]^T (v[k] * (1 - tanh(a)^2)); " +
+		"edit(z, k, t) takes n = ceil(|t| / step) Euler steps of size h = t / n: z += h * grad_z u_k(z, tau_j), " +
+		"tau_j = j |h|, j = 0 … n-1",
 }
 
 // Export writes an editor's tensors and metadata to o.Out for PyTorch:
@@ -63,6 +67,8 @@ var conventions = map[string]string{
 //   - warped: "support" [K, 2N, d] and "log_gamma" [K, 2N];
 //   - curvilinear: the flow's dense layers, "layer<l>.<dense0|dense1|scale|shift>.<weights|biases>"
 //     (coupling) or "ode.<dense0|dense1|dense2>.<weights|biases>" (ode).
+//   - potential: the potentials' "w" [K, H, d], "p", "b", "v" [K, H] and
+//     the wave speeds "c" [K] (training's; edits do not use them).
 //
 // Metadata (strings): format, method, k, latent_dim, names (a JSON list),
 // params (the method's options with their defaults filled, JSON),
@@ -173,8 +179,15 @@ func EditorTensors(e edit.Editor) ([]tensorfile.Named, map[string]string, error)
 			params = edit.Encode(o)
 			ts, err = variables(ed.Context(), edit.Scope+"/curvilinear")
 		}
+	case *edit.Potential:
+		conv = conventions["potential"]
+		var o edit.PotentialOptions
+		if o, err = edit.Resolve(method, withParams.Params(), edit.DefaultPotential()); err == nil {
+			params = edit.Encode(o)
+			ts, err = variables(ed.Context(), edit.Scope+"/potential")
+		}
 	default:
-		return nil, nil, fmt.Errorf("method %s cannot be exported (exportable: linear, ganspace, sefa, interfacegan, warped, curvilinear)", method)
+		return nil, nil, fmt.Errorf("method %s cannot be exported (exportable: linear, ganspace, sefa, interfacegan, warped, curvilinear, potential)", method)
 	}
 	if err != nil {
 		return nil, nil, err

@@ -2,6 +2,7 @@ package interop
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"math"
 	"math/rand/v2"
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -22,11 +24,12 @@ import (
 // latents of dimension exportDim.
 const exportDim, exportK = 16, 3
 
-// exportEditors builds an editor of every method, by case name.
-func exportEditors(t *testing.T) map[string]edit.Editor {
+// exportEditors builds an editor of every method, by case name, from seed
+// (seed 0 gives the editors this test has always used).
+func exportEditors(t *testing.T, seed uint64) map[string]edit.Editor {
 	t.Helper()
 	be := cpu(t)
-	r := rand.New(rand.NewPCG(5, 6))
+	r := rand.New(rand.NewPCG(5, 6+seed))
 	gauss := func(n, m int, scale func(j int) float64) [][]float32 {
 		x := make([][]float32, n)
 		for i := range x {
@@ -49,22 +52,26 @@ func exportEditors(t *testing.T) map[string]edit.Editor {
 		}
 		eds[name] = e
 	}
-	opts := map[string]edit.Options{
-		"linear":               nil,
-		"linear-orthonormal":   {"orthonormal": true},
-		"warped":               {"dipoles": 4, "step": 0.4},
-		"curvilinear-coupling": {"hidden": 16, "layers": 3},
-		"curvilinear-ode":      {"flow": "ode", "hidden": 16, "ode_steps": 4},
-	}
-	for _, name := range slices.Sorted(maps.Keys(opts)) {
-		opt := opts[name]
-		method, _, _ := strings.Cut(name, "-")
+	// Each learned editor initialised from its own seed, so that adding a
+	// case changes no other.
+	for i, c := range []struct {
+		name string
+		opt  edit.Options
+	}{
+		{"curvilinear-coupling", edit.Options{"hidden": 16, "layers": 3}},
+		{"curvilinear-ode", edit.Options{"flow": "ode", "hidden": 16, "ode_steps": 4}},
+		{"linear", nil},
+		{"linear-orthonormal", edit.Options{"orthonormal": true}},
+		{"warped", edit.Options{"dipoles": 4, "step": 0.4}},
+		{"potential", edit.Options{"hidden": 16, "step": 0.4}},
+	} {
+		method, _, _ := strings.Cut(c.name, "-")
 		ctx := context.New()
-		if err := ctx.SetRNGStateFromSeed(int64(len(eds) + 11)); err != nil {
+		if err := ctx.SetRNGStateFromSeed(int64(11+i) + 1000*int64(seed)); err != nil {
 			t.Fatal(err)
 		}
-		e, err := edit.New(method, exportK, exportDim, opt, ctx, be)
-		add(name, e, err)
+		e, err := edit.New(method, exportK, exportDim, c.opt, ctx, be)
+		add(c.name, e, err)
 	}
 	// The flows start as the identity (zero output layers): random weights
 	// make them bend.
@@ -96,15 +103,34 @@ func exportEditors(t *testing.T) map[string]edit.Editor {
 	return eds
 }
 
+// exportSeeds are the seeds of TestExportMatchesPyTorch's editors and
+// latents: LATENTEDIT_EXPORT_SEED=s runs seed s alone (to look again at a
+// seed that failed), else seeds 0 to 3 and two seeds, 8 and 17, on which
+// a warped edit walked in float32 missed PyTorch's by 5.6e-5·‖z‖ and
+// 3.5e-4·‖z‖ (package edit's pathEditor walks in float64 since): a
+// regression of the walk's precision fails here.
+func exportSeeds(t *testing.T) []uint64 {
+	if s := os.Getenv("LATENTEDIT_EXPORT_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("LATENTEDIT_EXPORT_SEED=%q: %v", s, err)
+		}
+		return []uint64{v}
+	}
+	return []uint64{0, 1, 2, 3, 8, 17}
+}
+
 // TestExportMatchesPyTorch exports an editor of every method in every
-// format it takes, applies it with interop/torch/latentedit_edit.py on 100
-// latents, each with its own direction and amount (|t| up to 7.5, so the
-// warped walk takes up to 19 sub-steps), and compares with EditBatch:
-// |difference| ≤ 1e-5·‖z‖ on every coordinate.
+// format it takes, applies it with interop/torch/latentedit_edit.py (in
+// float64) on 100 latents, each with its own direction and amount (|t| up
+// to 7.5, so the path editors take up to 19 sub-steps, more than their
+// graphs unroll), and compares with EditBatch: |difference| ≤ 1e-5·‖z‖ on
+// every coordinate. It does so for every seed of exportSeeds (each its own
+// editors and latents) and logs the worst difference of each method over
+// the seeds.
 func TestExportMatchesPyTorch(t *testing.T) {
 	py := torchPython(t)
 	dir := t.TempDir()
-	r := rand.New(rand.NewPCG(7, 8))
 	amounts := []float32{-7.5, -2, -0.3, 0, 0.8, 3, 6.1}
 	type pyCase struct {
 		File string      `json:"file"`
@@ -112,37 +138,44 @@ func TestExportMatchesPyTorch(t *testing.T) {
 		K    []int       `json:"k"`
 		T    []float32   `json:"t"`
 	}
+	type label struct {
+		seed         uint64
+		name, format string
+	}
 	var cases []pyCase
 	var want [][][]float32
-	var labels []string
-	eds := exportEditors(t)
-	for _, name := range slices.Sorted(maps.Keys(eds)) {
-		e := eds[name]
-		zs := make([][]float32, 100)
-		steps := make([]edit.Step, len(zs))
-		c := pyCase{Z: zs}
-		for i := range zs {
-			zs[i] = make([]float32, exportDim)
-			for j := range zs[i] {
-				zs[i][j] = float32(r.NormFloat64())
+	var labels []label
+	for _, seed := range exportSeeds(t) {
+		r := rand.New(rand.NewPCG(7, 8+seed))
+		eds := exportEditors(t, seed)
+		for _, name := range slices.Sorted(maps.Keys(eds)) {
+			e := eds[name]
+			zs := make([][]float32, 100)
+			steps := make([]edit.Step, len(zs))
+			c := pyCase{Z: zs}
+			for i := range zs {
+				zs[i] = make([]float32, exportDim)
+				for j := range zs[i] {
+					zs[i][j] = float32(r.NormFloat64())
+				}
+				steps[i] = edit.Step{K: r.IntN(e.K()), T: amounts[i%len(amounts)]}
+				c.K, c.T = append(c.K, steps[i].K), append(c.T, steps[i].T)
 			}
-			steps[i] = edit.Step{K: r.IntN(e.K()), T: amounts[i%len(amounts)]}
-			c.K, c.T = append(c.K, steps[i].K), append(c.T, steps[i].T)
-		}
-		got, err := e.EditBatch(zs, steps)
-		if err != nil {
-			t.Fatal(err)
-		}
-		formats := []string{ExportSafetensors, ExportPyTorch}
-		if _, ok := e.(*edit.Linear); ok {
-			formats = append(formats, ExportNpy)
-		}
-		for _, f := range formats {
-			c.File = filepath.Join(dir, name+"."+f)
-			if err := Export(ExportOptions{Editor: e, Name: name, Model: "test", Format: f, Out: c.File}); err != nil {
-				t.Fatalf("%s: %v", name, err)
+			got, err := e.EditBatch(zs, steps)
+			if err != nil {
+				t.Fatal(err)
 			}
-			cases, want, labels = append(cases, c), append(want, got), append(labels, name+" "+f)
+			formats := []string{ExportSafetensors, ExportPyTorch}
+			if _, ok := e.(*edit.Linear); ok {
+				formats = append(formats, ExportNpy)
+			}
+			for _, f := range formats {
+				c.File = filepath.Join(dir, fmt.Sprintf("%s-%d.%s", name, seed, f))
+				if err := Export(ExportOptions{Editor: e, Name: name, Model: "test", Format: f, Out: c.File}); err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				cases, want, labels = append(cases, c), append(want, got), append(labels, label{seed, name, f})
+			}
 		}
 	}
 	in, out := filepath.Join(dir, "cases.json"), filepath.Join(dir, "out.json")
@@ -161,7 +194,13 @@ func TestExportMatchesPyTorch(t *testing.T) {
 	if err != nil || len(res) != len(cases) {
 		t.Fatalf("export_check.py output: %v (%d results for %d cases)", err, len(res), len(cases))
 	}
-	for c, label := range labels {
+	type worstOf struct {
+		rel  float64
+		seed uint64
+	}
+	worstByMethod := map[string]worstOf{}
+	for c, l := range labels {
+		name := fmt.Sprintf("%s %s (seed %d)", l.name, l.format, l.seed)
 		worst, moved := 0.0, 0.0
 		for i, z := range cases[c].Z {
 			norm := 0.0
@@ -175,15 +214,24 @@ func TestExportMatchesPyTorch(t *testing.T) {
 				moved = math.Max(moved, math.Abs(float64(want[c][i][j]-z[j])))
 			}
 			worst = math.Max(worst, diff/norm)
-			if diff > 1e-5*norm {
+			if !(diff <= 1e-5*norm) {
 				t.Errorf("%s: latent %d (direction %d, t %v): max |difference| %.3g over 1e-5·‖z‖ = %.3g",
-					label, i, cases[c].K[i], cases[c].T[i], diff, 1e-5*norm)
+					name, i, cases[c].K[i], cases[c].T[i], diff, 1e-5*norm)
 			}
 		}
-		t.Logf("%-31s max |PyTorch − latentedit| / ‖z‖ = %.2g, largest move %.2f", label, worst, moved)
-		if moved == 0 {
-			t.Errorf("%s: no latent moved", label)
+		if w, ok := worstByMethod[l.name]; !ok || worst > w.rel {
+			worstByMethod[l.name] = worstOf{worst, l.seed}
 		}
+		if moved == 0 {
+			t.Errorf("%s: no latent moved", name)
+		}
+		if testing.Verbose() && l.format == ExportSafetensors {
+			t.Logf("%-42s max |PyTorch − latentedit| / ‖z‖ = %.2g, largest move %.2f", name, worst, moved)
+		}
+	}
+	for _, m := range slices.Sorted(maps.Keys(worstByMethod)) {
+		w := worstByMethod[m]
+		t.Logf("%-21s worst over %d seeds: max |PyTorch − latentedit| / ‖z‖ = %.2g (seed %d; bound 1e-5)", m, len(exportSeeds(t)), w.rel, w.seed)
 	}
 }
 

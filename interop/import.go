@@ -39,8 +39,9 @@ type Options struct {
 	// file's dense layer must match); for dcgan it is read from the file and
 	// Latent, when set, must agree.
 	Latent int
-	// Widths replaces the channel list of an sn_resnet configuration (tests
-	// build narrow ones; SNGAN variants of other widths).
+	// Widths is an sn_resnet's channel list; when nil it is read from the
+	// file's batch norms (GANLatentDiscovery's 1024…64, or any narrower or
+	// wider variant), with the --arch's number of blocks.
 	Widths []int
 	// Truncation is the style or stylegan2 generator's ψ at sampling,
 	// recorded in model.json (0 or 1: none); a state dict holds w_avg but
@@ -110,10 +111,7 @@ func Import(o Options) (info generator.Info, err error) {
 		if o.Arch == ArchSNResNet64 {
 			widths = generator.SNResNet64
 		}
-		if o.Widths != nil {
-			widths = o.Widths
-		}
-		arch, params, err = snResNetLayout(ts, widths, o.Latent)
+		arch, params, err = snResNetLayout(ts, widths, o.Widths, o.Latent)
 	case ArchStyle:
 		arch, params, err = styleLayout(ts, o.Latent)
 	case ArchStyleGAN2:

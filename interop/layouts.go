@@ -291,10 +291,20 @@ func denseParams(key, dst string, out, in int) []param {
 // conv1 and conv2 are saved twice (the block's attribute and its Sequential
 // hold the same module); either name is accepted, and both must agree.
 // The channels (1 for MNIST, 3 for AnimeFaces) are read from the final
-// convolution; the latent is 128 unless asked otherwise.
-func snResNetLayout(ts map[string]tensorfile.Tensor, widths []int, latent int) (generator.Arch, []param, error) {
+// convolution; the latent is 128 unless asked otherwise. The widths are
+// asked's when given, else read from the file (snResNetWidths) with the
+// number of blocks of defaults (the --arch's: 3 for sn_resnet32, 4 for
+// sn_resnet64), else — a file without those batch norms, which resolve then
+// refuses by key — defaults.
+func snResNetLayout(ts map[string]tensorfile.Tensor, defaults, asked []int, latent int) (generator.Arch, []param, error) {
 	if latent == 0 {
 		latent = 128
+	}
+	widths := asked
+	if widths == nil {
+		if widths = snResNetWidths(ts, len(defaults)-1); widths == nil {
+			widths = defaults
+		}
 	}
 	n := len(widths) - 1
 	final := fmt.Sprintf("%d.weight", 4+n)
@@ -326,6 +336,26 @@ func snResNetLayout(ts map[string]tensorfile.Tensor, widths []int, latent int) (
 	ps = append(ps, bnParams(fmt.Sprint(2+n), "/generator/bn_out", widths[n])...)
 	ps = append(ps, convParams(fmt.Sprint(4+n), "/generator/to_image", channels, widths[n], 3)...)
 	return a, ps, nil
+}
+
+// snResNetWidths reads the channel widths W(0) … W(n) of an sn_resnet state
+// dict of n blocks from its batch norms: block i's first, {2+i}.model.0,
+// normalises W(i) channels, the final one, {2+n}, W(n). It returns nil when
+// any of them is missing or not a vector.
+func snResNetWidths(ts map[string]tensorfile.Tensor, n int) []int {
+	widths := make([]int, n+1)
+	for i := range widths {
+		key := fmt.Sprintf("%d.model.0.weight", 2+i)
+		if i == n {
+			key = fmt.Sprintf("%d.weight", 2+n)
+		}
+		t, ok := ts[key]
+		if !ok || len(t.Shape) != 1 || t.Shape[0] < 1 {
+			return nil
+		}
+		widths[i] = t.Shape[0]
+	}
+	return widths
 }
 
 // keyHint lists a few of the file's keys, for an error about the wrong arch.

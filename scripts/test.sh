@@ -28,7 +28,7 @@ CGO_ENABLED=0 go vet ./engine/...
 CGO_ENABLED=0 go test -count=1 ./engine/...
 # Imported generators and exported editors against PyTorch, on the pure-Go fallback too.
 CGO_ENABLED=0 go test -count=1 -run 'TestImportMatchesPyTorch|TestImportStyleMatchesPyTorch|TestExportMatchesPyTorch|TestImportStyleGAN2Range|TestImportONNXMatchesPyTorch' ./interop/
-# The same training steps built for XLA (the GPU backend) through its StableHLO
+# The same training steps (and the float64 edit walks) built for XLA (the GPU backend) through its StableHLO
 # builder; no PJRT plugin is needed or downloaded (engine/xla_graphonly.go).
-CGO_ENABLED=1 go vet -tags xla ./engine ./generator ./discover
-CGO_ENABLED=1 go test -count=1 -tags xla -run XLA ./engine ./generator ./discover
+CGO_ENABLED=1 go vet -tags xla ./engine ./generator ./discover ./edit
+CGO_ENABLED=1 go test -count=1 -tags xla -run XLA ./engine ./generator ./discover ./edit

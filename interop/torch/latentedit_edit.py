@@ -4,10 +4,12 @@
     z2 = editor.edit(z, k, t)                   # z [B, d]; k, t: numbers or [B] tensors
 
 Each class follows the Go editor it mirrors line by line (edit/linear.go,
-edit/warped.go, edit/curvilinear.go); `latentedit`'s tests run these on 100
-latents and compare with its own edits (interop/export_test.go). Everything
-is computed in z's dtype (float64 for the closest agreement, float32 as
-latentedit runs). Needs torch only (numpy for .npy files).
+edit/warped.go, edit/curvilinear.go, edit/potential.go); `latentedit`'s tests
+run these on 100 latents and compare with its own edits
+(interop/export_test.go). Everything is computed in z's dtype: float64 for
+the closest agreement (latentedit walks warped and potential edits in
+float64 and the others in float32), float32 for speed. Needs torch only
+(numpy for .npy files).
 """
 import json
 import math
@@ -48,7 +50,7 @@ def load_editor(path):
     tensors, meta = read_exported(path)
     if meta.get("format") != FORMAT:
         raise ValueError(f"{path}: format {meta.get('format')!r}, this reader reads {FORMAT!r}")
-    cls = {"warped": Warped, "curvilinear": Curvilinear}.get(meta["method"], Linear)
+    cls = {"warped": Warped, "curvilinear": Curvilinear, "potential": Potential}.get(meta["method"], Linear)
     return cls(tensors, meta)
 
 
@@ -106,6 +108,27 @@ class Warped(Editor):
             g = self.gradient(z, sv, lg, alpha)
             norm = torch.sqrt((g * g).sum(-1) + 1e-16)
             z = z + g * (eps / norm)[:, None]
+        return z
+
+
+class Potential(Editor):
+    """The Euler walk along the gradient of a tanh potential per direction
+    (edit/potential.go): u_k(z, tau) = sum_j v_kj tanh(w_kj . z + p_kj tau + b_kj)."""
+
+    def gradient(self, z, tau, w, p, b, v):
+        a = (w * z[:, None, :]).sum(-1) + (p * tau[:, None] + b)   # [B, H]
+        s = 1 - torch.tanh(a) ** 2                                 # [B, H]
+        return ((v * s)[:, :, None] * w).sum(1)                    # [B, d]
+
+    def edit(self, z, k, t):
+        k, t = self.steps(z, k, t)
+        w, p, b, v = (self.w(name, z)[k] for name in ("w", "p", "b", "v"))   # [B, H, d], [B, H] …
+        # n = ceil(|t| / step) Euler steps of h = t / n, in float64 as the Go editor computes them.
+        n = torch.ceil(t.abs() / self.params["step"])
+        h = torch.where(n > 0, t / n.clamp(min=1), torch.zeros_like(t)).to(z.dtype)
+        for j in range(int(n.max().item()) if len(n) else 0):
+            tau = j * h.abs()                                      # the flow clock, the same for t < 0
+            z = z + self.gradient(z, tau, w, p, b, v) * (h * (n > j).to(z.dtype))[:, None]
         return z
 
 
