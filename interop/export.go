@@ -16,6 +16,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
 	"latentedit/edit"
+	"latentedit/generator"
 	"latentedit/internal/atomicfile"
 	"latentedit/interop/tensorfile"
 )
@@ -41,6 +42,10 @@ type ExportOptions struct {
 	Model  string // the model it edits, recorded in the metadata
 	Format string // one of ExportFormats
 	Out    string // the file to create (with the format's extension); it must not exist
+	// Frame is the code frame of an editor of w or w+ (the model's
+	// InSpace(e.Space()).Frame()): its latents are codes (w − centre)/scale,
+	// and a PyTorch user needs the frame to map their generator's w to them.
+	Frame *generator.Frame
 }
 
 // conventions say, in the metadata, what each method's tensors mean; the
@@ -72,7 +77,9 @@ var conventions = map[string]string{
 //
 // Metadata (strings): format, method, k, latent_dim, names (a JSON list),
 // params (the method's options with their defaults filled, JSON),
-// convention, editor, model. safetensors keeps them in "__metadata__", pt
+// convention, editor, model; for an editor of w or w+ also space,
+// code_centre (JSON list), code_scale and code_styles: its latents are
+// codes c = (w − code_centre)/code_scale (one per style layer in w+). safetensors keeps them in "__metadata__", pt
 // as a "__metadata__" entry of the state dict, npy in a JSON sidecar beside
 // the file (x.npy → x.json). npy holds one array, so only linear editors
 // export to it.
@@ -119,6 +126,15 @@ func export(o ExportOptions) error {
 		return err
 	}
 	meta["editor"], meta["model"] = o.Name, o.Model
+	if sp := o.Editor.Space(); sp != generator.SpaceZ {
+		if o.Frame == nil || o.Frame.Space != sp {
+			return fmt.Errorf("a %s editor's latents are codes of its model's w frame: the export needs the frame of %s", sp, sp)
+		}
+		centre, _ := json.Marshal(o.Frame.Centre)
+		meta["space"], meta["code_centre"] = sp, string(centre)
+		meta["code_scale"] = strconv.FormatFloat(float64(o.Frame.Scale), 'g', -1, 32)
+		meta["code_styles"] = strconv.Itoa(o.Frame.Styles)
+	}
 	switch o.Format {
 	case ExportSafetensors:
 		return atomicfile.Write(o.Out, func(w io.Writer) error { return tensorfile.WriteSafetensors(w, ts, meta) })

@@ -250,6 +250,13 @@ func TestExportRefusals(t *testing.T) {
 	if _, err := edit.One(warped, make([]float32, 4), 0, 1); err != nil {
 		t.Fatal(err)
 	}
+	linW, err := edit.New("linear", 2, 4, nil, nil, be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := edit.SetSpace(linW, "w"); err != nil {
+		t.Fatal(err)
+	}
 	existing := filepath.Join(dir, "old.safetensors")
 	if err := os.WriteFile(existing, []byte("keep"), 0o644); err != nil {
 		t.Fatal(err)
@@ -271,6 +278,7 @@ func TestExportRefusals(t *testing.T) {
 		{"existing output", lin, "safetensors", existing, "old.safetensors already exists"},
 		{"existing sidecar", lin, "npy", filepath.Join(dir, "taken.npy"), "taken.json already exists"},
 		{"npy of a warped editor", warped, "npy", filepath.Join(dir, "w.npy"), "a warped editor has 2 tensors and npy holds one: use safetensors or pt"},
+		{"w editor without its frame", linW, "safetensors", filepath.Join(dir, "lw.safetensors"), "the export needs the frame of w"},
 	} {
 		err := Export(ExportOptions{Editor: tc.e, Format: tc.format, Out: tc.out})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -30,7 +30,11 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := interop.Export(interop.ExportOptions{Editor: e, Name: *editor, Model: *model, Format: *format, Out: *out}); err != nil {
+	m, err := ws.ModelFor(e)
+	if err != nil {
+		return err
+	}
+	if err := interop.Export(interop.ExportOptions{Editor: e, Name: *editor, Model: *model, Format: *format, Out: *out, Frame: m.Frame()}); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "exported %s editor %s (K %d, latent %d) to %s; apply it with interop/torch/latentedit_edit.py (docs/import.md)\n",

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"net/http/httptest"
+	"os/exec"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +21,10 @@ import (
 func TestSpacesEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains a style GAN and several editors (about a minute)")
+	}
+	root, err := filepath.Abs("../..") // the repository, before leaving the package folder
+	if err != nil {
+		t.Fatal(err)
 	}
 	work := t.TempDir()
 	t.Chdir(work)
@@ -74,7 +80,7 @@ func TestSpacesEndToEnd(t *testing.T) {
 		} `json:"editors"`
 	}
 	mpath := filepath.Join("sg", "reports", "metrics.json")
-	raw, err := os.ReadFile(mpath)
+	raw, err = os.ReadFile(mpath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,6 +90,54 @@ func TestSpacesEndToEnd(t *testing.T) {
 	for _, e := range res.Editors {
 		if want := map[string]string{"gs-w": "w", "sefa-wp": "w+", "sefa-z": "z"}[e.Name]; e.Space != want {
 			t.Errorf("metrics.json: %s in space %q, want %q", e.Name, e.Space, want)
+		}
+	}
+	// export carries the w+ code frame; PyTorch's reference maps w to codes
+	// and back, and the code of seed 4's w is latentedit's lift of seed 4.
+	must("export", "--model", "sg", "--editor", "sefa-wp", "--format", "safetensors", "--out", "wp.safetensors")
+	sgw, err := workspace.Open("sg", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	view, err := sgw.Model.InSpace("w+")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wflat, err := view.Root().MapFloats(sgw.Model.Latent(4), 1) // no truncation in this model
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := view.Latent(4)
+	script := `
+import json, sys, torch
+sys.path.insert(0, sys.argv[1])
+from latentedit_edit import load_editor
+e = load_editor("wp.safetensors")
+a = json.load(sys.stdin)
+w = torch.tensor(a["w"], dtype=torch.float64).reshape(1, -1)
+wp = w.unsqueeze(1).expand(1, e.code_styles, w.shape[1])
+c = e.to_code(wp)
+back = e.from_code(c)
+print(json.dumps({"space": e.space, "code": c[0].tolist(), "roundtrip": float((back - wp).abs().max())}))
+`
+	in, _ := json.Marshal(map[string]any{"w": wflat})
+	py := exec.Command("/usr/bin/python3", "-c", script, filepath.Join(root, "interop", "torch"))
+	py.Stdin = bytes.NewReader(in)
+	pyOut, err := py.Output()
+	if err != nil {
+		t.Fatalf("python: %v", err)
+	}
+	var got struct {
+		Space     string    `json:"space"`
+		Code      []float64 `json:"code"`
+		Roundtrip float64   `json:"roundtrip"`
+	}
+	if err := json.Unmarshal(pyOut, &got); err != nil || got.Space != "w+" || len(got.Code) != len(code) || got.Roundtrip > 1e-6 {
+		t.Fatalf("PyTorch side: %v %s", err, pyOut)
+	}
+	for i, v := range code {
+		if math.Abs(got.Code[i]-float64(v)) > 1e-4 {
+			t.Fatalf("code value %d: PyTorch's to_code %g, latentedit's lift %g", i, got.Code[i], v)
 		}
 	}
 	// serve --space w serves the w editors and names the others skipped.

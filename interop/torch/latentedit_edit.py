@@ -62,6 +62,24 @@ class Editor:
         self.latent_dim = int(meta["latent_dim"])
         self.names = json.loads(meta["names"])
         self.params = json.loads(meta["params"])
+        # An editor of w or w+ moves codes c = (w - centre) / scale of the
+        # model's w frame (latentedit's generator.Frame), one per style in w+.
+        self.space = meta.get("space", "z")
+        if self.space != "z":
+            self.code_centre = torch.tensor(json.loads(meta["code_centre"]), dtype=torch.float64)
+            self.code_scale = float(meta["code_scale"])
+            self.code_styles = int(meta["code_styles"])
+
+    def to_code(self, w):
+        """w [B, L] (space w) or [B, styles, L] (w+) to the editor's codes [B, latent_dim]."""
+        c = (w - self.code_centre.to(w.dtype)) / self.code_scale
+        return c.reshape(w.shape[0], -1)
+
+    def from_code(self, c):
+        """The editor's codes back to w [B, L] (w) or [B, styles, L] (w+), for the generator's synthesis."""
+        if self.space == "w+":
+            c = c.reshape(c.shape[0], self.code_styles, -1)
+        return self.code_centre.to(c.dtype) + self.code_scale * c
 
     def w(self, name, like):
         return self.tensors[name].to(like.dtype)
