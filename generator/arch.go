@@ -20,6 +20,7 @@ type Arch struct {
 	Noise      bool    // style: per-block noise inputs (stylegan2: always)
 	MBStd      bool    // GAN: a minibatch-standard-deviation layer in D
 	Truncation float64 // style, stylegan2: ψ at sampling (1: none)
+	Convs      int     // style: modulated convolutions per upsampling block (0, 1: one; 2: two, as StyleGAN2)
 	// OutputRange: stylegan2, onnx: the raw output's [LO, HI], mapped to
 	// [-1, 1] (nil: none).
 	OutputRange []float64
@@ -60,7 +61,7 @@ func (c Config) Arch() (Arch, error) {
 	if err != nil {
 		return a, err
 	}
-	a.Kind, a.MapDepth, a.Noise, a.MBStd, a.Truncation = c.ArchName(), c.MapDepth, c.Noise, c.MBStd, c.Truncation
+	a.Kind, a.MapDepth, a.Noise, a.MBStd, a.Truncation, a.Convs = c.ArchName(), c.MapDepth, c.Noise, c.MBStd, c.Truncation, c.Convs
 	if a.Kind == ArchStyle {
 		a.MBStd = true // part of the style GAN's D
 	}

@@ -72,6 +72,7 @@ type Config struct {
 	R1         float64 `json:"r1,omitempty"`         // style: R1 weight γ (0: DefaultR1)
 	R1Every    int     `json:"r1_every,omitempty"`   // style: lazy R1 period (0: 16)
 	Mixing     float64 `json:"mixing,omitempty"`     // style: probability of style mixing in training
+	Convs      int     `json:"convs,omitempty"`      // style: modulated 3×3 convolutions per upsampling block (0 or 1: one; 2: StyleGAN2's two)
 	// OutputRange [LO, HI] is the range of an imported generator's raw
 	// output (stylegan2, onnx: no tanh), mapped to [-1, 1] in the graph as
 	// 2·(out−LO)/(HI−LO)−1; none: the output is already in [-1, 1].
@@ -147,6 +148,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: map_depth %d out of [1, 8]", c.MapDepth)
 	case c.Truncation < 0 || c.Truncation > 1 || c.R1 < 0 || c.R1Every < 0 || c.Mixing < 0 || c.Mixing > 1:
 		return fmt.Errorf("config: truncation %g ([0,1]), r1 %g (≥0), r1_every %d (≥0), mixing %g ([0,1])", c.Truncation, c.R1, c.R1Every, c.Mixing)
+	case c.Convs < 0 || c.Convs > 2 || (c.Convs == 2 && c.ArchName() != ArchStyle):
+		return fmt.Errorf("config: convs %d: 1 or 2 modulated convolutions per block, and 2 only for arch style", c.Convs)
 	case c.OutputRange != nil && !slices.Contains(RangeArchs, c.ArchName()):
 		return fmt.Errorf("config: output_range %v: only arch %v have one (the others end in tanh, which fixes [-1, 1])", c.OutputRange, RangeArchs)
 	}

@@ -97,12 +97,14 @@ func (a Arch) Synthesis(ctx *context.Context, ws *graph.Node, training bool) *gr
 			f = a.width(i - 1)
 		}
 		bctx := ctx.Inf("block%d", i)
-		x = modConv(bctx.In("conv"), x, style(i), f, 3, true)
-		if a.Noise {
-			x = graph.Add(x, blockNoise(bctx.In("noise"), x, training))
+		x = a.styledConv(bctx, "conv", "noise", x, style(i), f, training)
+		// StyleGAN2 follows each upsampling convolution with a second one at
+		// the same resolution (Convs 2): more capacity where the first only
+		// has to undo the nearest upsampling's blocks. Both read the block's
+		// style, so W+ keeps one code per block.
+		if a.Convs == 2 && i > 0 {
+			x = a.styledConv(bctx, "conv1", "noise1", x, style(i), f, training)
 		}
-		bias := bctx.In("conv").WithInitializer(initializers.Zero).VariableWithShape("biases", shapes.Make(x.DType(), f)).ValueGraph(x.Graph())
-		x = lrelu(graph.Add(x, graph.ExpandLeftToRank(bias, 4)))
 		// The RGB of every scale is summed, each upsampled into the next:
 		// early in training the coarse ones carry the image.
 		y := modConv(bctx.In("to_rgb"), x, style(i), a.Channels, 1, false)
@@ -113,6 +115,17 @@ func (a Arch) Synthesis(ctx *context.Context, ws *graph.Node, training bool) *gr
 		}
 	}
 	return graph.Tanh(rgb)
+}
+
+// styledConv is one modulated, demodulated 3×3 convolution of a block, its
+// noise (with Noise), bias and leaky ReLU, under the scopes conv and noise.
+func (a Arch) styledConv(bctx *context.Context, conv, noise string, x, w *graph.Node, f int, training bool) *graph.Node {
+	x = modConv(bctx.In(conv), x, w, f, 3, true)
+	if a.Noise {
+		x = graph.Add(x, blockNoise(bctx.In(noise), x, training))
+	}
+	bias := bctx.In(conv).WithInitializer(initializers.Zero).VariableWithShape("biases", shapes.Make(x.DType(), f)).ValueGraph(x.Graph())
+	return lrelu(graph.Add(x, graph.ExpandLeftToRank(bias, 4)))
 }
 
 // blockNoise is the noise term of one block: strength · n, n [B, H, W, 1].

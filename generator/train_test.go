@@ -1,6 +1,8 @@
 package generator
 
 import (
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -137,6 +139,49 @@ func TestTrainRefusesImportOnlyArchs(t *testing.T) {
 		}
 		if _, statErr := os.Stat(dir); statErr == nil {
 			t.Errorf("%s: %s was created", arch, dir)
+		}
+	}
+}
+
+// TestTrainStyleGANTwoConvs: --convs 2 adds a second modulated convolution
+// to every upsampling block (not to the 4×4 one), reading the block's style.
+func TestTrainStyleGANTwoConvs(t *testing.T) {
+	dir := t.TempDir()
+	cfg := tinyStyle(4)
+	cfg.Convs = 2
+	res, err := Train(cfg, Options{Out: dir, Backend: be(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range res.Losses {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			t.Errorf("loss %s is %v", k, v)
+		}
+	}
+	m, err := Load(dir, be(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Arch.Styles() != 4 {
+		t.Errorf("styles %d, want 4 (one per block, as with one convolution)", m.Arch.Styles())
+	}
+	for i := 0; i <= m.Arch.Ups; i++ {
+		v := m.Context().GetVariableByScopeAndName(fmt.Sprintf("/generator/block%d/conv1", i), "weights")
+		if (v != nil) != (i > 0) {
+			t.Errorf("block %d: second convolution present %v, want %v", i, v != nil, i > 0)
+		}
+	}
+	if _, err := m.GenerateFloats(m.Latent(1), 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		arch  string
+		convs int
+	}{{ArchStyle, 3}, {ArchDCGAN, 2}, {ArchStyle, -1}} {
+		bad := tinyStyle(4)
+		bad.ArchKind, bad.Convs = c.arch, c.convs
+		if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "convs") {
+			t.Errorf("%s with convs %d: %v, want a refusal naming convs", c.arch, c.convs, err)
 		}
 	}
 }

@@ -45,6 +45,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&d.MBStd, "mbstd", false, "GAN: minibatch-standard-deviation layer in D (always on with --arch style)")
 	fs.IntVar(&d.MapDepth, "map-depth", 2, "style: dense layers of the mapping network z → w")
 	fs.BoolVar(&d.Noise, "noise", false, "style: per-block noise inputs")
+	fs.IntVar(&d.Convs, "convs", 1, "style: modulated 3×3 convolutions per upsampling block (1, or 2 as StyleGAN2)")
 	fs.Float64Var(&d.Mixing, "mixing", 0.9, "style: probability of style mixing in training")
 	fs.Float64Var(&d.R1, "r1", 0, fmt.Sprintf("style: R1 weight γ (0: %g)", float64(generator.DefaultR1)))
 	fs.IntVar(&d.R1Every, "r1-every", 16, "style: lazy R1 period in steps")
@@ -65,7 +66,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		return errUsage{fmt.Errorf("--data-dir is for --data folder (got --data %s)", d.Dataset)}
 	}
 	if d.ArchKind != generator.ArchStyle { // the style-only settings are not part of another model
-		d.MapDepth, d.Noise, d.Mixing, d.R1, d.R1Every, d.Truncation = 0, false, 0, 0, 0, 0
+		d.MapDepth, d.Noise, d.Mixing, d.R1, d.R1Every, d.Truncation, d.Convs = 0, false, 0, 0, 0, 0, 0
 	}
 	be, err := engine.NewBackend(*backend)
 	if err != nil {

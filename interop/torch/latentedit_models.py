@@ -306,6 +306,9 @@ def load_latentedit_style(model_dir):
     cfg = info["config"]
     if cfg.get("arch") != "style":
         raise ValueError(f"{model_dir}: arch {cfg.get('arch', 'dcgan')}, this loader reads style")
+    if cfg.get("convs", 1) not in (0, 1):
+        raise ValueError(f"{model_dir}: convs {cfg['convs']}: LatenteditStyle has one convolution per block; "
+                         "a model trained with --convs 2 has no PyTorch twin yet")
     g = LatenteditStyle(cfg["size"], cfg["channels"], cfg["base"], cfg["latent_dim"], cfg["map_depth"],
                         cfg.get("noise", False), cfg.get("truncation", 0) or 1.0)
     w = read_latentedit_checkpoint(os.path.join(model_dir, "generator", "weights.ckpt"))
