@@ -148,10 +148,10 @@ Grid columns: before, after, vessels before, vessels after, lesion area excluded
 {{range .}}{{$sec := .}}
 <h2>{{.Request}}</h2>
 <table><tr><th>editor (method)</th><th>cases</th>{{range .Factors}}<th>{{.}}<br>target · before → after</th>{{end}}
-<th>vessel Dice outside lesion</th><th>Dice ≥ 0.85</th><th>disc shift px</th><th>shift ≤ 2 px</th><th>lesion area</th><th>lesion blobs (segmenter) before → after</th><th>steps scaled down (mean scale)</th></tr>
+<th>goals met (extent ±0.1, angle ±20°, count ±1, cup ±0.05)</th><th>vessel Dice outside lesion</th><th>Dice ≥ 0.85</th><th>disc shift px</th><th>shift ≤ 2 px</th><th>lesion area</th><th>lesion blobs (segmenter) before → after</th><th>steps scaled down (mean scale)</th></tr>
 {{range .Runs}}<tr><td>{{.Sum.Editor}} ({{.Sum.Method}}){{if .Sum.MaxStep}}, |step| ≤ {{.Sum.MaxStep}}{{end}}</td><td>{{.Sum.Cases}}</td>
 {{$r := .}}{{range $sec.Factors}}<td>{{target $r.Sum.Target .}} · {{f3 (index $r.Sum.Before .)}} → {{f3 (index $r.Sum.After .)}}</td>{{end}}
-<td>{{f3 .Sum.VesselDice}}</td><td>{{pct .Sum.VesselDiceGood}}</td><td>{{shift .Sum.DiscShift}}</td><td>{{pct .Sum.DiscShiftGood}}</td><td>{{pct .Sum.LesionArea}}</td><td>{{f3 .Sum.BlobsBefore}} → {{f3 .Sum.BlobsAfter}}</td><td>{{if .Sum.MaxStep}}{{pct .Sum.Scaled}} ({{f3 .Sum.MeanScale}}){{else}}n/a: an older run that clamped each step at ±6{{end}}</td></tr>
+<td>{{range $k, $v := .Sum.GoalMet}}{{$k}} {{pct $v}}; {{end}}all {{pct .Sum.AllGoalsMet}}{{with .Sum.AngleError}}; mean angle error {{printf "%.1f" .}}°{{end}}</td><td>{{f3 .Sum.VesselDice}}</td><td>{{pct .Sum.VesselDiceGood}}</td><td>{{shift .Sum.DiscShift}}</td><td>{{pct .Sum.DiscShiftGood}}</td><td>{{pct .Sum.LesionArea}}</td><td>{{f3 .Sum.BlobsBefore}} → {{f3 .Sum.BlobsAfter}}</td><td>{{if .Sum.MaxStep}}{{pct .Sum.Scaled}} ({{f3 .Sum.MeanScale}}){{else}}n/a: an older run that clamped each step at ±6{{end}}</td></tr>
 {{end}}</table>
 {{with index .Runs 0}}<p class="note">Judges (held-out, rendered images): oracle R² {{range $k, $v := .Sum.OracleR2}}{{$k}} {{f3 $v}}; {{end}}
 segmenter Dice {{range $k, $v := .Sum.SegmenterDice}}{{$k}} {{f3 $v}}; {{end}}</p>{{end}}

@@ -98,13 +98,22 @@ type Summary struct {
 	After      map[string]float64 `json:"mean_after"`
 	// Reached: fraction of cases whose after reading of each requested
 	// factor is nearer the target than the before reading was.
-	Reached        map[string]float64 `json:"fraction_moved_towards_target"`
-	VesselDice     float64            `json:"mean_vessel_dice_outside_lesion"`
-	VesselDiceGood float64            `json:"fraction_vessel_dice_ge_0_85"`
-	DiscShift      *float64           `json:"mean_disc_shift_px"` // null when no disc was found
-	DiscShiftGood  float64            `json:"fraction_disc_shift_le_2px"`
-	DiscMissing    int                `json:"disc_not_found"`
-	LesionArea     float64            `json:"mean_lesion_area_fraction"`
+	Reached map[string]float64 `json:"fraction_moved_towards_target"`
+	// GoalMet: fraction of cases whose after reading of each requested part
+	// is within the issue's tolerance of its target (GoalTolerances):
+	// detachment extent ±0.1, its angle ±20° ("detachment_angle"),
+	// haemorrhage count ±1, cup-to-disc ±0.05; AllGoalsMet, every part at once.
+	GoalMet     map[string]float64 `json:"fraction_goal_met"`
+	AllGoalsMet float64            `json:"fraction_all_goals_met"`
+	// AngleError is the mean |after − requested| detachment angle in
+	// degrees, read from the oracle's detachment_cos/sin (null without @angle).
+	AngleError     *float64 `json:"mean_detachment_angle_error_deg"`
+	VesselDice     float64  `json:"mean_vessel_dice_outside_lesion"`
+	VesselDiceGood float64  `json:"fraction_vessel_dice_ge_0_85"`
+	DiscShift      *float64 `json:"mean_disc_shift_px"` // null when no disc was found
+	DiscShiftGood  float64  `json:"fraction_disc_shift_le_2px"`
+	DiscMissing    int      `json:"disc_not_found"`
+	LesionArea     float64  `json:"mean_lesion_area_fraction"`
 	// Scaled: fraction of cases whose solved steps exceeded MaxStep and were
 	// shrunk (the request was out of the editor's reach).
 	Scaled      float64 `json:"fraction_steps_scaled_down"`
@@ -468,19 +477,74 @@ func runHead(t Tools, opt Options, targets map[string]float64, lo int) *Summary 
 		OracleR2: t.Oracle.R2, SegmenterDice: t.Segmenter.Dice}
 }
 
+// GoalTolerances are issue #16's tolerances of a reached request, by part:
+// the factor's name, or detachment_angle in degrees.
+var GoalTolerances = map[string]float64{Detachment: 0.1, "detachment_angle": 20, Haemorrhage: 1, Cup: 0.05}
+
+// goals reads which requested parts case c reached within GoalTolerances,
+// and its detachment angle error in degrees (NaN without a requested angle).
+func goals(fs []string, targets map[string]float64, c Case) (met map[string]bool, angleErr float64) {
+	at := func(name string) (float64, bool) {
+		for f, n := range fs {
+			if n == name {
+				return c.After[f], true
+			}
+		}
+		return 0, false
+	}
+	met, angleErr = map[string]bool{}, math.NaN()
+	for _, part := range []string{Detachment, Haemorrhage, Cup} {
+		tg, ok := targets[part]
+		v, has := at(part)
+		if ok && has {
+			met[part] = math.Abs(v-tg) <= GoalTolerances[part]
+		}
+	}
+	tc, okc := targets["detachment_cos"]
+	ts, oks := targets["detachment_sin"]
+	ac, hc := at("detachment_cos")
+	as, hs := at("detachment_sin")
+	if okc && oks && hc && hs {
+		d := math.Atan2(as, ac) - math.Atan2(ts, tc)
+		d = math.Abs(math.Remainder(d, 2*math.Pi)) * 180 / math.Pi
+		angleErr = d
+		met["detachment_angle"] = d <= GoalTolerances["detachment_angle"]
+	}
+	return met, angleErr
+}
+
 // summarize fills head (runHead's, or Merge's) with the means of cases.
 // Merge calls it on the exact cases of all shards in order, so the sums
 // add the same float64s in the same order as the whole run's.
 func summarize(s *Summary, cases []Case) *Summary {
 	fs, targets := s.Factors, s.Target
 	s.Cases = len(cases)
-	s.Before, s.After, s.Reached = map[string]float64{}, map[string]float64{}, map[string]float64{}
+	s.Before, s.After, s.Reached, s.GoalMet = map[string]float64{}, map[string]float64{}, map[string]float64{}, map[string]float64{}
+	s.AllGoalsMet, s.AngleError = 0, nil
 	n := float64(len(cases))
 	if n == 0 {
 		return s
 	}
-	var discN, shift float64
+	var discN, shift, angleSum, angleN float64
 	for _, c := range cases {
+		met, angleErr := goals(fs, targets, c)
+		all := len(met) > 0
+		for part, ok := range met {
+			if _, seen := s.GoalMet[part]; !seen {
+				s.GoalMet[part] = 0
+			}
+			if ok {
+				s.GoalMet[part] += 1 / n
+			}
+			all = all && ok
+		}
+		if all {
+			s.AllGoalsMet += 1 / n
+		}
+		if !math.IsNaN(angleErr) {
+			angleSum += angleErr
+			angleN++
+		}
 		for f, name := range fs {
 			s.Before[name] += c.Before[f] / n
 			s.After[name] += c.After[f] / n
@@ -513,6 +577,10 @@ func summarize(s *Summary, cases []Case) *Summary {
 		shift /= discN
 		s.DiscShift = &shift
 		s.DiscShiftGood /= discN
+	}
+	if angleN > 0 {
+		a := angleSum / angleN
+		s.AngleError = &a
 	}
 	return s
 }

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"latentedit/edit"
@@ -177,8 +179,12 @@ func runPseudocase(args []string, stdout, stderr io.Writer) error {
 			moved = append(moved, fmt.Sprintf("%s %.3f→%.3f (target %.3f)", f, sum.Before[f], sum.After[f], tg))
 		}
 	}
-	return printResult(stdout, a.json, sum, fmt.Sprintf("%d pseudo-cases in %s with %s: %s; vessel Dice outside lesions %.3f, disc shift %s",
-		sum.Cases, a.out, sum.Editor, strings.Join(moved, ", "), sum.VesselDice, shift))
+	var goals []string
+	for _, part := range slices.Sorted(maps.Keys(sum.GoalMet)) {
+		goals = append(goals, fmt.Sprintf("%s %.0f%%", part, 100*sum.GoalMet[part]))
+	}
+	return printResult(stdout, a.json, sum, fmt.Sprintf("%d pseudo-cases in %s with %s: %s; within tolerance: %s (all %.0f%%); vessel Dice outside lesions %.3f, disc shift %s",
+		sum.Cases, a.out, sum.Editor, strings.Join(moved, ", "), strings.Join(goals, ", "), 100*sum.AllGoalsMet, sum.VesselDice, shift))
 }
 
 func printResult(w io.Writer, asJSON bool, v any, text string) error {
