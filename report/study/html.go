@@ -84,7 +84,7 @@ compared in latent space, in pixels and in the oracle's reading of the factors. 
 <h2 id="table">All methods</h2>
 <table><tr><th>editor</th><th>method</th><th>K</th><th>RCA</th><th>matched</th><th>effect</th><th>leakage</th><th>identity change</th>
 <th>comm. latent</th><th>comm. image</th><th>comm. attribute</th><th>Fréchet (edited)</th></tr>
-{{range .Editors}}<tr><td>{{.Name}}</td><td>{{.Method}}</td><td>{{.K}}</td><td>{{num .RCA}}</td><td>{{.Matches}}</td><td>{{num .MeanEffect}}</td><td>{{num .MeanLeakage}}</td>
+{{range .Editors}}<tr><td>{{.Name}}</td><td>{{.Method}}{{if and .Space (ne .Space "z")}} in {{.Space}}{{end}}</td><td>{{.K}}</td><td>{{num .RCA}}</td><td>{{.Matches}}</td><td>{{num .MeanEffect}}</td><td>{{num .MeanLeakage}}</td>
 <td>{{num .MeanIdentity}}</td><td>{{f .Commutativity.Latent}}</td><td>{{f .Commutativity.Image}}</td><td>{{f .Commutativity.AttributeMean}}</td><td>{{f .Frechet}}</td></tr>
 {{end}}</table>
 <p>Quality reference: Fréchet distance of unedited samples to real images {{f .FrechetSamples}}; of two sets of real images {{f .FrechetReal}} (the floor).</p>
