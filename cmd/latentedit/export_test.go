@@ -55,7 +55,7 @@ func TestExportCommand(t *testing.T) {
 		{[]string{"--editor", "sefa", "--format", "onnx", "--out", "x.onnx"}, 1, `unknown format "onnx"`},
 		{[]string{"--editor", "sefa", "--out", filepath.Join("missing", "x.safetensors")}, 1, "missing does not exist"},
 		{[]string{"--editor", "sefa", "--out", "sefa.safetensors"}, 1, "sefa.safetensors already exists"},
-		{[]string{"--editor", "other", "--out", "x.safetensors"}, 1, "latent_dim: 5, but the model's latent dimension is"},
+		{[]string{"--editor", "other", "--out", "x.safetensors"}, 1, "latent_dim: 5, but the model's latent dimension in z is 64"},
 		{[]string{"--editor", "sefa"}, exitUsage, "--model, --editor and --out are required"},
 	} {
 		errb.Reset()
