@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"image"
+	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -294,10 +295,24 @@ func TestServeShutsDownGracefully(t *testing.T) {
 	addr := <-addrc
 	status := make(chan int, 1)
 	go func() {
-		var res latentResponse
-		status <- post(t, "http://"+addr+"/api/edit", EditRequest{Editor: "linear", Latent: generator.Latent(1, 64)}, &res)
+		// Not post(): its t.Fatal would end this goroutine without a
+		// status and hang the test; -1 says the request failed.
+		raw, _ := json.Marshal(EditRequest{Editor: "linear", Latent: generator.Latent(1, 64)})
+		res, err := http.Post("http://"+addr+"/api/edit", "application/json", bytes.NewReader(raw))
+		if err != nil {
+			status <- -1
+			return
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		status <- res.StatusCode
 	}()
-	time.Sleep(20 * time.Millisecond) // let the request start
+	// Cancel once the request holds a worker (or is already answered): a
+	// fixed sleep raced the request's start on a loaded machine, and the
+	// shutdown then refused it.
+	for deadline := time.Now().Add(30 * time.Second); len(s.sem) == 0 && len(status) == 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	cancel()
 	if c := <-status; c != 200 {
 		t.Errorf("request in flight during shutdown: status %d", c)
