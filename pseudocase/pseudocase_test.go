@@ -122,7 +122,7 @@ func TestSegmenterLearnsAndRefusesCorruptFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opt := SegmenterOptions{N: 16, Held: 8, Steps: 60, Batch: 2, Width: 4, Levels: 2, Blocks: 1, Seed: 3, LR: 5e-3}
+	opt := SegmenterOptions{N: 16, Held: 8, Steps: 60, Batch: 2, Width: 4, Levels: 2, Blocks: 1, Loss: LossBCE, Seed: 3, LR: 5e-3}
 	s, err := TrainSegmenter(be, opt)
 	if err != nil {
 		t.Fatal(err)

@@ -104,16 +104,15 @@ var channelNames = [numChannels]string{"vessels", "lesions", "disc"}
 type SegmenterOptions struct {
 	N     int   // rendered training images (default 2000)
 	Held  int   // held-out images (default 200)
-	Steps int   // Adam steps; 0 trains nothing (the command's default is 500)
+	Steps int   // Adam steps; 0 trains nothing (the command's default is 2200)
 	Batch int   // default 16
-	Width int   // channels of the first level (default 8)
+	Width int   // channels of the first level (default 16)
 	Seed  int64 // data seed; the held-out set uses Seed+1
 	// Levels is the number of stride-2 levels below full resolution
 	// (default 2: the disc and lesions get 16×16 context); Blocks the 3×3
-	// convolutions per block (default 1: one at full resolution and one per
-	// decoder level, as the first segmenter had).
+	// convolutions per block (default 2; the first segmenter had 1).
 	Levels, Blocks int
-	// Loss is LossBCE (default) or LossBCEDice.
+	// Loss is LossBCEDice (default) or LossBCE.
 	Loss     string
 	LR       float64
 	Schedule train.Schedule
@@ -137,8 +136,10 @@ const (
 )
 
 func (o *SegmenterOptions) defaults() error {
-	o.N, o.Held, o.Batch, o.Width, o.LR = cmp.Or(o.N, 2000), cmp.Or(o.Held, 200), cmp.Or(o.Batch, 16), cmp.Or(o.Width, 8), cmp.Or(o.LR, 2e-3)
-	o.Levels, o.Blocks, o.Loss = cmp.Or(o.Levels, 2), cmp.Or(o.Blocks, 1), cmp.Or(o.Loss, LossBCE)
+	// The defaults are variant D of docs/pseudocases.md, the best of the
+	// equal-step comparison.
+	o.N, o.Held, o.Batch, o.Width, o.LR = cmp.Or(o.N, 2000), cmp.Or(o.Held, 200), cmp.Or(o.Batch, 16), cmp.Or(o.Width, 16), cmp.Or(o.LR, 2e-3)
+	o.Levels, o.Blocks, o.Loss = cmp.Or(o.Levels, 2), cmp.Or(o.Blocks, 2), cmp.Or(o.Loss, LossBCEDice)
 	if o.N < 1 || o.Held < 1 || o.Steps < 0 || o.Batch < 1 || o.Width < 1 || !(o.LR > 0) {
 		return fmt.Errorf("segmenter: bad options N %d, Held %d, Steps %d, Batch %d, Width %d, LR %g", o.N, o.Held, o.Steps, o.Batch, o.Width, o.LR)
 	}

@@ -47,7 +47,7 @@ func parsePseudocase(args []string, stderr io.Writer) (*pseudocaseArgs, error) {
 	calN := fs.Int("calibration-n", 64, "latents to calibrate an editor on when it has no calibration yet")
 	oracleSteps := fs.Int("oracle-steps", 600, "steps to train the oracle if the model has none")
 	trainSeg := fs.Bool("train-segmenter", false, "train the vessel/lesion/disc segmenter into work/MODEL/pseudocase and exit")
-	segSteps := fs.Int("segmenter-steps", 500, "--train-segmenter: Adam steps")
+	segSteps := fs.Int("segmenter-steps", 2200, "--train-segmenter: Adam steps")
 	segN := fs.Int("segmenter-n", 2000, "--train-segmenter: rendered training images")
 	segResume := fs.Bool("resume", false, "--train-segmenter: continue the killed or shorter run in work/MODEL/pseudocase/segmenter-run (same recipe)")
 	var seg pseudocase.SegmenterOptions
