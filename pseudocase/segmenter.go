@@ -507,13 +507,15 @@ type Structure struct {
 
 // MinDiscArea is the smallest disc component DiscCount counts, in pixels:
 // half the smallest disc the renderer draws at 64×64 (radius 4.4 px, 64
-// pixels). The shipped segmenter's disc masks of true discs cover 70 to 170
-// pixels; its false detections on rendered retinas (on the pale skirt of a
-// detachment, mostly) are smaller. On 500 rendered retinas it counts ≠ 1
-// disc in 21% of them when every fragment of 4 pixels or more counts, 8.6%
+// pixels). The first segmenter (200 steps, disc Dice 0.81) left fragments
+// on the pale skirt of a detachment: on 500 rendered retinas it counted ≠ 1
+// disc in 21% of them when every fragment of 4 pixels or more counted, 8.6%
 // at 30 pixels, 6.2% at 40; at this threshold, 7.8% of the 1000 real
-// retinas of `evaluate --quality`. That rate is the judge's own error, the
-// floor under a generator's (docs/models.md).
+// retinas of `evaluate --quality`. The shipped one (2200 steps, disc Dice
+// 0.96) counts ≠ 1 disc in 0.7% of them: seven retinas with no disc, each
+// under a detachment of extent ≥ 0.7 that covers the disc (0–28 disc pixels
+// found). That rate is the judge's own error, the floor under a generator's
+// (docs/models.md).
 const MinDiscArea = 32
 
 // discCount is Structure.DiscCount of a disc mask.
