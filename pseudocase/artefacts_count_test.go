@@ -46,8 +46,9 @@ func TestDiscCount(t *testing.T) {
 }
 
 // TestDiscArtefactsOnEmbeddedModel: the shipped segmenter finds one disc
-// in most rendered retinas (its own error rate, 7.8% at this
-// MinDiscArea), and counts are filled for both sides.
+// in nearly every rendered retina (its own error rate, 0.7% of 1000 at this
+// MinDiscArea; the first segmenter's was 7.8%), and counts are filled for
+// both sides.
 func TestDiscArtefactsOnEmbeddedModel(t *testing.T) {
 	ws, err := workspace.Open("fundus-gan", "")
 	if err != nil {
@@ -64,9 +65,9 @@ func TestDiscArtefactsOnEmbeddedModel(t *testing.T) {
 	}
 	t.Logf("%+v", a)
 	sum := func(c [4]int) int { return c[0] + c[1] + c[2] + c[3] }
-	if sum(a.SampleCounts) != 16 || sum(a.DataCounts) != 16 || a.Data > 3.0/16 || a.MinArea != MinDiscArea ||
+	if sum(a.SampleCounts) != 16 || sum(a.DataCounts) != 16 || a.Data > 1.0/16 || a.MinArea != MinDiscArea ||
 		a.Sample != 1-float64(a.SampleCounts[1])/16 {
-		t.Errorf("artefacts %+v: want 16 images a side, at most 3 rendered retinas with ≠ 1 disc", a)
+		t.Errorf("artefacts %+v: want 16 images a side, at most 1 rendered retina with ≠ 1 disc", a)
 	}
 	dir, _ := SegmenterDir(ws)
 	seg, err := LoadSegmenter(dir, ws.Model.Backend())

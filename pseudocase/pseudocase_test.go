@@ -122,7 +122,7 @@ func TestSegmenterLearnsAndRefusesCorruptFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opt := SegmenterOptions{N: 16, Held: 8, Steps: 60, Batch: 2, Width: 4, Seed: 3, LR: 5e-3}
+	opt := SegmenterOptions{N: 16, Held: 8, Steps: 60, Batch: 2, Width: 4, Levels: 2, Blocks: 1, Loss: LossBCE, Seed: 3, LR: 5e-3}
 	s, err := TrainSegmenter(be, opt)
 	if err != nil {
 		t.Fatal(err)
@@ -174,7 +174,13 @@ func TestSegmenterLearnsAndRefusesCorruptFiles(t *testing.T) {
 		{"bad spec", good, []byte("{"), "segmenter.json"},
 		{"wrong width", good, bytes.Replace(goodSpec, []byte(`"width": 4`), []byte(`"width": 5`), 1), "do not fit"},
 		{"zero width", good, bytes.Replace(goodSpec, []byte(`"width": 4`), []byte(`"width": 0`), 1), "field width"},
-		{"format", good, bytes.Replace(goodSpec, []byte(`"format_version": 2`), []byte(`"format_version": 7`), 1), "format_version"},
+		{"more levels", good, bytes.Replace(goodSpec, []byte(`"levels": 2`), []byte(`"levels": 3`), 1), "/segmenter/e3_down/weights missing"},
+		{"fewer levels", good, bytes.Replace(goodSpec, []byte(`"levels": 2`), []byte(`"levels": 1`), 1), "/segmenter/e2_down/weights not in the network"},
+		{"zero levels", good, bytes.Replace(goodSpec, []byte(`"levels": 2`), []byte(`"levels": 0`), 1), "field levels"},
+		{"wrong blocks", good, bytes.Replace(goodSpec, []byte(`"blocks": 1`), []byte(`"blocks": 2`), 1), "do not fit"},
+		{"too many blocks", good, bytes.Replace(goodSpec, []byte(`"blocks": 1`), []byte(`"blocks": 9`), 1), "field blocks"},
+		{"format", good, bytes.Replace(goodSpec, []byte(`"format_version": 3`), []byte(`"format_version": 7`), 1), "format_version: 7, this build reads 3"},
+		{"older format", good, bytes.Replace(goodSpec, []byte(`"format_version": 3`), []byte(`"format_version": 2`), 1), "older build's segmenter"},
 	}
 	for _, c := range corrupt {
 		os.WriteFile(ckpt, c.ckpt, 0o644)
@@ -419,14 +425,106 @@ func TestPlanSolvesAndScales(t *testing.T) {
 	}
 }
 
+// killOptions is the recipe of the run TestSegmenterKillAndResume kills:
+// the Dice loss and a schedule, so that resuming restores both.
+func killOptions(dir string, resume bool) SegmenterOptions {
+	return SegmenterOptions{N: 16, Held: 4, Steps: 40, Batch: 2, Width: 4, Levels: 2, Blocks: 2, Loss: LossBCEDice,
+		Schedule: train.Schedule{Kind: "cosine", Warmup: 5}, Seed: 3, Dir: dir, Resume: resume}
+}
+
 // killSegmenter is the run TestSegmenterKillAndResume kills.
 func killSegmenter(dir string, resume bool) error {
 	be, err := engine.NewBackend("")
 	if err != nil {
 		return err
 	}
-	_, err = TrainSegmenter(be, SegmenterOptions{N: 16, Held: 4, Steps: 40, Batch: 2, Width: 4, Seed: 3, Dir: dir, Resume: resume})
+	_, err = TrainSegmenter(be, killOptions(dir, resume))
 	return err
+}
+
+// TestSegmenterResumeRefusesAnotherRecipe: --resume continues only the run
+// it was given; a longer run is a continuation only under a constant rate.
+func TestSegmenterResumeRefusesAnotherRecipe(t *testing.T) {
+	be, err := engine.NewBackend("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	first := killOptions(dir, false)
+	first.Steps, first.Held = 2, 1
+	if _, err := TrainSegmenter(be, first); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		edit func(o *SegmenterOptions)
+		want string // "" : accepted
+	}{
+		{"width", func(o *SegmenterOptions) { o.Width = 5 }, "width 5 (stored run 4)"},
+		{"loss", func(o *SegmenterOptions) { o.Loss = LossBCE }, "loss bce (stored run bce+dice)"},
+		{"levels and lr", func(o *SegmenterOptions) { o.Levels, o.LR = 3, 1e-3 }, "levels 3 (stored run 2); lr 0.001 (stored run 0.002)"},
+		{"schedule", func(o *SegmenterOptions) { o.Schedule.Warmup = 0 }, "schedule"},
+		{"longer under cosine", func(o *SegmenterOptions) { o.Steps = 4 }, "steps 4 (stored run 2)"},
+		{"shorter", func(o *SegmenterOptions) { o.Steps = 1 }, "steps 1 (stored run 2)"},
+		{"same", func(o *SegmenterOptions) {}, ""},
+	} {
+		o := first
+		o.Resume = true
+		c.edit(&o)
+		_, err := TrainSegmenter(be, o)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: resume refused: %v", c.name, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), "another recipe") || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: resume = %v, want a refusal naming %q", c.name, err, c.want)
+		}
+	}
+	// Under a constant rate a longer run continues the shorter one.
+	flat := first
+	flat.Schedule, flat.Dir = train.Schedule{}, t.TempDir()
+	if _, err := TrainSegmenter(be, flat); err != nil {
+		t.Fatal(err)
+	}
+	flat.Steps, flat.Resume = 3, true
+	if _, err := TrainSegmenter(be, flat); err != nil {
+		t.Errorf("a longer constant-rate run did not resume: %v", err)
+	}
+}
+
+// TestSegmenterDiceLossLearns: a small U-Net of the shipped shape (three
+// levels, two convolutions a block) trained with BCE + soft Dice under a
+// cosine schedule: the loss falls and the held-out Dice of every channel
+// rises above the untrained network's.
+func TestSegmenterDiceLossLearns(t *testing.T) {
+	be, err := engine.NewBackend("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt := SegmenterOptions{N: 32, Held: 8, Steps: 0, Batch: 4, Width: 4, Levels: 3, Blocks: 2, Loss: LossBCEDice,
+		Schedule: train.Schedule{Kind: "cosine", Factor: 0.1, Warmup: 5}, Seed: 5, LR: 5e-3}
+	untrained, err := TrainSegmenter(be, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.Steps = 80
+	s, err := TrainSegmenter(be, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	losses := s.History.Series("loss", "").Y
+	first, last := mean(losses[:5]), mean(losses[len(losses)-5:])
+	t.Logf("loss %.4f → %.4f; held-out Dice %v → %v", first, last, untrained.Dice, s.Dice)
+	if !(last < 0.7*first) {
+		t.Errorf("loss did not fall: first steps %.4f, last steps %.4f", first, last)
+	}
+	for _, c := range channelNames {
+		if !(s.Dice[c] > untrained.Dice[c]+0.05) {
+			t.Errorf("%s: held-out Dice %.3f after training, %.3f untrained", c, s.Dice[c], untrained.Dice[c])
+		}
+	}
+	if s.Recipe.Loss != LossBCEDice || s.Levels != 3 || s.Blocks != 2 || s.Recipe.Schedule.Kind != "cosine" {
+		t.Errorf("recipe not recorded: %+v", s.Recipe)
+	}
 }
 
 // TestSegmenterKillAndResume: SIGKILL after a checkpoint, --resume, and the

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"latentedit/edit"
@@ -25,6 +26,9 @@ type pseudocaseArgs struct {
 	maxStep                     float64
 	trainSeg, segResume         bool
 	segSteps, segN, fitN        int
+	seg                         pseudocase.SegmenterOptions
+	checkSeg                    int
+	checkSegSeed                int64
 	fit                         string
 	reportRuns, merge           []string
 	json                        bool
@@ -45,9 +49,18 @@ func parsePseudocase(args []string, stderr io.Writer) (*pseudocaseArgs, error) {
 	calN := fs.Int("calibration-n", 64, "latents to calibrate an editor on when it has no calibration yet")
 	oracleSteps := fs.Int("oracle-steps", 600, "steps to train the oracle if the model has none")
 	trainSeg := fs.Bool("train-segmenter", false, "train the vessel/lesion/disc segmenter into work/MODEL/pseudocase and exit")
-	segSteps := fs.Int("segmenter-steps", 500, "--train-segmenter: Adam steps")
+	segSteps := fs.Int("segmenter-steps", 2200, "--train-segmenter: Adam steps")
 	segN := fs.Int("segmenter-n", 2000, "--train-segmenter: rendered training images")
-	segResume := fs.Bool("resume", false, "--train-segmenter: continue the killed or shorter run in work/MODEL/pseudocase/segmenter-run")
+	segResume := fs.Bool("resume", false, "--train-segmenter: continue the killed or shorter run in work/MODEL/pseudocase/segmenter-run (same recipe)")
+	var seg pseudocase.SegmenterOptions
+	fs.IntVar(&seg.Width, "segmenter-width", 0, "--train-segmenter: channels at full resolution (0: the default)")
+	fs.IntVar(&seg.Levels, "segmenter-levels", 0, "--train-segmenter: stride-2 levels of the U-Net (0: the default)")
+	fs.IntVar(&seg.Blocks, "segmenter-blocks", 0, "--train-segmenter: 3×3 convolutions per block (0: the default)")
+	fs.IntVar(&seg.Batch, "segmenter-batch", 0, "--train-segmenter: images per step (0: the default)")
+	fs.Float64Var(&seg.LR, "segmenter-lr", 0, "--train-segmenter: Adam learning rate (0: the default)")
+	fs.StringVar(&seg.Loss, "segmenter-loss", "", "--train-segmenter: "+pseudocase.LossBCE+" or "+pseudocase.LossBCEDice+" (empty: the default)")
+	fs.Var(&seg.Schedule, "segmenter-schedule", "--train-segmenter: learning-rate schedule: constant, step:AT:FACTOR, cosine[:FINAL], each +warmup:N optional")
+	checkSeg := fs.String("check-segmenter", "", "N@SEED: score the model's segmenter on N fundus renders of SEED (777: the real set of evaluate --quality) and exit")
 	fit := fs.String("fit-interfacegan", "", "fit an InterFaceGAN editor of this name whose lesion directions keep the other lesions and the optic-disc position (read by the segmenter), then exit")
 	fitN := fs.Int("samples", 1500, "--fit-interfacegan: latents labelled")
 	reportRuns := fs.String("report-runs", "", "comma-separated finished run directories: write pseudocases.html into --out and exit")
@@ -59,7 +72,16 @@ func parsePseudocase(args []string, stderr io.Writer) (*pseudocaseArgs, error) {
 	}
 	a := &pseudocaseArgs{model: *model, editor: *editor, out: *out, backend: *backend, n: *n, calN: *calN, oracleSteps: *oracleSteps,
 		seed: *seed, maxStep: *maxStep, trainSeg: *trainSeg, segResume: *segResume, segSteps: *segSteps, segN: *segN, fitN: *fitN,
-		fit: *fit, json: *jsonOut}
+		fit: *fit, json: *jsonOut, seg: seg}
+	if *checkSeg != "" {
+		ns, ss, ok := strings.Cut(*checkSeg, "@")
+		n, err1 := strconv.Atoi(ns)
+		sd, err2 := strconv.ParseInt(ss, 10, 64)
+		if !ok || err1 != nil || err2 != nil || n < 1 {
+			return nil, errUsage{fmt.Errorf("--check-segmenter %q: want N@SEED, N ≥ 1 (e.g. 1000@777)", *checkSeg)}
+		}
+		a.checkSeg, a.checkSegSeed = n, sd
+	}
 	if *reportRuns != "" || *merge != "" {
 		if *reportRuns != "" && *merge != "" {
 			return nil, errUsage{fmt.Errorf("--report-runs and --merge are two commands: give one")}
@@ -77,7 +99,7 @@ func parsePseudocase(args []string, stderr io.Writer) (*pseudocaseArgs, error) {
 	if *model == "" {
 		return nil, errUsage{fmt.Errorf("--model is required")}
 	}
-	if !*trainSeg && *fit == "" {
+	if !*trainSeg && *fit == "" && a.checkSeg == 0 {
 		var err error
 		if a.req, err = pseudocase.ParseRequest(*add); err != nil {
 			return nil, errUsage{err}
@@ -127,16 +149,34 @@ func runPseudocase(args []string, stdout, stderr io.Writer) error {
 	}
 	if a.trainSeg {
 		dir := filepath.Join(ws.Work, pseudocase.Dir)
-		s, err := pseudocase.TrainSegmenter(ws.Model.Backend(), pseudocase.SegmenterOptions{N: a.segN, Steps: a.segSteps, Seed: 1,
-			Dir: filepath.Join(dir, pseudocase.SegmenterRun), Resume: a.segResume, Log: stderr, JSON: a.json})
+		opt := a.seg
+		opt.N, opt.Steps, opt.Seed, opt.Dir, opt.Resume, opt.Log, opt.JSON = a.segN, a.segSteps, 1, filepath.Join(dir, pseudocase.SegmenterRun), a.segResume, stderr, a.json
+		s, err := pseudocase.TrainSegmenter(ws.Model.Backend(), opt)
 		if err != nil {
 			return err
 		}
 		if err := s.Save(dir); err != nil {
 			return err
 		}
-		return printResult(stdout, a.json, map[string]any{"segmenter": dir, "held_out_dice": s.Dice, "held_out_disc_error_px": s.DiscErrPx},
-			fmt.Sprintf("segmenter in %s; held-out Dice %v, disc error %s", dir, s.Dice, discError(s.DiscErrPx)))
+		return printResult(stdout, a.json, map[string]any{"segmenter": dir, "held_out_dice": s.Dice, "held_out_disc_error_px": s.DiscErrPx,
+			"held_out_not_one_disc": s.NotOneDisc, "recipe": s.Recipe},
+			fmt.Sprintf("segmenter in %s; held-out Dice %v, disc error %s, ≠ 1 disc in %.1f%%", dir, s.Dice, discError(s.DiscErrPx), 100*s.NotOneDisc))
+	}
+	if a.checkSeg > 0 {
+		dir, ok := pseudocase.SegmenterDir(ws)
+		if !ok {
+			return fmt.Errorf("%w in %s: run --train-segmenter first", pseudocase.ErrNoSegmenter, dir)
+		}
+		seg, err := pseudocase.LoadSegmenter(dir, ws.Model.Backend())
+		if err != nil {
+			return err
+		}
+		sc, err := seg.Measure(a.checkSeg, a.checkSegSeed)
+		if err != nil {
+			return err
+		}
+		return printResult(stdout, a.json, sc, fmt.Sprintf("segmenter %s on %d renders of seed %d: Dice vessels %.4f, lesions %.4f, disc %.4f; disc error %s; ≠ 1 disc in %.1f%% (counts 0/1/2/≥3: %v)",
+			dir, sc.N, sc.Seed, sc.Dice["vessels"], sc.Dice["lesions"], sc.Dice["disc"], discError(sc.DiscErrPx), 100*sc.NotOneDisc, sc.DiscCounts))
 	}
 	if a.fit != "" {
 		dir, ok := pseudocase.SegmenterDir(ws)

@@ -28,6 +28,9 @@ func TestPseudocaseBadFlags(t *testing.T) {
 		{[]string{"--report-runs", "a,b"}, "--out is required"},
 		{[]string{"--merge", "a,b"}, "--out is required"},
 		{[]string{"--merge", "a,b", "--report-runs", "c", "--out", "x"}, "give one"},
+		{[]string{"--model", "fundus-gan", "--check-segmenter", "1000"}, "want N@SEED"},
+		{[]string{"--model", "fundus-gan", "--check-segmenter", "0@777"}, "want N@SEED"},
+		{[]string{"--model", "fundus-gan", "--train-segmenter", "--segmenter-schedule", "wobbly"}, "lr schedule \"wobbly\""},
 	}
 	for _, c := range cases {
 		var out, errb bytes.Buffer
@@ -35,6 +38,29 @@ func TestPseudocaseBadFlags(t *testing.T) {
 		if code != exitUsage || !strings.Contains(errb.String(), c.want) {
 			t.Errorf("%v: exit %d, stderr %q; want %d and %q", c.args, code, errb.String(), exitUsage, c.want)
 		}
+	}
+}
+
+// --check-segmenter scores the shipped segmenter on renders with exact
+// masks: JSON with a Dice per channel and disc counts for every image.
+func TestPseudocaseCheckSegmenter(t *testing.T) {
+	t.Chdir(t.TempDir())
+	var out, errb bytes.Buffer
+	if code := run([]string{"pseudocase", "--model", "fundus-gan", "--check-segmenter", "16@777", "--json"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var sc struct {
+		N          int                `json:"n"`
+		Seed       int64              `json:"seed"`
+		Dice       map[string]float64 `json:"dice"`
+		DiscCounts [4]int             `json:"disc_counts"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &sc); err != nil {
+		t.Fatalf("stdout is not JSON: %v\n%s", err, out.String())
+	}
+	if sc.N != 16 || sc.Seed != 777 || len(sc.Dice) != 3 || sc.DiscCounts[0]+sc.DiscCounts[1]+sc.DiscCounts[2]+sc.DiscCounts[3] != 16 ||
+		!(sc.Dice["vessels"] > 0.5 && sc.Dice["vessels"] <= 1) {
+		t.Errorf("scores %+v", sc)
 	}
 }
 
