@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	_ "latentedit/dataset/faces"
 	"latentedit/engine"
 	"latentedit/generator"
 	"latentedit/models"
@@ -288,4 +289,58 @@ func TestMain(m *testing.M) {
 		defer os.RemoveAll(tmp)
 		return killEncoder(tmp, dir, false)
 	})
+}
+
+// TestStyleGeneratorInvertsInWPlus: on a (barely trained) style generator
+// seen in W+, an encoder trains on lifted codes, refinement moves one code
+// per style layer, and an encoder of W+ is refused for the model in Z.
+func TestStyleGeneratorInvertsInWPlus(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a tiny style GAN and an encoder")
+	}
+	be, err := engine.NewBackend("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := generator.Default("gan", "faces")
+	cfg.DataN, cfg.Base, cfg.Latent, cfg.Batch, cfg.Steps, cfg.SampleEvery, cfg.CheckpointEvery = 64, 8, 16, 8, 2, 2, 2
+	cfg.ArchKind, cfg.MapDepth, cfg.Size = generator.ArchStyle, 2, 32
+	dir := t.TempDir()
+	if _, err := generator.Train(cfg, generator.Options{Out: dir, Backend: be}); err != nil {
+		t.Fatal(err)
+	}
+	root, err := generator.Load(dir, be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := root.InSpace(generator.SpaceWPlus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.LatentDim() != m.Frame().Styles*16 {
+		t.Fatalf("w+ codes of %d values", m.LatentDim())
+	}
+	enc, _, err := TrainEncoder(m, TrainConfig{Steps: 6, Batch: 4, Base: 4, Hidden: 16, HeldOut: 8}, TrainOptions{Dir: filepath.Join(t.TempDir(), EncoderDirName(m.Space()))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if enc.Space != generator.SpaceWPlus || enc.LatentDim != m.LatentDim() {
+		t.Fatalf("encoder of %s with %d values", enc.Space, enc.LatentDim)
+	}
+	if _, err := New(root, enc); err == nil || !strings.Contains(err.Error(), "w+") {
+		t.Errorf("a w+ encoder for the model in z: %v", err)
+	}
+	target, err := m.GenerateFloats(m.Latent(99), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, _ := New(m, nil)
+	fits, err := inv.Invert([][]float32{target}, Options{Steps: 30}, Hooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("w+: PSNR %.2f dB from %.2f dB", fits[0].PSNR, fits[0].GuessPSNR)
+	if fits[0].PSNR < fits[0].GuessPSNR+1 || len(fits[0].Latent) != m.LatentDim() {
+		t.Errorf("w+ refinement: PSNR %.2f dB from %.2f dB, %d values", fits[0].PSNR, fits[0].GuessPSNR, len(fits[0].Latent))
+	}
 }
