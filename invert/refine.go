@@ -200,9 +200,14 @@ func (v *Inverter) Invert(pics [][]float32, opt Options, hooks Hooks) ([]Result,
 	}
 	xT := tensors.FromFlatDataAndDimensions(x, b, h, w, c)
 	priorT := tensors.FromScalar(float32(opt.prior()))
-	exec, err := v.lossExec()
-	if err != nil {
-		return nil, err
+	// No steps: the starts are only scored, by the forward pass alone (an
+	// ONNX generator has no gradient, but its encoder's guess stands).
+	var exec *context.Exec
+	if opt.Steps > 0 {
+		var err error
+		if exec, err = v.lossExec(); err != nil {
+			return nil, err
+		}
 	}
 	fits := make([]Result, n)
 	best := make([]float64, n)
@@ -219,6 +224,17 @@ func (v *Inverter) Invert(pics [][]float32, opt Options, hooks Hooks) ([]Result,
 	for step := 0; step <= opt.Steps; step++ {
 		var mse, grad []float32
 		if err := hooks.run(func() error {
+			if exec == nil {
+				pix, err := m.GenerateFloats(z, b)
+				if err != nil {
+					return err
+				}
+				mse = make([]float32, b)
+				for j := range mse {
+					mse[j] = float32(MSE(pix[j*sz:(j+1)*sz], x[j*sz:(j+1)*sz]))
+				}
+				return nil
+			}
 			return engine.Safe("invert", func() error {
 				out, err := exec.Exec(tensors.FromFlatDataAndDimensions(z, b, d), xT, priorT)
 				if err != nil {
