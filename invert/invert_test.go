@@ -344,3 +344,28 @@ func TestStyleGeneratorInvertsInWPlus(t *testing.T) {
 		t.Errorf("w+ refinement: PSNR %.2f dB from %.2f dB, %d values", fits[0].PSNR, fits[0].GuessPSNR, len(fits[0].Latent))
 	}
 }
+
+// TestEncoderReconstructionLoss: with Recon > 0 the encoder also reads the
+// model's training pictures and is scored, through the frozen generator,
+// on reproducing them; the loss is the latent error plus Recon times it.
+func TestEncoderReconstructionLoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains an encoder through the faces GAN")
+	}
+	m := load(t, "faces-gan")
+	cfg := TrainConfig{Steps: 12, Batch: 4, Base: 4, Hidden: 16, HeldOut: 4, Recon: 2}
+	e, res, err := TrainEncoder(m, cfg, TrainOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loss, lat, rec := res.Curves.Series("loss", "").Y, res.Curves.Series("latent_mse", "").Y, res.Curves.Series("recon_mse", "").Y
+	for i := range loss {
+		if !(rec[i] > 0) || math.Abs(loss[i]-(lat[i]+2*rec[i])) > 1e-4*loss[i] {
+			t.Fatalf("step %d: loss %g, latent %g, recon %g", i+1, loss[i], lat[i], rec[i])
+		}
+	}
+	t.Logf("recon MSE %.4f → %.4f", mean(rec[:4]), mean(rec[len(rec)-4:]))
+	if e.Recon != 2 {
+		t.Errorf("spec recon %g", e.Recon)
+	}
+}

@@ -72,6 +72,7 @@ func runInvert(args []string, stdout, stderr io.Writer) error {
 	imgPath := fs.String("image", "", "a PNG/JPEG, or a directory of them, to invert (any size: centre-cropped and resized)")
 	out := fs.String("out", "", "--image: output directory (inversions.json, inversions.png)")
 	measure := fs.Int("measure", 0, "fidelity on N held-out renders of the model's dataset: encoder alone vs encoder + refinement")
+	baseline := fs.Bool("baseline", true, "--measure: also refine from seeded starts (the inversion without an encoder), for comparison")
 	noEnc := fs.Bool("no-encoder", false, "start from seeded latents even when the model has an encoder")
 	prior := fs.Float64("prior", 0, "weight of the refinement's pull towards the prior (default 1e-3; negative: none)")
 	backend := fs.String("backend", "", "go (CPU) or xla:/abs/path/plugin.so")
@@ -133,7 +134,7 @@ func runInvert(args []string, stdout, stderr io.Writer) error {
 		opt.Steps = 100
 	}
 	if *measure > 0 {
-		return runInvertMeasure(ws, inv, *measure, opt, stdout, stderr, *jsonOut)
+		return runInvertMeasure(ws, inv, *measure, opt, *baseline, stdout, stderr, *jsonOut)
 	}
 	m := inv.Model()
 	h, w, c := m.ImageShape()

@@ -36,7 +36,7 @@ type fidelity struct {
 	Seconds    float64  `json:"seconds"`
 }
 
-func runInvertMeasure(ws *workspace.Workspace, inv *invert.Inverter, n int, opt invert.Options, stdout, stderr io.Writer, jsonOut bool) error {
+func runInvertMeasure(ws *workspace.Workspace, inv *invert.Inverter, n int, opt invert.Options, baseline bool, stdout, stderr io.Writer, jsonOut bool) error {
 	m := inv.Model()
 	seed := int64(measureSeed)
 	if seed == m.Info.Config.DataSeed {
@@ -100,7 +100,7 @@ func runInvertMeasure(ws *workspace.Workspace, inv *invert.Inverter, n int, opt 
 		steps   int
 	}
 	runs := []run{{false, 0}, {false, opt.Steps}}
-	if inv.Guesser() == "encoder" {
+	if inv.Guesser() == "encoder" && baseline {
 		runs = append(runs, run{true, opt.Steps})
 	}
 	var rows []fidelity
