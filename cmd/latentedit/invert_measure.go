@@ -25,7 +25,7 @@ type fidelity struct {
 	Steps int     `json:"steps"` // refinement steps (0: the start alone)
 	PSNR  float64 `json:"mean_psnr_db"`
 	// Faces (and any dataset with an oracle): mean |oracle(inversion) −
-	// oracle(picture)| per factor and over all.
+	// oracle(picture)| per factor (hues the short way round) and over all.
 	FactorErr  map[string]float64 `json:"oracle_factor_error,omitempty"`
 	MeanFactor *float64           `json:"mean_oracle_factor_error,omitempty"`
 	// Fundus: the segmenter's vessel Dice of inversion vs picture, and the
@@ -134,7 +134,7 @@ func runInvertMeasure(ws *workspace.Workspace, inv *invert.Inverter, n int, opt 
 			mean := 0.0
 			for i := range got {
 				for f, name := range orc.Factors {
-					d := math.Abs(got[i][f]-refPred[i][f]) / float64(n)
+					d := math.Abs(evaluate.FactorDiff(name, got[i][f], refPred[i][f])) / float64(n)
 					row.FactorErr[name] += d
 					mean += d / float64(len(orc.Factors))
 				}
