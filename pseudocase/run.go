@@ -49,6 +49,11 @@ type Options struct {
 	MaxStep float64
 	Log     io.Writer
 	JSON    bool
+	// Pictures, when set, are the run's cases (pseudocase --image): case i
+	// edits the inversion of picture i and is scored against the picture;
+	// N is their number and Seed is unused. A picture run is whole (no
+	// shards).
+	Pictures []Given
 }
 
 // Case is one pseudo-case's record: a row of cases.csv.
@@ -74,6 +79,10 @@ type Case struct {
 	// the segmented lesion mask) before and after: a reading of the
 	// haemorrhage count that does not come from the oracle.
 	BlobsBefore, BlobsAfter int
+	// A picture's case (Options.Pictures): its path, and its inversion's
+	// PSNR and vessel Dice against it.
+	Picture                string
+	InversionPSNR, InvDice float64
 }
 
 // Summary is the mean of a run's cases.
@@ -120,6 +129,11 @@ type Summary struct {
 	MeanScale   float64 `json:"mean_step_scale"`
 	BlobsBefore float64 `json:"mean_lesion_blobs_before"`
 	BlobsAfter  float64 `json:"mean_lesion_blobs_after"`
+	// A picture run's (--image) number of pictures, and the means of their
+	// inversions' PSNR and vessel Dice against them.
+	Pictures      int      `json:"pictures,omitempty"`
+	InversionPSNR *float64 `json:"mean_inversion_psnr_db,omitempty"`
+	InversionDice *float64 `json:"mean_inversion_vessel_dice,omitempty"`
 	// Seconds is wall time; a merged run has the sum of its shards' (the
 	// compute spent), and it is the one field that differs from the same
 	// run made whole.
@@ -166,6 +180,12 @@ func Run(t Tools, opt Options) (*Summary, error) {
 	if opt.MaxStep == 0 {
 		opt.MaxStep = defaultMaxStep
 	}
+	if opt.Pictures != nil {
+		if opt.Shard.N > 1 {
+			return nil, fmt.Errorf("pseudocase: a run on given pictures is whole: no --shard")
+		}
+		opt.N, opt.Shard = len(opt.Pictures), Shard{0, 1}
+	}
 	if h, w, c := t.Model.ImageShape(); h != t.Segmenter.Size || w != h || c != 3 || t.Oracle.Size != h {
 		return nil, fmt.Errorf("pseudocase: model images are %dx%dx%d; the segmenter reads %dx%dx3 and the oracle %dx%d", h, w, c, t.Segmenter.Size, t.Segmenter.Size, t.Oracle.Size, t.Oracle.Size)
 	}
@@ -195,6 +215,9 @@ func Run(t Tools, opt Options) (*Summary, error) {
 	var header []string
 	if opt.Shard.I == 0 { // not lo == 0: with fewer cases than shards, shard 1 may start at case 0 too
 		header = csvHeader(t, plan)
+		if opt.Pictures != nil {
+			header = append(header, pictureColumns...)
+		}
 	}
 	if err := atomicfile.Write(filepath.Join(opt.Out, csvName(opt.Shard)), func(w io.Writer) error {
 		return writeRows(w, header, head, cases)
@@ -224,12 +247,21 @@ func writeSummary(path string, sum *Summary) error {
 func runBlock(t Tools, plan *Plan, targets map[string]float64, opt Options, s, e int) ([]Case, error) {
 	m := t.Model
 	var zs [][]float32
-	for i := s; i < e; i++ {
-		zs = append(zs, m.Latent(opt.Seed+int64(i)))
-	}
-	before, err := m.GenerateChunked(zs, predictChunk)
-	if err != nil {
-		return nil, err
+	var before []float32
+	if opt.Pictures != nil {
+		// The before picture is the given one; the edits move its inversion.
+		for _, p := range opt.Pictures[s:e] {
+			zs = append(zs, p.Latent)
+			before = append(before, p.Pixels...)
+		}
+	} else {
+		for i := s; i < e; i++ {
+			zs = append(zs, m.Latent(opt.Seed+int64(i)))
+		}
+		var err error
+		if before, err = m.GenerateChunked(zs, predictChunk); err != nil {
+			return nil, err
+		}
 	}
 	rb, err := t.Oracle.PredictChunked(before, len(zs))
 	if err != nil {
@@ -241,6 +273,10 @@ func runBlock(t Tools, plan *Plan, targets map[string]float64, opt Options, s, e
 		steps, scale := plan.Steps(t.Cal, targets, rb[i])
 		seqs[i] = steps
 		cases[i] = Case{Index: s + i, Seed: opt.Seed + int64(s+i), Before: rb[i], Steps: steps, Scale: scale}
+		if opt.Pictures != nil {
+			p := opt.Pictures[s+i]
+			cases[i].Seed, cases[i].Picture, cases[i].InversionPSNR, cases[i].InvDice = -1, p.Path, p.PSNR, p.VesselDice
+		}
 	}
 	paths, err := edit.Apply(t.Editor, zs, seqs)
 	if err != nil {
@@ -283,7 +319,16 @@ func runBlock(t Tools, plan *Plan, targets map[string]float64, opt Options, s, e
 			"after-vessels":  maskImage(sa[i].Masks[ChanVessels], h),
 			"lesion-area":    maskImage(area, h),
 		}
-		for _, kind := range caseKinds {
+		kinds := caseKinds
+		if opt.Pictures != nil {
+			pix, err := m.GenerateFloats(zs[i], 1)
+			if err != nil {
+				return nil, err
+			}
+			files["inverted"] = dataset.FromFloats(pix, h, w, c)
+			kinds = append(kinds[:len(kinds):len(kinds)], "inverted")
+		}
+		for _, kind := range kinds {
 			if err := writePNG(CaseFile(opt.Out, cases[i].Index, kind), files[kind]); err != nil {
 				return nil, err
 			}
@@ -436,6 +481,9 @@ func csvHeader(t Tools, plan *Plan) []string {
 	return append(row, "vessel_dice_outside_lesion", "lesion_area_fraction", "disc_shift_px", "lesion_blobs_before", "lesion_blobs_after")
 }
 
+// pictureColumns end the rows of a run on given pictures.
+var pictureColumns = []string{"picture", "inversion_psnr_db", "inversion_vessel_dice"}
+
 // writeRows writes the CSV of cases of the run head describes, the header
 // first when it is not nil. Merge writes it again from the exact cases to
 // check a shard's CSV against them.
@@ -447,7 +495,11 @@ func writeRows(w io.Writer, header []string, head *Summary, cases []Case) error 
 		}
 	}
 	for _, c := range cases {
-		row := []string{strconv.Itoa(c.Index), strconv.FormatInt(c.Seed, 10), head.Editor, head.Method, head.Request}
+		seed := strconv.FormatInt(c.Seed, 10)
+		if head.Pictures > 0 {
+			seed = "" // a given picture has no seed
+		}
+		row := []string{strconv.Itoa(c.Index), seed, head.Editor, head.Method, head.Request}
 		for f, name := range head.Factors {
 			tg := ""
 			if v, ok := head.Target[name]; ok {
@@ -460,6 +512,9 @@ func writeRows(w io.Writer, header []string, head *Summary, cases []Case) error 
 		}
 		row = append(row, num(c.Scale))
 		row = append(row, num(c.VesselDice), num(c.LesionArea), num(c.DiscShift), strconv.Itoa(c.BlobsBefore), strconv.Itoa(c.BlobsAfter))
+		if head.Pictures > 0 {
+			row = append(row, c.Picture, num(c.InversionPSNR), num(c.InvDice))
+		}
 		if err := cw.Write(row); err != nil {
 			return err
 		}
@@ -474,7 +529,7 @@ func runHead(t Tools, opt Options, targets map[string]float64, lo int) *Summary 
 	return &Summary{Editor: t.EditorName, Method: t.Editor.Method(), Request: opt.Request.String(), Lo: lo,
 		RunCases: opt.N, ShardIndex: opt.Shard.I, ShardCount: opt.Shard.N, Model: t.Model.Info.WeightsSHA256,
 		Seed: opt.Seed, MaxStep: opt.MaxStep, Factors: t.Oracle.Factors, Target: targets,
-		OracleR2: t.Oracle.R2, SegmenterDice: t.Segmenter.Dice}
+		OracleR2: t.Oracle.R2, SegmenterDice: t.Segmenter.Dice, Pictures: len(opt.Pictures)}
 }
 
 // GoalTolerances are issue #16's tolerances of a reached request, by part:
@@ -572,6 +627,13 @@ func summarize(s *Summary, cases []Case) *Summary {
 		if c.DiscShift <= 2 {
 			s.DiscShiftGood++
 		}
+	}
+	if s.Pictures > 0 {
+		var psnr, dice float64
+		for _, c := range cases {
+			psnr, dice = psnr+c.InversionPSNR/n, dice+c.InvDice/n
+		}
+		s.InversionPSNR, s.InversionDice = &psnr, &dice
 	}
 	if discN > 0 {
 		shift /= discN

@@ -305,7 +305,7 @@ func decodeInvert(body []byte, hasEncoder bool) (InvertRequest, *apiError) {
 	case "":
 	case InvertEncoder:
 		if !hasEncoder {
-			return r, badField("method", "this model is a GAN and has no encoder; use %q", InvertOptimise)
+			return r, badField("method", "this model is a GAN with no encoder (train one: latentedit invert --train-encoder); use %q", InvertOptimise)
 		}
 	case InvertOptimise:
 	default:

@@ -6,31 +6,19 @@ import (
 	"encoding/hex"
 	"fmt"
 	"image"
-	"math"
 	"sync"
 	"time"
 
-	"github.com/gomlx/gomlx/pkg/core/graph"
-	"github.com/gomlx/gomlx/pkg/core/tensors"
-	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
-	"golang.org/x/image/draw"
-
 	"latentedit/dataset"
-	"latentedit/engine"
+	"latentedit/invert"
 )
 
 // FitImage centre-crops img to a square and resizes it (bilinear) to w×h,
-// the way an uploaded picture is made the model's size before it is encoded.
+// the way an uploaded picture is made the model's size before it is
+// inverted: invert.Fit, without the crop's record.
 func FitImage(img image.Image, w, h int) *image.RGBA {
-	b := img.Bounds()
-	side := min(b.Dx(), b.Dy())
-	// Not image.Rect(x0, y0, 0, 0): Rect sorts its corners, which made this
-	// the top-left square instead of the centre one.
-	min0 := image.Pt(b.Min.X+(b.Dx()-side)/2, b.Min.Y+(b.Dy()-side)/2)
-	crop := image.Rectangle{Min: min0, Max: min0.Add(image.Pt(side, side))}
-	dst := image.NewRGBA(image.Rect(0, 0, w, h))
-	draw.BiLinear.Scale(dst, dst.Bounds(), img, crop, draw.Src, nil)
-	return dst
+	fit, _ := invert.Fit(img, w, h)
+	return fit
 }
 
 // invertStatus is what GET /api/invert/{id} returns: progress while the job
@@ -138,51 +126,6 @@ func (js *jobs) cancelAll() {
 	}
 }
 
-// invertCandidates is how many starting latents are optimised side by side:
-// inversion through a GAN has local minima, and the best of a few starts is
-// much more often a good fit than one start.
-const invertCandidates = 4
-
-// Inversion hyper-parameters: Adam on z, and a small pull towards the
-// prior's typical set so the fit stays a latent the editors know.
-const (
-	invertLR    = 0.05
-	invertPrior = 1e-3
-)
-
-// inverter is the compiled loss-and-gradient of the fit: z is an input, not
-// a variable, so one executable serves every job at once without adding
-// variables to the model's shared context; Adam runs on the host over the
-// 4×64 numbers.
-type inverter struct {
-	once sync.Once
-	exec *mlctx.Exec
-	err  error
-}
-
-func (s *Server) inverterExec() (*mlctx.Exec, error) {
-	inv := &s.inv
-	inv.once.Do(func() {
-		m := s.m
-		if inv.err = m.Differentiable(); inv.err != nil { // the fit descends G's gradient
-			return
-		}
-		inv.err = engine.Safe("invert: build", func() error {
-			var err error
-			inv.exec, err = mlctx.NewExec(m.Backend(), m.Context(), func(ctx *mlctx.Context, z, x *graph.Node) []*graph.Node {
-				img := m.Build(ctx, z)                                                      // [B, H, W, C]
-				mse := graph.ReduceMean(graph.Square(graph.Sub(img, x)), 1, 2, 3)           // [B]
-				prior := graph.MulScalar(graph.ReduceMean(graph.Square(z), 1), invertPrior) // [B]
-				loss := graph.Add(mse, prior)
-				grad := graph.Gradient(graph.ReduceAllSum(loss), z)[0] // [B, d]: candidates are independent
-				return []*graph.Node{mse, grad}
-			})
-			return err
-		})
-	})
-	return inv.exec, inv.err
-}
-
 // runInvert does one job to the end, taking a core from the semaphore per
 // optimisation step so an inversion shares the machine with slider edits.
 func (s *Server) runInvert(ctx context.Context, j *invertJob, req InvertRequest, target []float32) {
@@ -209,80 +152,45 @@ func (s *Server) runInvert(ctx context.Context, j *invertJob, req InvertRequest,
 	})
 }
 
+// invert finds the upload's latent with the one inversion of package
+// invert: the encoder's guess alone (method encoder), or refined by Adam on
+// the latent, from the guess when the model has an encoder (a VAE's own, or
+// one trained for the GAN) and from seeded starts otherwise.
 func (s *Server) invert(ctx context.Context, j *invertJob, req InvertRequest, target []float32) ([]float32, error) {
+	run := func(fn func() error) error {
+		if aerr := s.work(ctx, fn); aerr != nil {
+			return aerr
+		}
+		return nil
+	}
 	if req.Method == InvertEncoder {
 		var z []float32
-		aerr := s.work(ctx, func() error {
+		if err := run(func() error {
 			var err error
-			z, err = s.m.EncodeFloats(target, 1)
+			z, err = s.inv.Guess(target, 1)
 			return err
-		})
-		if aerr != nil {
-			return nil, aerr
+		}); err != nil {
+			return nil, err
 		}
 		j.update(func(st *invertStatus) { st.Step = 1 })
 		return z, nil
 	}
-	exec, err := s.inverterExec()
+	fits, err := s.inv.Invert([][]float32{target}, invert.Options{Steps: req.Steps}, invert.Hooks{
+		Run: run,
+		Step: func(step int, best []float64) error {
+			// The page polls while it waits: a job nobody polls belongs to
+			// a client that left, and it gives its cores back.
+			if d := j.unpolled(); d > s.cfg.AbandonAfter {
+				return fmt.Errorf("invert: abandoned after step %d: not polled for %v", step, d.Round(time.Second))
+			}
+			j.update(func(st *invertStatus) { st.Step, st.Loss = step, best[0] })
+			return nil
+		},
+	})
 	if err != nil {
 		return nil, err
 	}
-	d := s.m.LatentDim()
-	h, w, c := s.m.ImageShape()
-	// Fixed starting seeds: the same upload gives the same latent.
-	z := make([]float32, 0, invertCandidates*d)
-	for _, v := range s.m.Latents(1, invertCandidates) {
-		z = append(z, v...)
-	}
-	m1 := make([]float64, len(z))
-	m2 := make([]float64, len(z))
-	const b1, b2, eps = 0.9, 0.999, 1e-8
-	best, bestLoss := make([]float32, d), math.Inf(1)
-	xT := tensors.FromFlatDataAndDimensions(target, 1, h, w, c)
-	for step := 1; step <= req.Steps; step++ {
-		// The page polls while it waits: a job nobody polls belongs to a
-		// client that left, and it gives its cores back.
-		if d := j.unpolled(); d > s.cfg.AbandonAfter {
-			return nil, fmt.Errorf("invert: abandoned after step %d: not polled for %v", step-1, d.Round(time.Second))
-		}
-		var mse, grad []float32
-		aerr := s.work(ctx, func() error {
-			return engine.Safe("invert", func() error {
-				out, err := exec.Exec(tensors.FromFlatDataAndDimensions(z, invertCandidates, d), xT)
-				if err != nil {
-					return err
-				}
-				mse = tensors.MustCopyFlatData[float32](out[0])
-				grad = tensors.MustCopyFlatData[float32](out[1])
-				return nil
-			})
-		})
-		if aerr != nil {
-			return nil, aerr
-		}
-		// The losses are of z before this step's update: remember the best
-		// latent seen, then move every candidate.
-		for i, l := range mse {
-			if float64(l) < bestLoss {
-				bestLoss = float64(l)
-				copy(best, z[i*d:(i+1)*d])
-			}
-		}
-		c1 := 1 - math.Pow(b1, float64(step))
-		c2 := 1 - math.Pow(b2, float64(step))
-		for i, g := range grad {
-			m1[i] = b1*m1[i] + (1-b1)*float64(g)
-			m2[i] = b2*m2[i] + (1-b2)*float64(g)*float64(g)
-			z[i] -= float32(invertLR * (m1[i] / c1) / (math.Sqrt(m2[i]/c2) + eps))
-		}
-		j.update(func(st *invertStatus) { st.Step, st.Loss = step, bestLoss })
-	}
-	for _, v := range best {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return nil, fmt.Errorf("invert: the fit diverged (latent value %v)", v)
-		}
-	}
-	return best, nil
+	return fits[0].Latent, nil
 }
 
 // targetFloats is the upload at the model's size and channels, flat

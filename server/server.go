@@ -40,6 +40,7 @@ import (
 
 	"latentedit/edit"
 	"latentedit/generator"
+	"latentedit/invert"
 	"latentedit/workspace"
 )
 
@@ -125,7 +126,7 @@ type Server struct {
 	sem     chan struct{}
 	renders latencies
 	jobs    jobs
-	inv     inverter
+	inv     *invert.Inverter
 	limits  *clientLimits
 	mux     *http.ServeMux
 	handler http.Handler    // mux behind guard
@@ -155,8 +156,26 @@ func New(ws *workspace.Workspace, cfg Config) (*Server, error) {
 	s.info = infoResponse{Model: cfg.Model, Kind: m.Info.Kind, Dataset: m.Info.Dataset, LatentDim: m.LatentDim(), Space: m.Space(),
 		Height: h, Width: w, Channels: c, MaxStep: edit.MaxStep, MaxSteps: MaxSteps, MaxCount: MaxCount,
 		Invert: invertInfo{Methods: []string{InvertOptimise}, Default: InvertOptimise, Steps: cfg.InvertSteps}}
-	if m.Info.Kind == "vae" {
-		s.info.Invert = invertInfo{Methods: []string{InvertEncoder, InvertOptimise}, Default: InvertEncoder, Steps: cfg.InvertSteps}
+	// Uploads start from an encoder's guess: a VAE's own, or one trained
+	// for the GAN in the server's space (latentedit invert --train-encoder);
+	// without one, from seeded latents. A broken encoder is refused, not
+	// silently skipped.
+	var enc *invert.Encoder
+	if dir, ok := invert.LocateEncoder(m.Space(), ws.Work, ws.Shipped); ok && m.Info.Kind == "gan" {
+		if enc, err = invert.LoadEncoder(dir, m); err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+	}
+	if s.inv, err = invert.New(m, enc); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s.info.Invert.Start = s.inv.Guesser()
+	switch {
+	case m.Info.Kind == "vae":
+		s.info.Invert = invertInfo{Methods: []string{InvertEncoder, InvertOptimise}, Default: InvertEncoder, Steps: cfg.InvertSteps, Start: s.inv.Guesser()}
+	case enc != nil:
+		// A GAN's encoder is a first guess: refined by default.
+		s.info.Invert.Methods = []string{InvertEncoder, InvertOptimise}
 	}
 	s.info.Editors = []editorInfo{}
 	for _, name := range ws.Editors() {
@@ -327,6 +346,9 @@ type invertInfo struct {
 	Methods []string `json:"methods"`
 	Default string   `json:"default"`
 	Steps   int      `json:"steps"`
+	// Start is where an optimisation starts: "encoder" (trained for this
+	// GAN), "vae-encoder" or "seeds".
+	Start string `json:"start"`
 }
 
 type infoResponse struct {
@@ -519,7 +541,7 @@ func slerp(a, b []float32, t float32) []float32 {
 }
 
 func (s *Server) startInvert(_ context.Context, r *http.Request, body []byte) (any, *apiError) {
-	req, aerr := decodeInvert(body, s.m.Info.Kind == "vae")
+	req, aerr := decodeInvert(body, s.inv.Guesser() != "seeds")
 	if aerr != nil {
 		return nil, aerr
 	}

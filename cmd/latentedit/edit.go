@@ -3,8 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"image"
-	_ "image/jpeg"
 	"image/png"
 	"io"
 	"os"
@@ -14,6 +12,7 @@ import (
 	"latentedit/edit"
 	"latentedit/generator"
 	"latentedit/internal/atomicfile"
+	"latentedit/invert"
 	"latentedit/report/editgrid"
 	"latentedit/server"
 	"latentedit/workspace"
@@ -61,7 +60,8 @@ func runEdit(args []string, stdout, stderr io.Writer) error {
 	editor := fs.String("editor", "", "editor name (under the model's editors/) or editor directory (required)")
 	seeds := fs.String("seeds", "1", "comma-separated seeds")
 	seq := fs.String("seq", "", `edits in order, "direction:amount,…"; directions by index or name (required)`)
-	imgPath := fs.String("image", "", "edit this PNG/JPEG instead of seeds (VAE models: it is encoded)")
+	imgPath := fs.String("image", "", "edit this PNG/JPEG instead of seeds: it is inverted into the editor's space (a VAE's encoder, or a GAN's trained encoder, then refined)")
+	invSteps := fs.Int("invert-steps", -1, "--image: refinement steps of Adam on the latent (default: 0 for a VAE, its encoder alone; 100 for a GAN)")
 	out := fs.String("out", "edit.png", "output PNG grid")
 	backend := fs.String("backend", "", "go (CPU) or xla:/abs/path/plugin.so")
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
@@ -93,7 +93,7 @@ func runEdit(args []string, stdout, stderr io.Writer) error {
 	}
 	var zs [][]float32
 	if *imgPath != "" {
-		z, err := encodeImage(m, *imgPath)
+		z, err := invertImage(ws, m, *imgPath, *invSteps, stderr)
 		if err != nil {
 			return err
 		}
@@ -119,28 +119,35 @@ func runEdit(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// encodeImage reads an image, fits it to the model's size (centre crop,
-// bilinear resize) and encodes it with the VAE encoder.
-func encodeImage(m *generator.Model, path string) ([]float32, error) {
-	if m.Info.Kind != "vae" {
-		return nil, fmt.Errorf("--image: model %s is a %s; editing a real image needs a VAE's encoder", m.Dir, m.Info.Kind)
-	}
-	f, err := os.Open(path)
+// invertImage reads a picture, fits it to the model's size (centre crop,
+// bilinear resize) and inverts it into m's space: from the VAE's encoder or
+// the GAN's trained one (seeded starts without one), refined by steps of
+// Adam on the latent (steps < 0: none for a VAE, 100 for a GAN).
+func invertImage(ws *workspace.Workspace, m *generator.Model, path string, steps int, log io.Writer) ([]float32, error) {
+	inv, err := inverterFor(ws, m, false)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	img, _, err := image.Decode(f)
+	h, w, c := m.ImageShape()
+	pics, err := invert.ReadPictures(path, h, w, c)
+	if err != nil {
+		return nil, fmt.Errorf("--image: %w", err)
+	}
+	if len(pics) != 1 {
+		return nil, fmt.Errorf("--image %s: a directory of %d pictures; edit takes one picture", path, len(pics))
+	}
+	if steps < 0 {
+		steps = 100
+		if m.Info.Kind == "vae" {
+			steps = 0
+		}
+	}
+	fits, err := inv.Invert([][]float32{pics[0].Pixels}, invert.Options{Steps: steps}, invert.Hooks{})
 	if err != nil {
 		return nil, fmt.Errorf("--image %s: %w", path, err)
 	}
-	h, w, _ := m.ImageShape()
-	dst := server.FitImage(img, w, h)
-	z, err := m.Encode([]image.Image{dst})
-	if err != nil {
-		return nil, err
-	}
-	return z[0], nil
+	fmt.Fprintf(log, "inverted %s into %s (start: %s, %d steps): PSNR %.2f dB\n", path, m.Space(), inv.Guesser(), steps, fits[0].PSNR)
+	return fits[0].Latent, nil
 }
 
 // replayRecipe redraws a recipe from the web editor: the same latent, the

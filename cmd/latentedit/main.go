@@ -36,6 +36,7 @@ var commands = map[string]command{
 	"sample":     {"N pictures of a model as PNGs, their latents (latents.csv) and a contact sheet", runSample},
 	"prior":      {"fit a VAE's latent prior (a Gaussian mixture of its encodings) so its seeds draw real-looking samples", runPrior},
 	"pseudocase": {"retinal pseudo-case generation: add lesions to generated retinas, measure that the structure stayed", runPseudocase},
+	"invert":     {"real pictures in: train a GAN's encoder, invert PNG/JPEG pictures to latents, or measure inversion fidelity", runInvert},
 }
 
 // errUsage marks errors that should exit with exitUsage.

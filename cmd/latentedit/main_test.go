@@ -84,15 +84,28 @@ func TestDiscoverAndEditCommands(t *testing.T) {
 	if _, err := os.Stat("e.png"); err != nil {
 		t.Fatal(err)
 	}
-	// Real-image editing needs an encoder: the GAN refuses, the VAE encodes.
+	// Real-image editing: the GAN inverts the picture (seeded starts and a
+	// few refinement steps: it has no encoder), the VAE encodes it; a file
+	// that is not a picture is refused by name, and nothing is written.
 	img := filepath.Join(work, "in.png")
 	if code := run([]string{"data", "faces", "--n", "1", "--out", "face"}, &out, &errb); code != 0 {
 		t.Fatal(errb.String())
 	}
 	os.Rename("face/images/000000.png", img)
 	errb.Reset()
-	if code := run([]string{"edit", "--model", "mnist-gan", "--editor", "sefa", "--image", img, "--seq", "0:1"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "VAE") {
+	if code := run([]string{"edit", "--model", "mnist-gan", "--editor", "sefa", "--image", img, "--invert-steps", "3", "--seq", "0:1", "--out", "g.png"}, &out, &errb); code != 0 || !strings.Contains(errb.String(), "PSNR") {
 		t.Fatalf("GAN + --image: %d %s", code, errb.String())
+	}
+	if _, err := os.Stat("g.png"); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile("notes.png", []byte("not a picture"), 0o644)
+	errb.Reset()
+	if code := run([]string{"edit", "--model", "mnist-gan", "--editor", "sefa", "--image", "notes.png", "--seq", "0:1", "--out", "bad.png"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "notes.png") || !strings.Contains(errb.String(), "not a PNG or JPEG") {
+		t.Fatalf("GAN + --image of a text file: %d %s", code, errb.String())
+	}
+	if _, err := os.Stat("bad.png"); !os.IsNotExist(err) {
+		t.Fatalf("a refused --image left %v", err)
 	}
 	if code := run([]string{"discover", "--model", "faces-vae", "--method", "sefa", "--k", "3"}, &out, &errb); code != 0 {
 		t.Fatal(errb.String())

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"latentedit/edit"
+	"latentedit/invert"
 	"latentedit/pseudocase"
 	"latentedit/workspace"
 )
@@ -32,6 +33,8 @@ type pseudocaseArgs struct {
 	fit                         string
 	reportRuns, merge           []string
 	json                        bool
+	image                       string
+	invertSteps                 int
 }
 
 // parsePseudocase reads the flags; a bad command line is an errUsage. The
@@ -65,6 +68,8 @@ func parsePseudocase(args []string, stderr io.Writer) (*pseudocaseArgs, error) {
 	fitN := fs.Int("samples", 1500, "--fit-interfacegan: latents labelled")
 	reportRuns := fs.String("report-runs", "", "comma-separated finished run directories: write pseudocases.html into --out and exit")
 	merge := fs.String("merge", "", "comma-separated directories holding all the shards of one --shard run: check them, write the whole run into --out (a new directory) and exit")
+	image := fs.String("image", "", "a fundus photograph (PNG/JPEG), or a directory of them: each is checked, inverted into the editor's space and edited; cases are scored against the picture (--n and --seed unused)")
+	invertSteps := fs.Int("invert-steps", 100, "--image: refinement steps of the inversion")
 	backend := fs.String("backend", "", "go (CPU) or xla:/abs/path/plugin.so")
 	jsonOut := fs.Bool("json", false, "progress and result as JSON")
 	if err := parse(fs, args); err != nil {
@@ -72,7 +77,7 @@ func parsePseudocase(args []string, stderr io.Writer) (*pseudocaseArgs, error) {
 	}
 	a := &pseudocaseArgs{model: *model, editor: *editor, out: *out, backend: *backend, n: *n, calN: *calN, oracleSteps: *oracleSteps,
 		seed: *seed, maxStep: *maxStep, trainSeg: *trainSeg, segResume: *segResume, segSteps: *segSteps, segN: *segN, fitN: *fitN,
-		fit: *fit, json: *jsonOut, seg: seg}
+		fit: *fit, json: *jsonOut, seg: seg, image: *image, invertSteps: *invertSteps}
 	if *checkSeg != "" {
 		ns, ss, ok := strings.Cut(*checkSeg, "@")
 		n, err1 := strconv.Atoi(ns)
@@ -112,6 +117,12 @@ func parsePseudocase(args []string, stderr io.Writer) (*pseudocaseArgs, error) {
 		}
 		if *n < 1 || !(*maxStep > 0) || *calN < 1 {
 			return nil, errUsage{fmt.Errorf("--n and --calibration-n must be ≥ 1 and --max-step > 0")}
+		}
+		if *image != "" && *shard != "" {
+			return nil, errUsage{fmt.Errorf("--image makes a whole run: no --shard")}
+		}
+		if *invertSteps < 0 {
+			return nil, errUsage{fmt.Errorf("--invert-steps must be ≥ 0")}
 		}
 	}
 	return a, nil
@@ -205,7 +216,24 @@ func runPseudocase(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	sum, err := pseudocase.Run(tools, pseudocase.Options{Request: a.req, N: a.n, Seed: a.seed, Shard: a.shard, Out: a.out, MaxStep: a.maxStep, Log: stderr, JSON: a.json})
+	opt := pseudocase.Options{Request: a.req, N: a.n, Seed: a.seed, Shard: a.shard, Out: a.out, MaxStep: a.maxStep, Log: stderr, JSON: a.json}
+	if a.image != "" {
+		// Every picture is read and checked before anything is inverted or
+		// written: a bad one leaves no partial run.
+		inv, err := inverterFor(ws, tools.Model, false)
+		if err != nil {
+			return err
+		}
+		h, w, c := tools.Model.ImageShape()
+		pics, err := invert.ReadPictures(a.image, h, w, c)
+		if err != nil {
+			return fmt.Errorf("--image: %w", err)
+		}
+		if opt.Pictures, err = pseudocase.InvertGiven(tools, inv, pics, a.invertSteps, stderr); err != nil {
+			return fmt.Errorf("--image: %w", err)
+		}
+	}
+	sum, err := pseudocase.Run(tools, opt)
 	if err != nil {
 		return err
 	}
@@ -223,8 +251,12 @@ func runPseudocase(args []string, stdout, stderr io.Writer) error {
 	for _, part := range slices.Sorted(maps.Keys(sum.GoalMet)) {
 		goals = append(goals, fmt.Sprintf("%s %.0f%%", part, 100*sum.GoalMet[part]))
 	}
-	return printResult(stdout, a.json, sum, fmt.Sprintf("%d pseudo-cases in %s with %s: %s; within tolerance: %s (all %.0f%%); vessel Dice outside lesions %.3f, disc shift %s",
-		sum.Cases, a.out, sum.Editor, strings.Join(moved, ", "), strings.Join(goals, ", "), 100*sum.AllGoalsMet, sum.VesselDice, shift))
+	inverted := ""
+	if sum.InversionPSNR != nil {
+		inverted = fmt.Sprintf("; %d given pictures, inversions at %.2f dB PSNR, vessel Dice %.3f against the pictures", sum.Pictures, *sum.InversionPSNR, *sum.InversionDice)
+	}
+	return printResult(stdout, a.json, sum, fmt.Sprintf("%d pseudo-cases in %s with %s: %s; within tolerance: %s (all %.0f%%); vessel Dice outside lesions %.3f, disc shift %s%s",
+		sum.Cases, a.out, sum.Editor, strings.Join(moved, ", "), strings.Join(goals, ", "), 100*sum.AllGoalsMet, sum.VesselDice, shift, inverted))
 }
 
 func printResult(w io.Writer, asJSON bool, v any, text string) error {

@@ -14,7 +14,7 @@ var Order = [][]string{
 	{"train"},
 	{"train/killtest"},
 	{"generator"},
-	{"edit"},
+	{"edit", "invert"},
 	{"discover", "evaluate", "interop"},
 	{"workspace"},
 	{"report/editgrid"},

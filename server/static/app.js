@@ -96,7 +96,8 @@ async function init() {
   }
   $("upload-note").textContent += i.invert.default === "encoder"
     ? " This model has an encoder: one pass."
-    : ` This model is a GAN: the latent is found by ${i.invert.steps} steps of gradient descent (a few seconds).`;
+    : ` This model is a GAN: the latent is found by ${i.invert.steps} steps of gradient descent` +
+      (i.invert.start === "encoder" ? " from its encoder's guess (a few seconds)." : " (a few seconds).");
   $("new-batch").onclick = () => loadGallery(Math.floor(Math.random() * 1e6));
   $("go-seed").onclick = () => loadGallery(Math.max(0, parseInt($("seed").value, 10) || 0));
   $("reset").onclick = () => { state.edits = []; syncSliders(); refresh(); };
