@@ -174,11 +174,7 @@ func runPseudocase(args []string, stdout, stderr io.Writer) error {
 			fmt.Sprintf("segmenter in %s; held-out Dice %v, disc error %s, ≠ 1 disc in %.1f%%", dir, s.Dice, discError(s.DiscErrPx), 100*s.NotOneDisc))
 	}
 	if a.checkSeg > 0 {
-		dir, ok := pseudocase.SegmenterDir(ws)
-		if !ok {
-			return fmt.Errorf("%w in %s: run --train-segmenter first", pseudocase.ErrNoSegmenter, dir)
-		}
-		seg, err := pseudocase.LoadSegmenter(dir, ws.Model.Backend())
+		dir, seg, err := shippedSegmenter(ws)
 		if err != nil {
 			return err
 		}
@@ -190,11 +186,7 @@ func runPseudocase(args []string, stdout, stderr io.Writer) error {
 			dir, sc.N, sc.Seed, sc.Dice["vessels"], sc.Dice["lesions"], sc.Dice["disc"], discError(sc.DiscErrPx), 100*sc.NotOneDisc, sc.DiscCounts))
 	}
 	if a.fit != "" {
-		dir, ok := pseudocase.SegmenterDir(ws)
-		if !ok {
-			return fmt.Errorf("%w in %s: run --train-segmenter first", pseudocase.ErrNoSegmenter, dir)
-		}
-		seg, err := pseudocase.LoadSegmenter(dir, ws.Model.Backend())
+		_, seg, err := shippedSegmenter(ws)
 		if err != nil {
 			return err
 		}
@@ -257,6 +249,16 @@ func runPseudocase(args []string, stdout, stderr io.Writer) error {
 	}
 	return printResult(stdout, a.json, sum, fmt.Sprintf("%d pseudo-cases in %s with %s: %s; within tolerance: %s (all %.0f%%); vessel Dice outside lesions %.3f, disc shift %s%s",
 		sum.Cases, a.out, sum.Editor, strings.Join(moved, ", "), strings.Join(goals, ", "), 100*sum.AllGoalsMet, sum.VesselDice, shift, inverted))
+}
+
+// shippedSegmenter loads the model's segmenter (work folder, then shipped).
+func shippedSegmenter(ws *workspace.Workspace) (string, *pseudocase.Segmenter, error) {
+	dir, ok := pseudocase.SegmenterDir(ws)
+	if !ok {
+		return dir, nil, fmt.Errorf("%w in %s: run --train-segmenter first", pseudocase.ErrNoSegmenter, dir)
+	}
+	seg, err := pseudocase.LoadSegmenter(dir, ws.Model.Backend())
+	return dir, seg, err
 }
 
 func printResult(w io.Writer, asJSON bool, v any, text string) error {
