@@ -243,11 +243,8 @@ func Latents(seed int64, n, d int) [][]float32 {
 
 // Latent is the latent vector of one seed.
 func Latent(seed int64, d int) []float32 {
-	r := seedStream(seed)
 	z := make([]float32, d)
-	for j := range z {
-		z[j] = float32(r.NormFloat64())
-	}
+	drawLatent(nil, seedStream(seed), z)
 	return z
 }
 

@@ -283,16 +283,10 @@ func FitPrior(m *Model, train, held dataset.Dataset, n int, o mixture.Options, p
 		return nil, PriorFit{}, err
 	}
 	d := m.LatentDim()
-	user := o.Progress
-	o.Progress = func(it int, ll float64) {
-		progress("em", it, o.MaxIter)
-		if user != nil {
-			user(it, ll)
-		}
-	}
 	if o.MaxIter == 0 {
-		o.MaxIter = 200
+		o.MaxIter = mixture.DefaultMaxIter
 	}
+	o.Progress = func(it int, _ float64) { progress("em", it, o.MaxIter) }
 	p, curve, err := mixture.Fit(x, n, d, o)
 	if err != nil {
 		return nil, PriorFit{}, fmt.Errorf("prior: %w", err)

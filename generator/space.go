@@ -105,7 +105,7 @@ func (m *Model) InSpace(s string) (*Model, error) {
 		return root, nil
 	}
 	if !root.hasW() {
-		return nil, fmt.Errorf("model %s: arch %s has no mapping network, so no space %s (only style and stylegan2 generators have w and w+)", root.Dir, root.Arch.ArchName(), s)
+		return nil, fmt.Errorf("model %s: arch %s has no mapping network, so no space %s (only style and stylegan2 generators have w and w+)", root.Dir, root.Info.Config.ArchName(), s)
 	}
 	root.frameOnce.Do(func() { root.wFrame, root.frameErr = root.measureFrame() })
 	if root.frameErr != nil {
@@ -118,14 +118,6 @@ func (m *Model) InSpace(s string) (*Model, error) {
 		info.LatentDim = f.Styles * root.Info.LatentDim
 	}
 	return &Model{Dir: root.Dir, Info: info, Arch: root.Arch, backend: root.backend, ctx: root.ctx, frame: &f, root: root}, nil
-}
-
-// ArchName is the arch's kind (dcgan when unset).
-func (a Arch) ArchName() string {
-	if a.Kind == "" {
-		return ArchDCGAN
-	}
-	return a.Kind
 }
 
 // seededW maps the seeded latents 0…FrameLatents−1 to w, flat
@@ -195,13 +187,25 @@ func (m *Model) measureFrame() (*Frame, error) {
 	return f, nil
 }
 
-// mapTruncated maps n latents z to w after the model's truncation, as
-// Generate does before its synthesis.
+// mapTruncated maps n latents z (flat) to w after the model's truncation,
+// as Generate does before its synthesis: one executable, kept by the root
+// model, for the frame's measurement and every lift.
 func (m *Model) mapTruncated(z []float32, n int) ([]float32, error) {
-	return m.runStyle("map", z, n, []int{m.Root().Info.LatentDim}, func(ctx *context.Context, z *graph.Node) *graph.Node {
-		ctx = ctx.InAbsPath("/generator").Reuse()
-		return truncate(ctx, m.Arch.Mapping(ctx, z), m.Arch.Truncation)
+	root := m.Root()
+	exec, err := root.lift.Get(func() (*context.Exec, error) {
+		return context.NewExec(root.backend, root.ctx, func(ctx *context.Context, z *graph.Node) *graph.Node {
+			ctx = ctx.InAbsPath("/generator").Reuse()
+			return truncate(ctx, root.Arch.Mapping(ctx, z), root.Arch.Truncation)
+		})
 	})
+	if err != nil {
+		return nil, err
+	}
+	out, err := engine.RunChunks("map", exec, z, n, []int{root.Info.LatentDim}, 64, false)
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
 }
 
 // buildCodes is the view's generator: codes c [B, LatentDim] → images.
@@ -235,20 +239,10 @@ func (m *Model) Lift(zs [][]float32) ([][]float32, error) {
 		}
 		flat = append(flat, z...)
 	}
-	exec, err := root.lift.Get(func() (*context.Exec, error) {
-		return context.NewExec(root.backend, root.ctx, func(ctx *context.Context, z *graph.Node) *graph.Node {
-			ctx = ctx.InAbsPath("/generator").Reuse()
-			return truncate(ctx, m.Arch.Mapping(ctx, z), m.Arch.Truncation)
-		})
-	})
+	w, err := m.mapTruncated(flat, len(zs))
 	if err != nil {
 		return nil, err
 	}
-	out, err := engine.RunChunks("lift", exec, flat, len(zs), []int{d}, 64, false)
-	if err != nil {
-		return nil, err
-	}
-	w := out[0]
 	f := m.frame
 	reps := 1
 	if f.Space == SpaceWPlus {

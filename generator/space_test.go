@@ -3,38 +3,22 @@ package generator
 import (
 	"math"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 )
 
-var (
-	styleOnce sync.Once
-	styleDir  string
-	styleErr  error
-)
-
-// styleModel trains a tiny style GAN once for the space tests (a few steps:
-// the weights only need to be a generic, non-degenerate generator).
+// styleModel trains a tiny style GAN for a space test (a few steps: the
+// weights only need to be a generic, non-degenerate generator).
 func styleModel(t *testing.T) *Model {
 	t.Helper()
-	styleOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "latentedit-space-")
-		if err != nil {
-			styleErr = err
-			return
-		}
-		cfg := tinyStyle(4)
-		cfg.Truncation = 0.8 // lifting must reproduce the truncated picture
-		styleDir = dir
-		_, styleErr = Train(cfg, Options{Out: dir, Backend: be(t)})
-	})
-	if styleErr != nil {
-		t.Fatal(styleErr)
+	dir := t.TempDir()
+	cfg := tinyStyle(4)
+	cfg.Truncation = 0.8 // lifting must reproduce the truncated picture
+	if _, err := Train(cfg, Options{Out: dir, Backend: be(t)}); err != nil {
+		t.Fatal(err)
 	}
-	m, err := Load(styleDir, be(t))
+	m, err := Load(dir, be(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,7 +55,8 @@ func decodeRecipe(body []byte, c *catalog) (Recipe, []edit.Step, *apiError) {
 // the model in ws (the recipe's own "model" field is only a note: the
 // caller chose ws). Errors name the recipe field that is wrong.
 func Replay(ws *workspace.Workspace, raw []byte) ([]float32, image.Image, error) {
-	c := &catalog{latentDim: ws.Model.LatentDim(), editors: map[string]edit.Editor{}}
+	m := ws.Model // a recipe's latent lives in its editor's space (the model's, without one)
+	c := &catalog{editors: map[string]edit.Editor{}}
 	var probe struct {
 		Editor string `json:"editor"`
 	}
@@ -68,19 +69,14 @@ func Replay(ws *workspace.Workspace, raw []byte) ([]float32, image.Image, error)
 			return nil, nil, fmt.Errorf("recipe: field editor: %w", err)
 		}
 		c.editors[probe.Editor] = e
-		m, err := ws.ModelFor(e)
-		if err != nil {
+		if m, err = ws.ModelFor(e); err != nil {
 			return nil, nil, fmt.Errorf("recipe: field editor: %w", err)
 		}
-		c.latentDim = m.LatentDim() // a recipe's latent lives in its editor's space
 	}
+	c.latentDim = m.LatentDim()
 	r, steps, apiErr := decodeRecipe(raw, c)
 	if apiErr != nil {
 		return nil, nil, fmt.Errorf("recipe: %w", apiErr)
-	}
-	m := ws.Model
-	if e := c.editors[r.Editor]; e != nil {
-		m, _ = ws.ModelFor(e) // checked above
 	}
 	z := r.Latent
 	if len(steps) > 0 {

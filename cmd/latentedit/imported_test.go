@@ -24,16 +24,7 @@ func TestImportedSNResNet64(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow (about a minute): imports, discovers and evaluates")
 	}
-	py := ""
-	for _, p := range []string{"/usr/bin/python3", "python3"} {
-		if exec.Command(p, "-c", "import torch").Run() == nil {
-			py = p
-			break
-		}
-	}
-	if py == "" {
-		t.Fatal("no python3 with torch: install Debian's python3-torch (scripts/test.sh does)")
-	}
+	py := torchPython(t)
 	fixtures, err := filepath.Abs("../../interop/testdata/fixtures.py")
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,19 @@ import (
 	"testing"
 )
 
+// torchPython is a python3 that imports torch, /usr/bin first (Debian's
+// python3-torch, which scripts/test.sh installs); the test fails without one.
+func torchPython(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{"/usr/bin/python3", "python3"} {
+		if exec.Command(p, "-c", "import torch").Run() == nil {
+			return p
+		}
+	}
+	t.Fatal("no python3 with torch: install Debian's python3-torch (scripts/test.sh does)")
+	return ""
+}
+
 // onnxGenerator exports a small seeded 32×32×3 generator (latent 8, tanh)
 // with Debian's PyTorch through interop's test fixtures and returns the
 // .onnx file's path.
@@ -19,16 +32,7 @@ func onnxGenerator(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	py := ""
-	for _, p := range []string{"/usr/bin/python3", "python3"} {
-		if exec.Command(p, "-c", "import torch").Run() == nil {
-			py = p
-			break
-		}
-	}
-	if py == "" {
-		t.Fatal("no python3 with torch: install Debian's python3-torch (scripts/test.sh does)")
-	}
+	py := torchPython(t)
 	dir := t.TempDir()
 	spec := `[{"name": "g", "arch": "onnx", "seed": 21, "n": 1, "channels": 3, "latent": 8, "widths": [16, 8, 8], "final": "tanh", "export_batch": 2, "dynamic": true}]`
 	cmd := exec.Command(py, script, dir, spec)

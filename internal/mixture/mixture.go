@@ -133,11 +133,14 @@ func (m *Model) componentLogProbs(x []float64, n int) []float64 {
 	return out
 }
 
+// DefaultMaxIter is Fit's bound on EM iterations when Options leave it 0.
+const DefaultMaxIter = 200
+
 // Options configure Fit.
 type Options struct {
 	K        int     // components
 	Seed     int64   // k-means++ seeding
-	MaxIter  int     // EM iterations at most (default 200)
+	MaxIter  int     // EM iterations at most (default DefaultMaxIter)
 	Tol      float64 // stop when the mean log-likelihood gains less (default 1e-4)
 	Reg      float64 // ridge added to every covariance's diagonal (default 1e-6, scikit-learn's reg_covar)
 	Progress func(iter int, meanLogLik float64)
@@ -147,7 +150,7 @@ type Options struct {
 // returns the model and the mean log-likelihood after each EM iteration.
 func Fit(x []float64, n, d int, o Options) (*Model, []float64, error) {
 	if o.MaxIter == 0 {
-		o.MaxIter = 200
+		o.MaxIter = DefaultMaxIter
 	}
 	if o.Tol == 0 {
 		o.Tol = 1e-4

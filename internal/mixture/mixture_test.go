@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"gonum.org/v1/gonum/stat"
 )
 
 // truth is a known 2-D mixture of three well-separated, differently shaped
@@ -82,21 +84,13 @@ func TestFitRecoversKnownMixture(t *testing.T) {
 	}
 	// The fitted model explains held-out draws about as well as the truth.
 	held := draw(want, 2000, 2)
-	if g, w := mean(got.LogDensity(held, 2000)), mean(want.LogDensity(held, 2000)); g < w-0.02 {
+	if g, w := stat.Mean(got.LogDensity(held, 2000), nil), stat.Mean(want.LogDensity(held, 2000), nil); g < w-0.02 {
 		t.Errorf("held-out mean log-density %.4f, truth's %.4f", g, w)
 	}
 }
 
 func cov(l []float64) []float64 { // 2×2 L Lᵀ
 	return []float64{l[0] * l[0], l[0] * l[2], l[2] * l[0], l[2]*l[2] + l[3]*l[3]}
-}
-
-func mean(v []float64) float64 {
-	s := 0.0
-	for _, x := range v {
-		s += x
-	}
-	return s / float64(len(v))
 }
 
 // TestSampleMoments checks Sample against the mixture's mean and second
