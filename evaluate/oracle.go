@@ -41,9 +41,10 @@ type Oracle struct {
 	R2      map[string]float64 `json:"r2"` // held-out R² per factor
 	Steps   int                `json:"steps"`
 
-	ctx  *context.Context
-	be   backends.Backend
-	exec engine.LazyExec
+	ctx   *context.Context
+	be    backends.Backend
+	exec  engine.LazyExec
+	steer engine.LazyExec // Steer's loss and pixel gradient
 }
 
 // OracleFormat is the oracle.json layout this build reads and writes.

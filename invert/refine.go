@@ -215,10 +215,7 @@ func (v *Inverter) Invert(pics [][]float32, opt Options, hooks Hooks) ([]Result,
 		fits[i] = Result{Latent: make([]float32, d), Steps: opt.Steps}
 		best[i] = math.Inf(1)
 	}
-	m1 := make([]float64, len(z))
-	m2 := make([]float64, len(z))
-	const b1, b2, eps = 0.9, 0.999, 1e-8
-	lr := opt.lr()
+	adam := Adam{LR: opt.lr()}
 	// Steps+1 evaluations: the losses are of z before each step's update,
 	// and the last one scores the final latents.
 	for step := 0; step <= opt.Steps; step++ {
@@ -262,13 +259,7 @@ func (v *Inverter) Invert(pics [][]float32, opt Options, hooks Hooks) ([]Result,
 		if step == opt.Steps {
 			break
 		}
-		c1 := 1 - math.Pow(b1, float64(step+1))
-		c2 := 1 - math.Pow(b2, float64(step+1))
-		for i, g := range grad {
-			m1[i] = b1*m1[i] + (1-b1)*float64(g)
-			m2[i] = b2*m2[i] + (1-b2)*float64(g)*float64(g)
-			z[i] -= float32(lr * (m1[i] / c1) / (math.Sqrt(m2[i]/c2) + eps))
-		}
+		adam.Step(z, grad)
 		if hooks.Step != nil {
 			if err := hooks.Step(step+1, append([]float64(nil), best...)); err != nil {
 				return nil, err

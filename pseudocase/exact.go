@@ -18,17 +18,33 @@ import (
 // the summary of merged shards can be recomputed to the same float64s as
 // the whole run's.
 type exactCase struct {
-	Case        int         `json:"case"`
-	Seed        int64       `json:"seed"`
-	Before      []exact     `json:"before"`
-	After       []exact     `json:"after"`
-	Steps       []exactStep `json:"steps"`
-	Scale       exact       `json:"step_scale"`
-	VesselDice  exact       `json:"vessel_dice_outside_lesion"`
-	LesionArea  exact       `json:"lesion_area_fraction"`
-	DiscShift   exact       `json:"disc_shift_px"` // "NaN" when no disc was found
-	BlobsBefore int         `json:"lesion_blobs_before"`
-	BlobsAfter  int         `json:"lesion_blobs_after"`
+	Case        int          `json:"case"`
+	Seed        int64        `json:"seed"`
+	Before      []exact      `json:"before"`
+	After       []exact      `json:"after"`
+	Steps       []exactStep  `json:"steps"`
+	Scale       exact        `json:"step_scale"`
+	VesselDice  exact        `json:"vessel_dice_outside_lesion"`
+	LesionArea  exact        `json:"lesion_area_fraction"`
+	DiscShift   exact        `json:"disc_shift_px"` // "NaN" when no disc was found
+	BlobsBefore int          `json:"lesion_blobs_before"`
+	BlobsAfter  int          `json:"lesion_blobs_after"`
+	Region      *exactRegion `json:"region,omitempty"`
+}
+
+// exactRegion is a RegionCase as cases.jsonl holds it.
+type exactRegion struct {
+	Area           exact   `json:"region_area_fraction"`
+	KeepStart      exact   `json:"mse_outside_region_editor_step"`
+	Keep           exact   `json:"mse_outside_region_refined"`
+	GoalStart      exact   `json:"goal_loss_editor_step"`
+	Goal           exact   `json:"goal_loss_refined"`
+	Seam           exact   `json:"seam_energy_refined"`
+	SeamComposite  exact   `json:"seam_energy_composite"`
+	CompAfter      []exact `json:"composite_after"`
+	CompVesselDice exact   `json:"composite_vessel_dice_outside_lesion"`
+	CompLesionArea exact   `json:"composite_lesion_area_fraction"`
+	CompDiscShift  exact   `json:"composite_disc_shift_px"`
 }
 
 type exactStep struct {
@@ -90,7 +106,25 @@ func toExact(c Case) exactCase {
 	}
 	return exactCase{Case: c.Index, Seed: c.Seed, Before: convert[exact](c.Before), After: convert[exact](c.After), Steps: steps,
 		Scale: exact(c.Scale), VesselDice: exact(c.VesselDice), LesionArea: exact(c.LesionArea), DiscShift: exact(c.DiscShift),
-		BlobsBefore: c.BlobsBefore, BlobsAfter: c.BlobsAfter}
+		BlobsBefore: c.BlobsBefore, BlobsAfter: c.BlobsAfter, Region: toExactRegion(c.Region)}
+}
+
+func toExactRegion(r *RegionCase) *exactRegion {
+	if r == nil {
+		return nil
+	}
+	return &exactRegion{Area: exact(r.Area), KeepStart: exact(r.KeepStart), Keep: exact(r.Keep), GoalStart: exact(r.GoalStart),
+		Goal: exact(r.Goal), Seam: exact(r.Seam), SeamComposite: exact(r.SeamComposite), CompAfter: convert[exact](r.CompAfter),
+		CompVesselDice: exact(r.CompVesselDice), CompLesionArea: exact(r.CompLesionArea), CompDiscShift: exact(r.CompDiscShift)}
+}
+
+func (e *exactRegion) toRegion() *RegionCase {
+	if e == nil {
+		return nil
+	}
+	return &RegionCase{Area: float64(e.Area), KeepStart: float64(e.KeepStart), Keep: float64(e.Keep), GoalStart: float64(e.GoalStart),
+		Goal: float64(e.Goal), Seam: float64(e.Seam), SeamComposite: float64(e.SeamComposite), CompAfter: convert[float64](e.CompAfter),
+		CompVesselDice: float64(e.CompVesselDice), CompLesionArea: float64(e.CompLesionArea), CompDiscShift: float64(e.CompDiscShift)}
 }
 
 func (e exactCase) toCase() Case {
@@ -100,7 +134,7 @@ func (e exactCase) toCase() Case {
 	}
 	return Case{Index: e.Case, Seed: e.Seed, Before: convert[float64](e.Before), After: convert[float64](e.After), Steps: steps,
 		Scale: float64(e.Scale), VesselDice: float64(e.VesselDice), LesionArea: float64(e.LesionArea), DiscShift: float64(e.DiscShift),
-		BlobsBefore: e.BlobsBefore, BlobsAfter: e.BlobsAfter}
+		BlobsBefore: e.BlobsBefore, BlobsAfter: e.BlobsAfter, Region: e.Region.toRegion()}
 }
 
 // writeExact writes cases one a line, with no header, so the files of the

@@ -291,8 +291,12 @@ func (s *shard) checkCSV(file string) []string {
 // run is the part of a summary all shards of one run share: the model,
 // editor, judges, request and --n, --seed, --max-step.
 func (s *Summary) run() *Summary {
-	return &Summary{Editor: s.Editor, Method: s.Method, Request: s.Request, RunCases: s.RunCases, Model: s.Model,
+	r := &Summary{Editor: s.Editor, Method: s.Method, Request: s.Request, RunCases: s.RunCases, Model: s.Model,
 		Seed: s.Seed, MaxStep: s.MaxStep, Factors: s.Factors, Target: s.Target, OracleR2: s.OracleR2, SegmenterDice: s.SegmenterDice}
+	if s.Region != nil {
+		r.Region = &RegionSummary{Options: s.Region.Options, SeamReal: s.Region.SeamReal}
+	}
+	return r
 }
 
 // sameRun names each field in which b's run differs from a's.

@@ -54,6 +54,11 @@ type Options struct {
 	// N is their number and Seed is unused. A picture run is whole (no
 	// shards).
 	Pictures []Given
+	// Region, when set, makes every case region-constrained (constrain.go):
+	// the editor's step is refined so the lesion appears inside the request's
+	// region and the rest stays the original's, and a feathered composite is
+	// scored beside it.
+	Region *RegionOptions
 }
 
 // Case is one pseudo-case's record: a row of cases.csv.
@@ -83,6 +88,26 @@ type Case struct {
 	// PSNR and vessel Dice against it.
 	Picture                string
 	InversionPSNR, InvDice float64
+	// Region is a region-constrained case's record (Options.Region); nil
+	// otherwise. After, VesselDice, DiscShift… are then of the refined
+	// picture itself; the composite's are in Region.
+	Region *RegionCase
+}
+
+// RegionCase is what a region-constrained case adds to its Case.
+type RegionCase struct {
+	Area float64 // fraction of the picture in the region
+	// Mean squared error outside the region (pixels in [-1, 1]) and the
+	// oracle's normalised error to the request, after the editor's step
+	// alone (Start) and after the refinement.
+	KeepStart, Keep, GoalStart, Goal float64
+	// Seam energy along the region's border (SeamEnergy) of the refined
+	// picture and of the composite.
+	Seam, SeamComposite float64
+	// The composite read by the oracle and the segmenter, as After,
+	// VesselDice, LesionArea and DiscShift are for the refined picture.
+	CompAfter                                     []float64
+	CompVesselDice, CompLesionArea, CompDiscShift float64
 }
 
 // Summary is the mean of a run's cases.
@@ -142,6 +167,40 @@ type Summary struct {
 	// and the segmenter's held-out Dice per mask, both on rendered images.
 	OracleR2      map[string]float64 `json:"oracle_held_out_r2"`
 	SegmenterDice map[string]float64 `json:"segmenter_held_out_dice"`
+	// Region sums up a region-constrained run (Options.Region).
+	Region *RegionSummary `json:"region,omitempty"`
+}
+
+// RegionSummary is the part of a summary a region-constrained run adds.
+type RegionSummary struct {
+	Options string `json:"options"` // RegionOptions.Spec
+	// SeamReal is the mean seam energy along the region borders of real
+	// renders with the requested lesions (seamReference).
+	SeamReal float64 `json:"seam_energy_real_lesion_borders"`
+	Area     float64 `json:"mean_region_area_fraction"`
+	// PSNR outside the region against the original (from the mean squared
+	// error of each case), after the editor's step alone and refined.
+	KeepPSNRStart float64 `json:"mean_psnr_outside_region_editor_step_db"`
+	KeepPSNR      float64 `json:"mean_psnr_outside_region_refined_db"`
+	GoalStart     float64 `json:"mean_goal_loss_editor_step"`
+	Goal          float64 `json:"mean_goal_loss_refined"`
+	// Seam energy of the cases over the real borders' (1 is a real edge).
+	SeamRatio          float64 `json:"seam_ratio_refined"`
+	SeamRatioComposite float64 `json:"seam_ratio_composite"`
+	// Composite: the goals and structure of the composites, as the
+	// summary's own fields are for the refined pictures.
+	Composite CompositeSummary `json:"composite"`
+}
+
+// CompositeSummary is the composites' share of a region summary.
+type CompositeSummary struct {
+	GoalMet     map[string]float64 `json:"fraction_goal_met"`
+	AllGoalsMet float64            `json:"fraction_all_goals_met"`
+	AngleError  *float64           `json:"mean_detachment_angle_error_deg"`
+	VesselDice  float64            `json:"mean_vessel_dice_outside_lesion"`
+	DiscShift   *float64           `json:"mean_disc_shift_px"`
+	DiscMissing int                `json:"disc_not_found"`
+	After       map[string]float64 `json:"mean_after"`
 }
 
 // Names of the files a run writes: base.ext for a whole run,
@@ -180,6 +239,9 @@ func Run(t Tools, opt Options) (*Summary, error) {
 	if opt.MaxStep == 0 {
 		opt.MaxStep = defaultMaxStep
 	}
+	if opt.Shard.N == 0 {
+		opt.Shard = Shard{0, 1}
+	}
 	if opt.Pictures != nil {
 		if opt.Shard.N > 1 {
 			return nil, fmt.Errorf("pseudocase: a run on given pictures is whole: no --shard")
@@ -194,6 +256,12 @@ func Run(t Tools, opt Options) (*Summary, error) {
 		return nil, err
 	}
 	targets := opt.Request.Targets()
+	var rr *regionRun
+	if opt.Region != nil {
+		if rr, err = newRegionRun(t, opt); err != nil {
+			return nil, err
+		}
+	}
 	lo, hi := opt.Shard.Range(opt.N)
 	if err := os.MkdirAll(filepath.Join(opt.Out, "cases"), 0o755); err != nil {
 		return nil, fmt.Errorf("pseudocase: %w", err)
@@ -203,7 +271,7 @@ func Run(t Tools, opt Options) (*Summary, error) {
 	var cases []Case
 	for s := lo; s < hi; s += predictChunk {
 		e := min(hi, s+predictChunk)
-		block, err := runBlock(t, plan, targets, opt, s, e)
+		block, err := runBlock(t, plan, targets, opt, rr, s, e)
 		if err != nil {
 			return nil, err
 		}
@@ -212,11 +280,17 @@ func Run(t Tools, opt Options) (*Summary, error) {
 	}
 	bar.Finish()
 	head := runHead(t, opt, targets, lo)
+	if rr != nil {
+		head.Region = &RegionSummary{Options: rr.opt.Spec(), SeamReal: rr.seamReal}
+	}
 	var header []string
 	if opt.Shard.I == 0 { // not lo == 0: with fewer cases than shards, shard 1 may start at case 0 too
 		header = csvHeader(t, plan)
 		if opt.Pictures != nil {
 			header = append(header, pictureColumns...)
+		}
+		if rr != nil {
+			header = append(header, regionColumns(t.Oracle.Factors)...)
 		}
 	}
 	if err := atomicfile.Write(filepath.Join(opt.Out, csvName(opt.Shard)), func(w io.Writer) error {
@@ -244,7 +318,7 @@ func writeSummary(path string, sum *Summary) error {
 }
 
 // runBlock makes cases [s, e), at most predictChunk of them.
-func runBlock(t Tools, plan *Plan, targets map[string]float64, opt Options, s, e int) ([]Case, error) {
+func runBlock(t Tools, plan *Plan, targets map[string]float64, opt Options, rr *regionRun, s, e int) ([]Case, error) {
 	m := t.Model
 	var zs [][]float32
 	var before []float32
@@ -264,6 +338,10 @@ func runBlock(t Tools, plan *Plan, targets map[string]float64, opt Options, s, e
 		}
 	}
 	rb, err := t.Oracle.PredictChunked(before, len(zs))
+	if err != nil {
+		return nil, err
+	}
+	sb, err := t.Segmenter.Predict(before, len(zs))
 	if err != nil {
 		return nil, err
 	}
@@ -289,6 +367,13 @@ func runBlock(t Tools, plan *Plan, targets map[string]float64, opt Options, s, e
 			zAfter[i] = path[len(path)-1]
 		}
 	}
+	var reg *regionBlock
+	if rr != nil {
+		if reg, err = rr.refineBlock(t, opt.Request, targets, cases, zAfter, before, sb); err != nil {
+			return nil, fmt.Errorf("cases %d–%d: %w", s, e-1, err)
+		}
+		zAfter = reg.z
+	}
 	after, err := m.GenerateChunked(zAfter, predictChunk)
 	if err != nil {
 		return nil, err
@@ -297,13 +382,14 @@ func runBlock(t Tools, plan *Plan, targets map[string]float64, opt Options, s, e
 	if err != nil {
 		return nil, err
 	}
-	sb, err := t.Segmenter.Predict(before, len(zs))
-	if err != nil {
-		return nil, err
-	}
 	sa, err := t.Segmenter.Predict(after, len(zs))
 	if err != nil {
 		return nil, err
+	}
+	if reg != nil {
+		if err := reg.finish(t, rr, before, after); err != nil {
+			return nil, err
+		}
 	}
 	h, w, c := m.ImageShape()
 	sz := h * w * c
@@ -320,6 +406,12 @@ func runBlock(t Tools, plan *Plan, targets map[string]float64, opt Options, s, e
 			"lesion-area":    maskImage(area, h),
 		}
 		kinds := caseKinds
+		if reg != nil {
+			cases[i].Region = reg.cases[i]
+			files["region"] = maskImage(reg.regions[i], h)
+			files["composite"] = dataset.FromFloats(reg.composite[i*sz:(i+1)*sz], h, w, c)
+			kinds = append(kinds[:len(kinds):len(kinds)], regionKinds...)
+		}
 		if opt.Pictures != nil {
 			pix, err := m.GenerateFloats(zs[i], 1)
 			if err != nil {
@@ -515,6 +607,12 @@ func writeRows(w io.Writer, header []string, head *Summary, cases []Case) error 
 		if head.Pictures > 0 {
 			row = append(row, c.Picture, num(c.InversionPSNR), num(c.InvDice))
 		}
+		if head.Region != nil {
+			if c.Region == nil {
+				return fmt.Errorf("case %d has no region record in a region run", c.Index)
+			}
+			row = append(row, regionRow(c.Region)...)
+		}
 		if err := cw.Write(row); err != nil {
 			return err
 		}
@@ -643,6 +741,9 @@ func summarize(s *Summary, cases []Case) *Summary {
 	if angleN > 0 {
 		a := angleSum / angleN
 		s.AngleError = &a
+	}
+	if s.Region != nil {
+		summarizeRegion(s, cases)
 	}
 	return s
 }

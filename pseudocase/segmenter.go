@@ -79,6 +79,7 @@ type Segmenter struct {
 	ctx  *context.Context
 	be   backends.Backend
 	exec engine.LazyExec
+	keep engine.LazyExec // KeepLoss's loss and pixel gradient
 }
 
 // SegmenterRecipe is everything a training run's result depends on: a
@@ -577,6 +578,52 @@ func (s *Segmenter) Predict(pix []float32, n int) ([]Structure, error) {
 		out = append(out, o)
 	}
 	return out, nil
+}
+
+// KeepLoss is how far the segmenter's reading of n images (flat [n, S, S,
+// 3] in [-1, 1]) is from reference masks ref (flat [n, S, S, 3] in {0, 1},
+// the channels of Predict), weighted per pixel and channel by weight, and
+// its gradient with respect to the pixels: per image, the weighted binary
+// cross-entropy of the segmenter's logits against ref, divided by the
+// weights' sum. With ref the original picture's vessels and disc and
+// weight 1 outside the lesion region, an edit that descends it keeps the
+// original's structure there (pseudocase's region-constrained refinement).
+func (s *Segmenter) KeepLoss(pix []float32, n int, ref, weight []float32) (loss []float64, grad []float32, err error) {
+	isz := s.Size * s.Size * 3
+	msz := s.Size * s.Size * numChannels
+	if n < 1 || len(pix) != n*isz || len(ref) != n*msz || len(weight) != n*msz {
+		return nil, nil, fmt.Errorf("segmenter: %d values, %d reference and %d weights for %d images of %dx%dx3", len(pix), len(ref), len(weight), n, s.Size, s.Size)
+	}
+	exec, err := s.keep.Get(func() (*context.Exec, error) {
+		return context.NewExec(s.be, s.ctx, func(ctx *context.Context, x, ref, wt *graph.Node) []*graph.Node {
+			logit := s.net(ctx.In("segmenter").Reuse(), x)
+			// BCE with logits, stable: max(l, 0) − l·y + log(1 + e^−|l|).
+			bce := graph.Add(graph.Sub(graph.Max(logit, graph.ZerosLike(logit)), graph.Mul(logit, ref)),
+				graph.Log1P(graph.Exp(graph.Neg(graph.Abs(logit)))))
+			den := graph.Max(graph.ReduceSum(wt, 1, 2, 3), graph.OnesLike(graph.ReduceSum(wt, 1, 2, 3)))
+			l := graph.Div(graph.ReduceSum(graph.Mul(bce, wt), 1, 2, 3), den) // [B]
+			return []*graph.Node{l, graph.Gradient(graph.ReduceAllSum(l), x)[0]}
+		})
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	err = engine.Safe("segmenter keep", func() error {
+		out, err := exec.Exec(tensors.FromFlatDataAndDimensions(pix, n, s.Size, s.Size, 3),
+			tensors.FromFlatDataAndDimensions(ref, n, s.Size, s.Size, numChannels),
+			tensors.FromFlatDataAndDimensions(weight, n, s.Size, s.Size, numChannels))
+		if err != nil {
+			return err
+		}
+		l := tensors.MustCopyFlatData[float32](out[0])
+		loss = make([]float64, n)
+		for i, v := range l {
+			loss[i] = float64(v)
+		}
+		grad = tensors.MustCopyFlatData[float32](out[1])
+		return nil
+	})
+	return loss, grad, err
 }
 
 // predictChunk is the fixed batch of every network call in this package.

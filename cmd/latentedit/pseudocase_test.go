@@ -3,6 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"image"
+	"image/color"
+	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,6 +35,11 @@ func TestPseudocaseBadFlags(t *testing.T) {
 		{[]string{"--model", "fundus-gan", "--check-segmenter", "1000"}, "want N@SEED"},
 		{[]string{"--model", "fundus-gan", "--check-segmenter", "0@777"}, "want N@SEED"},
 		{[]string{"--model", "fundus-gan", "--train-segmenter", "--segmenter-schedule", "wobbly"}, "lr schedule \"wobbly\""},
+		{[]string{"--model", "fundus-gan", "--out", "x", "--add", "detachment:0.6", "--region"}, "needs the detachment's position"},
+		{[]string{"--model", "fundus-gan", "--out", "x", "--add", "cup:0.7", "--mask", "m.png"}, "needs --region"},
+		{[]string{"--model", "fundus-gan", "--out", "x", "--add", "cup:0.7", "--region", "--region-goal", "NaN"}, "goal NaN"},
+		{[]string{"--model", "fundus-gan", "--out", "x", "--add", "cup:0.7", "--region", "--region-steps", "-1"}, "-1 refinement steps"},
+		{[]string{"--model", "fundus-gan", "--out", "x", "--add", "cup:0.7", "--region", "--region-margin", "40"}, "margin 40"},
 	}
 	for _, c := range cases {
 		var out, errb bytes.Buffer
@@ -108,5 +117,63 @@ func TestPseudocaseOnEmbeddedModel(t *testing.T) {
 		if _, err := os.Stat(filepath.Join("pc", "cases", f)); err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// A region run with a user's mask: haemorrhages go where the mask is white,
+// the composite and region images are written, and a mask of the wrong
+// size is refused with nothing left behind.
+func TestPseudocaseRegionWithMask(t *testing.T) {
+	t.Chdir(t.TempDir())
+	img := image.NewGray(image.Rect(0, 0, 64, 64))
+	for y := 30; y < 44; y++ {
+		for x := 14; x < 30; x++ {
+			img.SetGray(x, y, color.Gray{Y: 255})
+		}
+	}
+	writePNGFile(t, "mask.png", img)
+	writePNGFile(t, "small.png", image.NewGray(image.Rect(0, 0, 20, 20)))
+	var out, errb bytes.Buffer
+	code := run([]string{"pseudocase", "--model", "fundus-gan", "--add", "haemorrhage:2", "--n", "2", "--region", "--region-steps", "5",
+		"--mask", "mask.png", "--out", "pc", "--json"}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var sum struct {
+		Region struct {
+			Options string  `json:"options"`
+			Area    float64 `json:"mean_region_area_fraction"`
+		} `json:"region"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &sum); err != nil {
+		t.Fatalf("stdout: %v\n%s", err, out.String())
+	}
+	// The mask's 16×14 pixels grown by the default margin of 2: 20×18.
+	if want := 20.0 * 18 / 4096; math.Abs(sum.Region.Area-want) > 1e-9 || !strings.Contains(sum.Region.Options, "mask=mask.png") {
+		t.Errorf("region %+v, want area %.4f and the mask named", sum.Region, want)
+	}
+	for _, f := range []string{"000001-region.png", "000001-composite.png"} {
+		if _, err := os.Stat(filepath.Join("pc", "cases", f)); err != nil {
+			t.Error(err)
+		}
+	}
+	errb.Reset()
+	code = run([]string{"pseudocase", "--model", "fundus-gan", "--add", "haemorrhage:2", "--n", "2", "--region", "--mask", "small.png", "--out", "pc2"}, &out, &errb)
+	if code == 0 || !strings.Contains(errb.String(), "it is 20x20; want 64x64") {
+		t.Errorf("mask of the wrong size: exit %d, %s", code, errb.String())
+	}
+	if _, err := os.Stat("pc2"); err == nil {
+		t.Error("a refused run left its output directory")
+	}
+}
+
+func writePNGFile(t *testing.T, path string, img image.Image) {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

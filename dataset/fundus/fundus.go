@@ -75,6 +75,30 @@ const (
 	fovR  = 0.47
 )
 
+// FieldOfView is the camera's circular aperture in image coordinates:
+// centre and radius.
+func FieldOfView() (cx, cy, r float64) { return fovCX, fovCY, fovR }
+
+// DetachmentRegion is the disc, in image coordinates, whose part inside the
+// field of view a detachment of extent (0, 1] at angle (degrees, 0 = image
+// right, 90 = up) covers: centred beyond the aperture's rim in the
+// detachment's direction, growing into the field with the extent. The
+// renderer draws its wavy border within ±0.016 of this circle.
+func DetachmentRegion(extent, angle float64) (cx, cy, r float64) {
+	th := angle * math.Pi / 180
+	ax, ay := math.Cos(th), -math.Sin(th)
+	const rho = 0.55 // how far beyond the rim the centre sits
+	return fovCX + ax*(fovR+rho), fovCY + ay*(fovR+rho), rho + fovR*(0.1+1.2*extent)
+}
+
+// HaemorrhageRegion is the disc, in image coordinates, that holds every
+// blot Draw places: centres uniform within 0.38 of the field's centre, and
+// a blot reaches at most 0.06 beyond its centre (a flame's half-length).
+func HaemorrhageRegion() (cx, cy, r float64) { return fovCX, fovCY, haemSpread + 0.06 }
+
+// haemSpread is the radius within which Draw places haemorrhage centres.
+const haemSpread = 0.38
+
 // DefaultParams is a typical healthy left eye; it is also what zero structure
 // fields fall back to.
 func DefaultParams() Params {
@@ -180,7 +204,7 @@ func Draw(r *rand.Rand) Params {
 			for {
 				x, y := 2*r.Float64()-1, 2*r.Float64()-1
 				if x*x+y*y <= 1 {
-					p.Haemorrhages = append(p.Haemorrhages, Point{fovCX + 0.38*x, fovCY + 0.38*y})
+					p.Haemorrhages = append(p.Haemorrhages, Point{fovCX + haemSpread*x, fovCY + haemSpread*y})
 					break
 				}
 			}

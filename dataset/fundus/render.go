@@ -441,9 +441,7 @@ func newDetachment(p Params, tex *noise2) *detachment {
 	th := p.DetachmentAngle * math.Pi / 180
 	d := &detachment{ax: math.Cos(th), ay: -math.Sin(th), tex: tex}
 	d.tx, d.ty = -d.ay, d.ax
-	const rho = 0.55
-	d.cx, d.cy = fovCX+d.ax*(fovR+rho), fovCY+d.ay*(fovR+rho)
-	d.rb = rho + fovR*(0.1+1.2*p.Detachment)
+	d.cx, d.cy, d.rb = DetachmentRegion(p.Detachment, p.DetachmentAngle)
 	d.amp = 0.016
 	d.ph1 = 3 * th
 	d.ph2 = 5 * th
