@@ -15,12 +15,49 @@ func Frechet(a, b [][]float64) (float64, error) {
 	if len(a) < 2 || len(b) < 2 || len(a[0]) == 0 || len(a[0]) != len(b[0]) {
 		return 0, fmt.Errorf("frechet: need ≥2 samples of equal, non-zero dimension in each set")
 	}
-	ma, ca := meanCov(a)
-	mb, cb := meanCov(b)
-	d := len(ma)
+	return FrechetMoments(Moments(a), Moments(b))
+}
+
+// Gaussian is the mean and covariance of a feature set: what a Fréchet
+// distance needs of it, small enough to keep in a summary when the samples
+// are not kept.
+type Gaussian struct {
+	Mean []float64   `json:"mean"`
+	Cov  [][]float64 `json:"cov"`
+}
+
+// Moments fits the Gaussian of x (rows are samples, at least two).
+func Moments(x [][]float64) Gaussian {
+	mu, c := meanCov(x)
+	g := Gaussian{Mean: mu, Cov: make([][]float64, len(mu))}
+	for i := range g.Cov {
+		g.Cov[i] = make([]float64, len(mu))
+		for j := range g.Cov[i] {
+			g.Cov[i][j] = c.At(i, j)
+		}
+	}
+	return g
+}
+
+// FrechetMoments is Frechet between two fitted Gaussians.
+func FrechetMoments(a, b Gaussian) (float64, error) {
+	d := len(a.Mean)
+	if d == 0 || len(b.Mean) != d || len(a.Cov) != d || len(b.Cov) != d {
+		return 0, fmt.Errorf("frechet: Gaussians of dimension %d and %d", d, len(b.Mean))
+	}
+	sym := func(c [][]float64) *mat.SymDense {
+		s := mat.NewSymDense(d, nil)
+		for i := 0; i < d; i++ {
+			for j := i; j < d; j++ {
+				s.SetSym(i, j, c[i][j])
+			}
+		}
+		return s
+	}
+	ca, cb := sym(a.Cov), sym(b.Cov)
 	dist := 0.0
-	for i := range ma {
-		dist += (ma[i] - mb[i]) * (ma[i] - mb[i])
+	for i := range a.Mean {
+		dist += (a.Mean[i] - b.Mean[i]) * (a.Mean[i] - b.Mean[i])
 	}
 	sa, err := sqrtPSD(ca)
 	if err != nil {
@@ -29,13 +66,13 @@ func Frechet(a, b [][]float64) (float64, error) {
 	var m mat.Dense
 	m.Mul(sa, cb)
 	m.Mul(&m, sa)
-	sym := mat.NewSymDense(d, nil)
+	sm := mat.NewSymDense(d, nil)
 	for i := 0; i < d; i++ {
 		for j := i; j < d; j++ {
-			sym.SetSym(i, j, (m.At(i, j)+m.At(j, i))/2)
+			sm.SetSym(i, j, (m.At(i, j)+m.At(j, i))/2)
 		}
 	}
-	cross, err := sqrtPSD(sym)
+	cross, err := sqrtPSD(sm)
 	if err != nil {
 		return 0, err
 	}

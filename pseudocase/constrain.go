@@ -12,6 +12,7 @@ import (
 	"latentedit/dataset"
 	"latentedit/dataset/fundus"
 	"latentedit/engine"
+	"latentedit/evaluate"
 	"latentedit/generator"
 	inversion "latentedit/invert"
 )
@@ -45,7 +46,7 @@ type RegionOptions struct {
 
 // DefaultRegionOptions are the weights chosen in docs/pseudocases.md.
 func DefaultRegionOptions() RegionOptions {
-	return RegionOptions{Steps: 60, LR: 0.05, Keep: 1, Goal: 0.05, Structure: 0.05, Prior: 1e-3,
+	return RegionOptions{Steps: 200, LR: 0.05, Keep: 1, Goal: 0.05, Structure: 0.05, Prior: 1e-3,
 		Margin: DefaultRegionMargin, Feather: DefaultRegionFeather, SeamRenders: 64, SeamSeed: 9001}
 }
 
@@ -307,10 +308,16 @@ func seamReference(seg *Segmenter, r Request, size int, ro RegionOptions) (float
 
 // regionRun is what a region-constrained run shares across its blocks.
 type regionRun struct {
-	opt      RegionOptions
-	ref      *refiner
-	seamReal float64
+	opt        RegionOptions
+	ref        *refiner
+	seamReal   float64
+	reference  evaluate.Gaussian // the oracle's readings of RealismRenders real retinas with the lesions
+	realVsReal float64
 }
+
+// RealismRenders is the size of the real set a region run's realism is
+// measured against.
+const RealismRenders = 256
 
 // regionKinds are the images a region-constrained case adds to caseKinds.
 var regionKinds = []string{"region", "composite"}
@@ -338,7 +345,31 @@ func newRegionRun(t Tools, opt Options) (*regionRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &regionRun{opt: ro, ref: &refiner{m: t.Model}, seamReal: seam}, nil
+	rr := &regionRun{opt: ro, ref: &refiner{m: t.Model}, seamReal: seam}
+	// The realism yardstick: real retinas with the requested lesions, and
+	// another real set of the run's size against them.
+	read := func(n int, seed int64) ([][]float64, error) {
+		pix, err := LesionRenders(opt.Request, n, h, seed)
+		if err != nil {
+			return nil, err
+		}
+		return t.Oracle.PredictChunked(pix, n)
+	}
+	ref, err := read(RealismRenders, ro.SeamSeed+1)
+	if err != nil {
+		return nil, err
+	}
+	rr.reference = evaluate.Moments(ref)
+	if opt.N >= 2 {
+		other, err := read(opt.N, ro.SeamSeed+2)
+		if err != nil {
+			return nil, err
+		}
+		if rr.realVsReal, err = evaluate.FrechetMoments(evaluate.Moments(other), rr.reference); err != nil {
+			return nil, err
+		}
+	}
+	return rr, nil
 }
 
 // regionBlock is a block of cases being made region-constrained.
@@ -444,7 +475,7 @@ func regionRow(r *RegionCase) []string {
 // summarizeRegion fills s.Region's means from the cases (all region cases).
 func summarizeRegion(s *Summary, cases []Case) {
 	r := s.Region
-	*r = RegionSummary{Options: r.Options, SeamReal: r.SeamReal}
+	*r = RegionSummary{Options: r.Options, SeamReal: r.SeamReal, Reference: r.Reference, RealVsReal: r.RealVsReal}
 	n := float64(len(cases))
 	if n == 0 {
 		return
@@ -466,6 +497,21 @@ func summarizeRegion(s *Summary, cases []Case) {
 	}
 	if r.SeamReal > 0 {
 		r.SeamRatio, r.SeamRatioComposite = seam/r.SeamReal, seamC/r.SeamReal
+	}
+	if len(cases) >= 2 {
+		refined, composed := make([][]float64, len(cases)), make([][]float64, len(cases))
+		for i, c := range cases {
+			refined[i], composed[i] = c.After, c.Region.CompAfter
+		}
+		fr, err1 := evaluate.FrechetMoments(evaluate.Moments(refined), r.Reference)
+		fc, err2 := evaluate.FrechetMoments(evaluate.Moments(composed), r.Reference)
+		if err1 == nil && err2 == nil {
+			r.Frechet, r.FrechetComposite = &fr, &fc
+			if r.RealVsReal > 0 {
+				a, b := fr/r.RealVsReal, fc/r.RealVsReal
+				r.FrechetRatio, r.FrechetRatioComp = &a, &b
+			}
+		}
 	}
 	cs := summarize(&Summary{Factors: s.Factors, Target: s.Target}, comp)
 	r.Composite = CompositeSummary{GoalMet: cs.GoalMet, AllGoalsMet: cs.AllGoalsMet, AngleError: cs.AngleError,

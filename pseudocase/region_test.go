@@ -370,7 +370,7 @@ func TestRegionConstrainedRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := sum.Region
-	if r == nil || r.Options != ro.Spec() || !(r.SeamReal > 0) {
+	if r == nil || r.Options != ro.Spec() || !(r.SeamReal > 0) || !(r.RealVsReal > 0) || r.FrechetRatioComp == nil || len(r.Reference.Mean) != 5 {
 		t.Fatalf("region summary %+v", r)
 	}
 	if !(r.Goal < 0.7*r.GoalStart) || !(r.KeepPSNR > r.KeepPSNRStart+1) {

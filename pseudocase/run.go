@@ -190,6 +190,17 @@ type RegionSummary struct {
 	// Composite: the goals and structure of the composites, as the
 	// summary's own fields are for the refined pictures.
 	Composite CompositeSummary `json:"composite"`
+	// Realism: the Fréchet distance of the oracle's readings (the five
+	// factor values) of the cases against RealismRenders real retinas with
+	// the requested lesions (LesionRenders; their fitted Gaussian is
+	// Reference), beside the same distance for another set of real renders
+	// as many as the run's cases (RealVsReal, what a perfect edit scores).
+	Reference        evaluate.Gaussian `json:"realism_reference"`
+	RealVsReal       float64           `json:"frechet_real_vs_real"`
+	Frechet          *float64          `json:"frechet_refined,omitempty"`
+	FrechetComposite *float64          `json:"frechet_composite,omitempty"`
+	FrechetRatio     *float64          `json:"frechet_ratio_refined,omitempty"`
+	FrechetRatioComp *float64          `json:"frechet_ratio_composite,omitempty"`
 }
 
 // CompositeSummary is the composites' share of a region summary.
@@ -281,7 +292,7 @@ func Run(t Tools, opt Options) (*Summary, error) {
 	bar.Finish()
 	head := runHead(t, opt, targets, lo)
 	if rr != nil {
-		head.Region = &RegionSummary{Options: rr.opt.Spec(), SeamReal: rr.seamReal}
+		head.Region = &RegionSummary{Options: rr.opt.Spec(), SeamReal: rr.seamReal, Reference: rr.reference, RealVsReal: rr.realVsReal}
 	}
 	var header []string
 	if opt.Shard.I == 0 { // not lo == 0: with fewer cases than shards, shard 1 may start at case 0 too

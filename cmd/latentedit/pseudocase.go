@@ -293,6 +293,9 @@ func runPseudocase(args []string, stdout, stderr io.Writer) error {
 		}
 		inverted += fmt.Sprintf("; region %.1f%% of the picture, PSNR outside it %.2f → %.2f dB (editor step → refined), seam %.2f× real borders (composite %.2f×); composite: within tolerance %s (all %.0f%%), vessel Dice %.3f",
 			100*r.Area, r.KeepPSNRStart, r.KeepPSNR, r.SeamRatio, r.SeamRatioComposite, strings.Join(cg, ", "), 100*r.Composite.AllGoalsMet, r.Composite.VesselDice)
+		if r.FrechetRatio != nil {
+			inverted += fmt.Sprintf("; Fréchet against real retinas with the lesions %.2f× real-vs-real (composite %.2f×)", *r.FrechetRatio, *r.FrechetRatioComp)
+		}
 	}
 	return printResult(stdout, a.json, sum, fmt.Sprintf("%d pseudo-cases in %s with %s: %s; within tolerance: %s (all %.0f%%); vessel Dice outside lesions %.3f, disc shift %s%s",
 		sum.Cases, a.out, sum.Editor, strings.Join(moved, ", "), strings.Join(goals, ", "), 100*sum.AllGoalsMet, sum.VesselDice, shift, inverted))
