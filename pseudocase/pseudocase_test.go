@@ -35,6 +35,9 @@ func TestParseRequest(t *testing.T) {
 	if again, err := ParseRequest(r.String()); err != nil || again.String() != r.String() {
 		t.Errorf("round trip %q: %v %v", r.String(), again, err)
 	}
+	if plus, err := ParseRequest("detachment:0.6@45+haemorrhage:3+cup:0.7"); err != nil || plus.String() != r.String() {
+		t.Errorf("a combination joined by +: %v %v, want %v", plus, err, r)
+	}
 	if r, _ := ParseRequest("detachment:0.5@-90"); r[0].Angle != 270 {
 		t.Errorf("angle -90 normalised to %v, want 270", r[0].Angle)
 	}
@@ -53,6 +56,7 @@ func TestParseRequest(t *testing.T) {
 		"cup:0.5,glaucoma:0.6": "given twice",
 		"detachment:NaN":       "not a number",
 		"detachment:0.5,":      "kind:amount",
+		"cup:0.5+":             "kind:amount",
 	}
 	for spec, want := range bad {
 		if _, err := ParseRequest(spec); err == nil || !strings.Contains(err.Error(), want) {

@@ -36,7 +36,8 @@ var aliases = map[string]string{
 	"cup": Cup, "cup_to_disc": Cup, "glaucoma": Cup,
 }
 
-// ParseRequest reads "detachment:0.6@45,haemorrhage:3,cup:0.7": each item
+// ParseRequest reads "detachment:0.6@45,haemorrhage:3,cup:0.7" (or the same
+// joined by "+", as a combination reads: "cup:0.7+detachment:0.6@45"): each item
 // is kind:amount, a detachment may add @angle in degrees. Each kind may
 // appear once.
 func ParseRequest(s string) (Request, error) {
@@ -45,7 +46,7 @@ func ParseRequest(s string) (Request, error) {
 	}
 	var req Request
 	seen := map[string]bool{}
-	for _, item := range strings.Split(s, ",") {
+	for _, item := range strings.Split(strings.ReplaceAll(s, "+", ","), ",") {
 		item = strings.TrimSpace(item)
 		name, val, ok := strings.Cut(item, ":")
 		if !ok || val == "" {
