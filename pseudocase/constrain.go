@@ -232,11 +232,12 @@ func (r *refiner) refine(t Tools, ro RegionOptions, zs [][]float32, orig []float
 }
 
 // LesionRenders renders n retinas of the fundus dataset of seed with the
-// request's lesions drawn by the renderer itself, and no others: a
-// detachment at the requested extent and angle (a random angle when none
-// is given), the requested number of blots (the draw's own positions,
-// topped up on a ring), the requested cup. They are what real retinas with
-// that lesion look like: the seam's yardstick, and the realism reference.
+// request's lesions drawn by the renderer itself, the other lesions as the
+// dataset draws them: a detachment at the requested extent and angle
+// (spread around the clock when none is given), the requested number of
+// blots (the draw's own positions, topped up on a ring), the requested cup.
+// They are what real retinas with that lesion look like: the seam's
+// yardstick, and the realism reference.
 func LesionRenders(r Request, n, size int, seed int64) ([]float32, error) {
 	ds, err := fundus.New(dataset.Options{N: n, Seed: seed, Size: size})
 	if err != nil {
@@ -249,8 +250,7 @@ func LesionRenders(r Request, n, size int, seed int64) ([]float32, error) {
 		if err != nil {
 			return nil, err
 		}
-		p := orig.WithoutLesions()
-		p.CupToDisc = orig.CupToDisc
+		p := orig
 		for _, l := range r {
 			switch l.Kind {
 			case Detachment:

@@ -95,11 +95,16 @@ func slug(s string) string {
 }
 
 // caseGrid writes the first examples cases of a run as rows of before,
-// after, vessels before, vessels after, lesion area.
+// after, vessels before, vessels after, lesion area, and for a
+// region-constrained run the region and the composite.
 func caseGrid(path, dir string, s Summary) error {
 	var imgs []image.Image
+	kinds := caseKinds
+	if s.Region != nil {
+		kinds = append(kinds[:len(kinds):len(kinds)], regionKinds...)
+	}
 	for i := s.Lo; i < s.Lo+min(examples, s.Cases); i++ {
-		for _, kind := range caseKinds {
+		for _, kind := range kinds {
 			f, err := os.Open(CaseFile(dir, i, kind))
 			if err != nil {
 				return fmt.Errorf("pseudocase report: %w", err)
@@ -115,7 +120,7 @@ func caseGrid(path, dir string, s Summary) error {
 	if len(imgs) == 0 {
 		return fmt.Errorf("pseudocase report: run %s has no cases", dir)
 	}
-	return figure.Grid(path, imgs, 5, 5*64) // 1:1 pixels keep the PNGs small; the page scales them up
+	return figure.Grid(path, imgs, len(kinds), len(kinds)*64) // 1:1 pixels keep the PNGs small; the page scales them up
 }
 
 var page = template.Must(template.New("page").Funcs(template.FuncMap{
@@ -144,7 +149,7 @@ lesion levels (after). The steps come from the editor's calibration (oracle chan
 from the oracle's reading of the before image: the after reading is a measurement, not a set point. Structure is read by a small U-Net trained on
 rendered fundus images (vessel, lesion and optic-disc masks): vessel Dice is computed outside the union of both images' segmented lesions
 (grown by one pixel); disc shift is the distance between the located disc centres. Goals: Dice ≥ 0.85, shift ≤ 2 px.
-Grid columns: before, after, vessels before, vessels after, lesion area excluded from the Dice.</p>
+Grid columns: before, after, vessels before, vessels after, lesion area excluded from the Dice; a region-constrained run (--region) adds its region and the feathered composite.</p>
 {{range .}}{{$sec := .}}
 <h2>{{.Request}}</h2>
 <table><tr><th>editor (method)</th><th>cases</th>{{range .Factors}}<th>{{.}}<br>target · before → after</th>{{end}}
