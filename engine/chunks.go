@@ -74,3 +74,24 @@ func (l *LazyExec) Get(build func() (*context.Exec, error)) (*context.Exec, erro
 	l.once.Do(func() { l.exec, l.err = build() })
 	return l.exec, l.err
 }
+
+// LossGrad runs exec, a graph that returns a per-row loss [B] and the
+// gradient of their sum with respect to one input, on the inputs, and
+// returns both on the host: what a judge gives an optimiser that runs on
+// the host (pseudocase's region refinement).
+func LossGrad(what string, exec *context.Exec, inputs ...any) (loss []float64, grad []float32, err error) {
+	err = Safe(what, func() error {
+		out, err := exec.Exec(inputs...)
+		if err != nil {
+			return err
+		}
+		l := tensors.MustCopyFlatData[float32](out[0])
+		loss = make([]float64, len(l))
+		for i, v := range l {
+			loss[i] = float64(v)
+		}
+		grad = tensors.MustCopyFlatData[float32](out[1])
+		return nil
+	})
+	return loss, grad, err
+}

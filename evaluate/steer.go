@@ -64,19 +64,6 @@ func (o *Oracle) Steer(pix []float32, n int, targets [][]float64) (loss []float6
 	if err != nil {
 		return nil, nil, err
 	}
-	err = engine.Safe("oracle steer", func() error {
-		out, err := exec.Exec(tensors.FromFlatDataAndDimensions(pix, n, o.Size, o.Size, o.Chan),
-			tensors.FromFlatDataAndDimensions(tgt, n, w), tensors.FromFlatDataAndDimensions(wt, n, w))
-		if err != nil {
-			return err
-		}
-		l := tensors.MustCopyFlatData[float32](out[0])
-		loss = make([]float64, n)
-		for i, v := range l {
-			loss[i] = float64(v)
-		}
-		grad = tensors.MustCopyFlatData[float32](out[1])
-		return nil
-	})
-	return loss, grad, err
+	return engine.LossGrad("oracle steer", exec, tensors.FromFlatDataAndDimensions(pix, n, o.Size, o.Size, o.Chan),
+		tensors.FromFlatDataAndDimensions(tgt, n, w), tensors.FromFlatDataAndDimensions(wt, n, w))
 }

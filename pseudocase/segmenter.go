@@ -608,22 +608,9 @@ func (s *Segmenter) KeepLoss(pix []float32, n int, ref, weight []float32) (loss 
 	if err != nil {
 		return nil, nil, err
 	}
-	err = engine.Safe("segmenter keep", func() error {
-		out, err := exec.Exec(tensors.FromFlatDataAndDimensions(pix, n, s.Size, s.Size, 3),
-			tensors.FromFlatDataAndDimensions(ref, n, s.Size, s.Size, numChannels),
-			tensors.FromFlatDataAndDimensions(weight, n, s.Size, s.Size, numChannels))
-		if err != nil {
-			return err
-		}
-		l := tensors.MustCopyFlatData[float32](out[0])
-		loss = make([]float64, n)
-		for i, v := range l {
-			loss[i] = float64(v)
-		}
-		grad = tensors.MustCopyFlatData[float32](out[1])
-		return nil
-	})
-	return loss, grad, err
+	return engine.LossGrad("segmenter keep", exec, tensors.FromFlatDataAndDimensions(pix, n, s.Size, s.Size, 3),
+		tensors.FromFlatDataAndDimensions(ref, n, s.Size, s.Size, numChannels),
+		tensors.FromFlatDataAndDimensions(weight, n, s.Size, s.Size, numChannels))
 }
 
 // predictChunk is the fixed batch of every network call in this package.
