@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"latentedit/dataset/fundus"
+	"latentedit/internal/pngtest"
 	inversion "latentedit/invert"
 	"latentedit/workspace"
 )
@@ -383,9 +384,9 @@ func TestRegionConstrainedRun(t *testing.T) {
 	// Far from the region (beyond the margin and the feather) the composite
 	// is the picture before, to the 8-bit level.
 	for i := range n {
-		before := readPNG(t, CaseFile(whole, i, "before"))
-		comp := readPNG(t, CaseFile(whole, i, "composite"))
-		reg := readPNG(t, CaseFile(whole, i, "region")).(*image.Gray)
+		before := pngtest.Read(t, CaseFile(whole, i, "before"))
+		comp := pngtest.Read(t, CaseFile(whole, i, "composite"))
+		reg := pngtest.Read(t, CaseFile(whole, i, "region")).(*image.Gray)
 		near := make([]bool, 64*64)
 		for j, v := range reg.Pix {
 			near[j] = v > 0
@@ -464,18 +465,4 @@ func absDiff(a, b uint32) uint32 {
 		return a - b
 	}
 	return b - a
-}
-
-func readPNG(t *testing.T, path string) image.Image {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
 }

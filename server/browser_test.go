@@ -21,6 +21,7 @@ import (
 	"latentedit/dataset"
 	_ "latentedit/dataset/faces" // the procedural faces the upload is drawn from
 	"latentedit/internal/atomicfile"
+	"latentedit/internal/pngtest"
 )
 
 // chromiumPath finds Debian's chromium. There is no skip: scripts/test.sh
@@ -214,7 +215,7 @@ func TestBrowserEditor(t *testing.T) {
 	pngPath, recipePath := filepath.Join(downloads, "character.png"), filepath.Join(downloads, "character-recipe.json")
 	waitFile(t, pngPath)
 	waitFile(t, recipePath)
-	got := readPNG(t, pngPath)
+	got := pngtest.Read(t, pngPath)
 	if d := samePixels(got, decodePNG(t, shown)); d != "" {
 		t.Errorf("downloaded PNG differs from the picture on the page: %s", d)
 	}
@@ -289,19 +290,6 @@ func waitFile(t *testing.T, path string) {
 	}
 	entries, _ := os.ReadDir(filepath.Dir(path))
 	t.Fatalf("no download %s (folder has %v)", path, entries)
-}
-
-func readPNG(t *testing.T, path string) image.Image {
-	t.Helper()
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := png.Decode(bytes.NewReader(raw))
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return img
 }
 
 // writeUpload renders one procedural face (32×32) and enlarges it to 96×96.

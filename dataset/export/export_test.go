@@ -5,13 +5,13 @@ import (
 	"errors"
 	"image"
 	"image/color"
-	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"latentedit/dataset"
+	"latentedit/internal/pngtest"
 )
 
 // fake is a tiny dataset: n grey 4x3 images of value 10*i, factors "a" and "b".
@@ -42,20 +42,6 @@ func (f *fake) Sample(i int) (image.Image, []float32, error) {
 
 var _ dataset.Dataset = (*fake)(nil)
 
-func readPNG(t *testing.T, path string) image.Image {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
-}
-
 func TestWrite(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out")
 	ds := &fake{n: 5, factors: []string{"a", "b"}, failAt: -1}
@@ -75,7 +61,7 @@ func TestWrite(t *testing.T) {
 	if len(ents) != 5 || ents[0].Name() != "000000.png" || ents[4].Name() != "000004.png" {
 		t.Fatalf("images dir: %v", ents)
 	}
-	img := readPNG(t, filepath.Join(out, "images", "000003.png"))
+	img := pngtest.Read(t, filepath.Join(out, "images", "000003.png"))
 	if img.Bounds() != image.Rect(0, 0, 4, 3) || color.GrayModel.Convert(img.At(1, 1)).(color.Gray).Y != 30 {
 		t.Fatalf("image 3: %v %v", img.Bounds(), img.At(1, 1))
 	}
@@ -93,7 +79,7 @@ func TestWrite(t *testing.T) {
 		t.Fatalf("labels.csv: %v", rows)
 	}
 
-	sheet := readPNG(t, filepath.Join(out, "contact.png"))
+	sheet := pngtest.Read(t, filepath.Join(out, "contact.png"))
 	// 5 images: 3 columns, 2 rows; tile width 4: scale 21 makes 3*84+8 = 260 >= 256.
 	if b := sheet.Bounds(); b.Dx() != 3*4*21+4*Gap || b.Dy() != 2*3*21+3*Gap {
 		t.Fatalf("contact sheet %v", b)
@@ -125,7 +111,7 @@ func TestWriteNoFactorsAndLimit(t *testing.T) {
 		t.Fatalf("labels.csv has %d lines, first %q last %q", len(lines), lines[0], lines[len(lines)-1])
 	}
 	// At most 64 images on the sheet: 8 columns, 8 rows.
-	sheet := readPNG(t, filepath.Join(out, "contact.png"))
+	sheet := pngtest.Read(t, filepath.Join(out, "contact.png"))
 	s := ScaleFor(4, 8, ContactMinWidth)
 	if sheet.Bounds().Dx() != 8*4*s+9*Gap || sheet.Bounds().Dy() != 8*3*s+9*Gap {
 		t.Fatalf("sheet %v with scale %d", sheet.Bounds(), s)

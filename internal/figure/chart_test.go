@@ -3,26 +3,12 @@ package figure
 import (
 	"image"
 	"image/color"
-	"image/png"
 	"math"
-	"os"
 	"path/filepath"
 	"testing"
-)
 
-func decodePNG(t *testing.T, p string) image.Image {
-	t.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
-}
+	"latentedit/internal/pngtest"
+)
 
 func TestBarPanels(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "b.png")
@@ -34,7 +20,7 @@ func TestBarPanels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if img := decodePNG(t, p); img.Bounds().Dx() < 3*img.Bounds().Dy() {
+	if img := pngtest.Read(t, p); img.Bounds().Dx() < 3*img.Bounds().Dy() {
 		t.Fatalf("three panels side by side should be wide: %v", img.Bounds())
 	}
 	// On a log scale, 0 sits at the floor and 2e-2 is 7.3 decades above it.
@@ -54,7 +40,7 @@ func TestHeatMapColours(t *testing.T) {
 	if err := HeatMap(p, "", []string{"d0", "d1"}, []string{"a", "b"}, [][]float64{{1, 0}, {0, -1}}, 0); err != nil {
 		t.Fatal(err)
 	}
-	img := decodePNG(t, p)
+	img := pngtest.Read(t, p)
 	var red, blue int
 	b := img.Bounds()
 	for y := b.Min.Y; y < b.Max.Y; y++ {
@@ -87,7 +73,7 @@ func TestLabelledGrid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img := decodePNG(t, p)
+	img := pngtest.Read(t, p)
 	if img.Bounds().Dx() < 2*8*4 || img.Bounds().Dy() < 2*8*4 {
 		t.Fatalf("grid %v smaller than its tiles", img.Bounds())
 	}

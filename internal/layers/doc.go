@@ -8,7 +8,7 @@ package layers
 // above. A new package goes into the layer that matches what it imports
 // and what imports it; the test fails until it is listed.
 var Order = [][]string{
-	{"internal/atomicfile", "internal/progress", "internal/mixture", "dataset", "dataset/idx", "engine/internal/kernels", "interop/tensorfile"},
+	{"internal/atomicfile", "internal/progress", "internal/mixture", "internal/pngtest", "dataset", "dataset/idx", "engine/internal/kernels", "interop/tensorfile"},
 	{"engine", "models", "dataset/export", "dataset/faces", "dataset/folder", "dataset/fundus", "dataset/mnist"},
 	{"internal/figure", "internal/artifact"},
 	{"train"},
