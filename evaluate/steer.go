@@ -48,8 +48,8 @@ func (o *Oracle) Steer(pix []float32, n int, targets [][]float64) (loss []float6
 			}
 			j++
 		}
-		for k := range w {
-			if m > 0 {
+		if m > 0 {
+			for k := range w {
 				wt[i*w+k] /= float32(m)
 			}
 		}

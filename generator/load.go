@@ -168,15 +168,24 @@ func (m *Model) GenerateFloats(z []float32, n int) ([]float32, error) {
 	return out[0], nil
 }
 
+// flatLatents checks that every latent has d values and joins them into one
+// [n, d] row-major slice; what names the caller in the error.
+func flatLatents(what string, zs [][]float32, d int) ([]float32, error) {
+	flat := make([]float32, 0, len(zs)*d)
+	for i, z := range zs {
+		if len(z) != d {
+			return nil, fmt.Errorf("%s: latent %d has %d values, the model's has %d", what, i, len(z), d)
+		}
+		flat = append(flat, z...)
+	}
+	return flat, nil
+}
+
 // Generate maps latents to images.
 func (m *Model) Generate(z [][]float32) ([]image.Image, error) {
-	d := m.Info.LatentDim
-	flat := make([]float32, 0, len(z)*d)
-	for i, v := range z {
-		if len(v) != d {
-			return nil, fmt.Errorf("generate: latent %d has %d values, the model takes %d", i, len(v), d)
-		}
-		flat = append(flat, v...)
+	flat, err := flatLatents("generate", z, m.Info.LatentDim)
+	if err != nil {
+		return nil, err
 	}
 	pix, err := m.GenerateFloats(flat, len(z))
 	if err != nil {
@@ -275,16 +284,13 @@ func (m *Model) FirstLayerActivations(z [][]float32) ([][]float32, error) {
 		return nil, fmt.Errorf("model %s: arch onnx: an ONNX graph has no first layer latentedit can identify (GANSpace's default mode=activations reads it): use ganspace mode=latent", m.Dir)
 	}
 	d := m.Info.LatentDim
-	flat := make([]float32, 0, len(z)*d)
-	for _, v := range z {
-		if len(v) != d {
-			return nil, fmt.Errorf("first layer: latent of %d values, want %d", len(v), d)
-		}
-		flat = append(flat, v...)
+	flat, err := flatLatents("first layer", z, d)
+	if err != nil {
+		return nil, err
 	}
 	var out []float32
 	var f int
-	err := engine.Safe("first layer", func() error {
+	err = engine.Safe("first layer", func() error {
 		res, err := context.ExecOnce(m.backend, m.ctx, func(ctx *context.Context, z *graph.Node) *graph.Node {
 			return m.Arch.FirstLayer(ctx.InAbsPath("/generator").Reuse(), z)
 		}, tensors.FromFlatDataAndDimensions(flat, len(z), d))

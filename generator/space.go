@@ -232,12 +232,9 @@ func (m *Model) Lift(zs [][]float32) ([][]float32, error) {
 	}
 	root := m.Root()
 	d := root.Info.LatentDim
-	flat := make([]float32, 0, len(zs)*d)
-	for i, z := range zs {
-		if len(z) != d {
-			return nil, fmt.Errorf("lift: latent %d has %d values, the model's z has %d", i, len(z), d)
-		}
-		flat = append(flat, z...)
+	flat, err := flatLatents("lift", zs, d)
+	if err != nil {
+		return nil, err
 	}
 	w, err := m.mapTruncated(flat, len(zs))
 	if err != nil {

@@ -52,9 +52,12 @@ func DefaultRegionOptions() RegionOptions {
 
 // Validate refuses options that cannot make a refinement.
 func (o RegionOptions) Validate() error {
-	for name, v := range map[string]float64{"lr": o.LR, "keep": o.Keep, "goal": o.Goal, "structure": o.Structure, "prior": o.Prior, "feather": o.Feather} {
-		if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
-			return fmt.Errorf("%w: %s %v: want a finite value ≥ 0", ErrRegion, name, v)
+	for _, w := range []struct {
+		name string
+		v    float64
+	}{{"lr", o.LR}, {"keep", o.Keep}, {"goal", o.Goal}, {"structure", o.Structure}, {"prior", o.Prior}, {"feather", o.Feather}} {
+		if math.IsNaN(w.v) || math.IsInf(w.v, 0) || w.v < 0 {
+			return fmt.Errorf("%w: %s %v: want a finite value ≥ 0", ErrRegion, w.name, w.v)
 		}
 	}
 	switch {
@@ -120,13 +123,12 @@ func (r *refiner) pullback(z []float32, n int, g []float32, prior float64) ([]fl
 	return gz, err
 }
 
-// refineResult is a refinement's latents and the terms of its loss at the
-// start (the editor's step) and at the kept latent.
+// refineResult is a refinement's latents and the keep and goal terms of its
+// loss at the start (the editor's step) and at the kept latent.
 type refineResult struct {
-	Z                      [][]float32
-	StartKeep, Keep        []float64 // mean squared error outside the region
-	StartGoal, Goal        []float64
-	StartStruct, Structure []float64
+	Z               [][]float32
+	StartKeep, Keep []float64 // mean squared error outside the region
+	StartGoal, Goal []float64
 }
 
 // refine runs the refinement of RegionOptions from the latents zs towards
@@ -162,7 +164,7 @@ func (r *refiner) refine(t Tools, ro RegionOptions, zs [][]float32, orig []float
 			}
 		}
 	}
-	res := &refineResult{Z: make([][]float32, n), Keep: make([]float64, n), Goal: make([]float64, n), Structure: make([]float64, n)}
+	res := &refineResult{Z: make([][]float32, n), Keep: make([]float64, n), Goal: make([]float64, n)}
 	best := make([]float64, n)
 	for i := range best {
 		best[i] = math.Inf(1)
@@ -204,12 +206,12 @@ func (r *refiner) refine(t Tools, ro RegionOptions, zs [][]float32, orig []float
 			}
 			total := ro.Keep*keep + ro.Goal*lg[i] + ro.Structure*ls[i] + ro.Prior*zz/float64(d)
 			if step == 0 {
-				res.StartKeep, res.StartGoal, res.StartStruct = append(res.StartKeep, keep), append(res.StartGoal, lg[i]), append(res.StartStruct, ls[i])
+				res.StartKeep, res.StartGoal = append(res.StartKeep, keep), append(res.StartGoal, lg[i])
 			}
 			if total < best[i] {
 				best[i] = total
 				copy(res.Z[i], z[i*d:(i+1)*d])
-				res.Keep[i], res.Goal[i], res.Structure[i] = keep, lg[i], ls[i]
+				res.Keep[i], res.Goal[i] = keep, lg[i]
 			}
 		}
 		if step == ro.Steps {

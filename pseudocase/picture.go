@@ -21,11 +21,25 @@ type Agreement struct {
 	DiscShift  float64 // distance of the disc centres in pixels; NaN when one has no disc found
 }
 
-// Agree compares the structures a and b of two size×size pictures.
-func Agree(a, b Structure, size int) Agreement {
+// Agree compares the structures a and b of two pictures of one size.
+func Agree(a, b Structure) Agreement {
+	g := Agreement{VesselDice: vesselDice(a, b, nil), DiscShift: math.NaN()}
+	if a.DiscFound && b.DiscFound {
+		g.DiscShift = math.Hypot(a.DiscX-b.DiscX, a.DiscY-b.DiscY)
+	}
+	return g
+}
+
+// vesselDice is the Dice overlap of a's and b's segmented vessels over the
+// pixels excl does not mark (nil: every pixel); 1 when neither has a vessel
+// there.
+func vesselDice(a, b Structure, excl []bool) float64 {
 	var inter, sum float64
-	for j := 0; j < size*size; j++ {
-		va, vb := a.Masks[ChanVessels][j], b.Masks[ChanVessels][j]
+	for j, va := range a.Masks[ChanVessels] {
+		if excl != nil && excl[j] {
+			continue
+		}
+		vb := b.Masks[ChanVessels][j]
 		if va && vb {
 			inter++
 		}
@@ -36,14 +50,10 @@ func Agree(a, b Structure, size int) Agreement {
 			sum++
 		}
 	}
-	g := Agreement{VesselDice: 1, DiscShift: math.NaN()}
-	if sum > 0 {
-		g.VesselDice = 2 * inter / sum
+	if sum == 0 {
+		return 1
 	}
-	if a.DiscFound && b.DiscFound {
-		g.DiscShift = math.Hypot(a.DiscX-b.DiscX, a.DiscY-b.DiscY)
-	}
-	return g
+	return 2 * inter / sum
 }
 
 // Fundus photograph checks, on a picture at the model's size in [-1, 1]:
@@ -167,7 +177,7 @@ func InvertGiven(t Tools, inv *inversion.Inverter, pics []inversion.Picture, ste
 		for i, f := range fits {
 			p := pics[s+i]
 			out[s+i] = Given{Path: p.Path, Pixels: p.Pixels, Crop: p.Crop, Latent: f.Latent, PSNR: f.PSNR,
-				VesselDice: Agree(st[s+i], got[i], h).VesselDice}
+				VesselDice: Agree(st[s+i], got[i]).VesselDice}
 		}
 		bar.Set(e, nil)
 	}

@@ -468,32 +468,17 @@ func lesionArea(b, a Structure, size int) []bool {
 // area's fraction of the image and the disc shift in pixels.
 func compareStructure(b, a Structure, size int) (dice, area, shift float64) {
 	excl := lesionArea(b, a, size)
-	var inter, sum, nx float64
-	for j, x := range excl {
+	var nx float64
+	for _, x := range excl {
 		if x {
 			nx++
-			continue
 		}
-		vb, va := b.Masks[ChanVessels][j], a.Masks[ChanVessels][j]
-		if vb && va {
-			inter++
-		}
-		if vb {
-			sum++
-		}
-		if va {
-			sum++
-		}
-	}
-	dice = 1
-	if sum > 0 {
-		dice = 2 * inter / sum
 	}
 	shift = math.NaN()
 	if b.DiscFound && a.DiscFound {
 		shift = math.Hypot(a.DiscX-b.DiscX, a.DiscY-b.DiscY)
 	}
-	return dice, nx / float64(len(excl)), shift
+	return vesselDice(b, a, excl), nx / float64(len(excl)), shift
 }
 
 // maxBlob is the largest lesion component, in pixels, counted as a

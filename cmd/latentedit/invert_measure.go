@@ -148,7 +148,7 @@ func runInvertMeasure(ws *workspace.Workspace, inv *invert.Inverter, n int, opt 
 			}
 			var dice, shift float64
 			for i := range got {
-				a := pseudocase.Agree(refSeg[i], got[i], h)
+				a := pseudocase.Agree(refSeg[i], got[i])
 				dice += a.VesselDice / float64(n)
 				if !math.IsNaN(a.DiscShift) {
 					shift += a.DiscShift
