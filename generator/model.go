@@ -87,6 +87,13 @@ func (c Config) ArchName() string {
 	return c.ArchKind
 }
 
+// ImportOnly reports whether the architecture is one latentedit imports but
+// does not train: its discriminator and losses are not part of this project.
+func (c Config) ImportOnly() bool {
+	n := c.ArchName()
+	return n == ArchSNResNet || n == ArchStyleGAN2 || n == ArchONNX
+}
+
 // DefaultR1 is the style GAN's R1 weight when none is given. StyleGAN2-ADA's
 // heuristic 0.0002·S²/batch (0.0256 at 64×64, batch 32) let our D win from
 // step 500 on and the generator collapse; at 32×32, γ from 10 to 50 kept D
@@ -140,7 +147,7 @@ func (c Config) Validate() error {
 	switch {
 	case c.ArchName() != ArchDCGAN && c.ArchName() != ArchStyle && c.ArchName() != ArchSNResNet && c.ArchName() != ArchStyleGAN2 && c.ArchName() != ArchONNX:
 		return fmt.Errorf("config: arch %q: want dcgan, style, sn_resnet, stylegan2 or onnx", c.ArchKind)
-	case (c.ArchName() == ArchSNResNet || c.ArchName() == ArchStyleGAN2 || c.ArchName() == ArchONNX) && c.Kind != "gan":
+	case c.ImportOnly() && c.Kind != "gan":
 		return fmt.Errorf("config: arch %s is an imported GAN generator; a VAE uses dcgan", c.ArchName())
 	case c.ArchName() == ArchStyle && c.Kind != "gan":
 		return fmt.Errorf("config: arch style is a GAN generator; a VAE uses dcgan")
@@ -164,19 +171,22 @@ func (c Config) Validate() error {
 
 // Info is model.json.
 type Info struct {
-	FormatVersion int        `json:"format_version"`
-	Kind          string     `json:"kind"`
-	LatentDim     int        `json:"latent_dim"`
-	Height        int        `json:"height"`
-	Width         int        `json:"width"`
-	Channels      int        `json:"channels"`
-	Dataset       string     `json:"dataset"`
-	Config        Config     `json:"config"`
-	Step          int        `json:"step"`           // training steps behind the weights
-	WeightsSHA256 string     `json:"weights_sha256"` // of WeightsFile
-	Command       string     `json:"command,omitempty"`
-	Source        *Source    `json:"source,omitempty"` // set when the weights were imported, not trained here
-	Prior         *PriorInfo `json:"prior,omitempty"`  // VAE: the fitted latent prior seeds are drawn through (none: N(0, I))
+	FormatVersion int    `json:"format_version"`
+	Kind          string `json:"kind"`
+	LatentDim     int    `json:"latent_dim"`
+	Height        int    `json:"height"`
+	Width         int    `json:"width"`
+	Channels      int    `json:"channels"`
+	Dataset       string `json:"dataset"`
+	Config        Config `json:"config"`
+	Step          int    `json:"step"`           // training steps behind the weights
+	WeightsSHA256 string `json:"weights_sha256"` // of WeightsFile
+	// DiscriminatorSHA256 is the sha256 of DiscriminatorFile, for a GAN
+	// trained here; empty when the model ships no discriminator.
+	DiscriminatorSHA256 string     `json:"discriminator_sha256,omitempty"`
+	Command             string     `json:"command,omitempty"`
+	Source              *Source    `json:"source,omitempty"` // set when the weights were imported, not trained here
+	Prior               *PriorInfo `json:"prior,omitempty"`  // VAE: the fitted latent prior seeds are drawn through (none: N(0, I))
 }
 
 // Source records where imported weights came from, so a model directory can

@@ -74,8 +74,7 @@ func Train(cfg Config, opt Options) (res *Result, err error) {
 	if opt.Out == "" {
 		return nil, errors.New("train: no output directory")
 	}
-	if cfg.ArchName() == ArchSNResNet || cfg.ArchName() == ArchStyleGAN2 || cfg.ArchName() == ArchONNX {
-		// Their discriminators and losses are not part of this project.
+	if cfg.ImportOnly() {
 		return nil, fmt.Errorf("train: arch %s is import-only (latentedit import)", cfg.ArchName())
 	}
 	if opt.Resume {
@@ -445,7 +444,7 @@ func (t *trainer) writeSamples() error {
 }
 
 // checkpoint writes, after the loop has written the full train state, the
-// sampling weights and then model.json: model.json (with the weights'
+// sampling weights (and a GAN's discriminator) and then model.json: model.json (with the weights'
 // checksum) is written last, so a reader never sees a model.json pointing at
 // weights that are not there.
 func (t *trainer) checkpoint(step int) error {
@@ -465,6 +464,14 @@ func (t *trainer) checkpoint(step int) error {
 		Kind: t.cfg.Kind, LatentDim: t.cfg.Latent,
 		Height: t.cfg.Size, Width: t.cfg.Size, Channels: t.cfg.Channels, Dataset: t.cfg.Dataset,
 		Config: t.cfg, Step: step, Command: t.opt.Command,
+	}
+	if t.cfg.Kind == "gan" {
+		// Before model.json, which records its checksum.
+		sum, err := writeDiscriminator(t.opt.Out, discriminatorVars(t.ctx))
+		if err != nil {
+			return fmt.Errorf("train: %w", err)
+		}
+		info.DiscriminatorSHA256 = sum
 	}
 	if err := WriteModel(t.opt.Out, info, vals, meta); err != nil {
 		return fmt.Errorf("train: %w", err)

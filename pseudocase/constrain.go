@@ -1,6 +1,7 @@
 package pseudocase
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -26,22 +27,24 @@ import (
 //	  the lesions not asked for held at the original's reading
 //	+ Structure · the segmenter's cross-entropy against the original's vessels
 //	  and disc outside the region (Segmenter.KeepLoss)
+//	+ Realism · the GAN's own discriminator's loss softplus(−D(G(z)))
 //	+ Prior · mean z²
 //
-// and the best latent seen is kept. The shipped models carry no
-// discriminator (only the generator's weights are saved), so realism is
-// held by the prior pull and by starting from the editor's step, not by a
-// discriminator term.
+// and the best latent seen is kept. The realism term needs a model that
+// ships its discriminator (generator.DiscriminatorFile: GANs trained here
+// since the trainer saves it); on such a model the discriminator's reading
+// is recorded for every case whatever the term's weight, so runs with and
+// without the term compare.
 type RegionOptions struct {
-	Steps                        int     // Adam steps (0: the editor's step alone)
-	LR                           float64 // Adam's learning rate on the latent
-	Keep, Goal, Structure, Prior float64 // weights of the terms
-	Margin                       int     // pixels the region is grown by
-	Feather                      float64 // σ in pixels of the composite's soft edge
-	Mask                         []bool  // a user's region (model size), or nil
-	MaskPath                     string  // its file, for the record
-	SeamRenders                  int     // real renders whose lesion borders are the seam reference
-	SeamSeed                     int64   // their seed
+	Steps                                 int     // Adam steps (0: the editor's step alone)
+	LR                                    float64 // Adam's learning rate on the latent
+	Keep, Goal, Structure, Realism, Prior float64 // weights of the terms
+	Margin                                int     // pixels the region is grown by
+	Feather                               float64 // σ in pixels of the composite's soft edge
+	Mask                                  []bool  // a user's region (model size), or nil
+	MaskPath                              string  // its file, for the record
+	SeamRenders                           int     // real renders whose lesion borders are the seam reference
+	SeamSeed                              int64   // their seed
 }
 
 // DefaultRegionOptions are the weights chosen in docs/pseudocases.md.
@@ -55,7 +58,7 @@ func (o RegionOptions) Validate() error {
 	for _, w := range []struct {
 		name string
 		v    float64
-	}{{"lr", o.LR}, {"keep", o.Keep}, {"goal", o.Goal}, {"structure", o.Structure}, {"prior", o.Prior}, {"feather", o.Feather}} {
+	}{{"lr", o.LR}, {"keep", o.Keep}, {"goal", o.Goal}, {"structure", o.Structure}, {"realism", o.Realism}, {"prior", o.Prior}, {"feather", o.Feather}} {
 		if math.IsNaN(w.v) || math.IsInf(w.v, 0) || w.v < 0 {
 			return fmt.Errorf("%w: %s %v: want a finite value ≥ 0", ErrRegion, w.name, w.v)
 		}
@@ -76,8 +79,8 @@ func (o RegionOptions) Validate() error {
 // Spec is the options as one line: what a merge checks its shards agree on.
 func (o RegionOptions) Spec() string {
 	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
-	s := fmt.Sprintf("steps=%d lr=%s keep=%s goal=%s structure=%s prior=%s margin=%d feather=%s seam=%d@%d",
-		o.Steps, f(o.LR), f(o.Keep), f(o.Goal), f(o.Structure), f(o.Prior), o.Margin, f(o.Feather), o.SeamRenders, o.SeamSeed)
+	s := fmt.Sprintf("steps=%d lr=%s keep=%s goal=%s structure=%s realism=%s prior=%s margin=%d feather=%s seam=%d@%d",
+		o.Steps, f(o.LR), f(o.Keep), f(o.Goal), f(o.Structure), f(o.Realism), f(o.Prior), o.Margin, f(o.Feather), o.SeamRenders, o.SeamSeed)
 	if o.MaskPath != "" {
 		s += " mask=" + o.MaskPath
 	}
@@ -87,6 +90,7 @@ func (o RegionOptions) Spec() string {
 // refiner holds the compiled pull-back of a pixel gradient through G.
 type refiner struct {
 	m    *generator.Model
+	disc *generator.Discriminator // the model's own D, or nil when it ships none
 	exec engine.LazyExec
 }
 
@@ -123,12 +127,14 @@ func (r *refiner) pullback(z []float32, n int, g []float32, prior float64) ([]fl
 	return gz, err
 }
 
-// refineResult is a refinement's latents and the keep and goal terms of its
-// loss at the start (the editor's step) and at the kept latent.
+// refineResult is a refinement's latents and the keep, goal and realism
+// terms of its loss at the start (the editor's step) and at the kept
+// latent (realism NaN without a discriminator).
 type refineResult struct {
-	Z               [][]float32
-	StartKeep, Keep []float64 // mean squared error outside the region
-	StartGoal, Goal []float64
+	Z                     [][]float32
+	StartKeep, Keep       []float64 // mean squared error outside the region
+	StartGoal, Goal       []float64
+	StartRealism, Realism []float64
 }
 
 // refine runs the refinement of RegionOptions from the latents zs towards
@@ -164,7 +170,7 @@ func (r *refiner) refine(t Tools, ro RegionOptions, zs [][]float32, orig []float
 			}
 		}
 	}
-	res := &refineResult{Z: make([][]float32, n), Keep: make([]float64, n), Goal: make([]float64, n)}
+	res := &refineResult{Z: make([][]float32, n), Keep: make([]float64, n), Goal: make([]float64, n), Realism: make([]float64, n)}
 	best := make([]float64, n)
 	for i := range best {
 		best[i] = math.Inf(1)
@@ -185,12 +191,21 @@ func (r *refiner) refine(t Tools, ro RegionOptions, zs [][]float32, orig []float
 		if err != nil {
 			return nil, err
 		}
+		lreal, gr := nanRow(n), []float32(nil)
+		if r.disc != nil {
+			if lreal, gr, err = r.disc.Realism(img, n); err != nil {
+				return nil, err
+			}
+		}
 		for i := range n {
 			var keep float64
 			for j := 0; j < px; j++ {
 				for k := 0; k < c; k++ {
 					q := (i*px+j)*c + k
 					g[q] = float32(ro.Goal)*gg[q] + float32(ro.Structure)*gs[q]
+					if gr != nil {
+						g[q] += float32(ro.Realism) * gr[q]
+					}
 					if regions[i][j] {
 						continue
 					}
@@ -205,13 +220,17 @@ func (r *refiner) refine(t Tools, ro RegionOptions, zs [][]float32, orig []float
 				zz += float64(v) * float64(v)
 			}
 			total := ro.Keep*keep + ro.Goal*lg[i] + ro.Structure*ls[i] + ro.Prior*zz/float64(d)
+			if ro.Realism > 0 {
+				total += ro.Realism * lreal[i]
+			}
 			if step == 0 {
 				res.StartKeep, res.StartGoal = append(res.StartKeep, keep), append(res.StartGoal, lg[i])
+				res.StartRealism = append(res.StartRealism, lreal[i])
 			}
 			if total < best[i] {
 				best[i] = total
 				copy(res.Z[i], z[i*d:(i+1)*d])
-				res.Keep[i], res.Goal[i] = keep, lg[i]
+				res.Keep[i], res.Goal[i], res.Realism[i] = keep, lg[i], lreal[i]
 			}
 		}
 		if step == ro.Steps {
@@ -231,6 +250,15 @@ func (r *refiner) refine(t Tools, ro RegionOptions, zs [][]float32, orig []float
 		}
 	}
 	return res, nil
+}
+
+// nanRow is n NaNs: the reading of a judge that is not there.
+func nanRow(n int) []float64 {
+	r := make([]float64, n)
+	for i := range r {
+		r[i] = math.NaN()
+	}
+	return r
 }
 
 // LesionRenders renders n retinas of the fundus dataset of seed with the
@@ -347,7 +375,16 @@ func newRegionRun(t Tools, opt Options) (*regionRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	rr := &regionRun{opt: ro, ref: &refiner{m: t.Model}, seamReal: seam}
+	disc, err := generator.LoadDiscriminator(t.Model)
+	switch {
+	case errors.Is(err, generator.ErrNoDiscriminator) && ro.Realism == 0:
+		disc = nil // nothing to weigh, nothing to record
+	case err != nil && ro.Realism > 0:
+		return nil, fmt.Errorf("%w: a realism weight needs the GAN's discriminator: %w", ErrRegion, err)
+	case err != nil:
+		return nil, err // a discriminator that is there but broken is never ignored
+	}
+	rr := &regionRun{opt: ro, ref: &refiner{m: t.Model, disc: disc}, seamReal: seam}
 	// The realism yardstick: real retinas with the requested lesions, and
 	// another real set of the run's size against them.
 	read := func(n int, seed int64) ([][]float64, error) {
@@ -448,6 +485,7 @@ func (b *regionBlock) finish(t Tools, rr *regionRun, before, after []float32) er
 		band := Border(b.regions[i], h)
 		rc := &RegionCase{Area: area / float64(h*w),
 			KeepStart: b.res.StartKeep[i], Keep: b.res.Keep[i], GoalStart: b.res.StartGoal[i], Goal: b.res.Goal[i],
+			RealismStart: b.res.StartRealism[i], Realism: b.res.Realism[i],
 			Seam: SeamEnergy(after[i*sz:(i+1)*sz], h, c, band), SeamComposite: SeamEnergy(b.composite[i*sz:(i+1)*sz], h, c, band),
 			CompAfter: rc[i]}
 		rc.CompVesselDice, rc.CompLesionArea, rc.CompDiscShift = compareStructure(b.sb[i], sc[i], h)
@@ -459,7 +497,8 @@ func (b *regionBlock) finish(t Tools, rr *regionRun, before, after []float32) er
 // regionColumns end the rows of a region-constrained run.
 func regionColumns(factors []string) []string {
 	cols := []string{"region_area_fraction", "mse_outside_region_editor_step", "mse_outside_region_refined",
-		"goal_loss_editor_step", "goal_loss_refined", "seam_energy_refined", "seam_energy_composite"}
+		"goal_loss_editor_step", "goal_loss_refined", "discriminator_loss_editor_step", "discriminator_loss_refined",
+		"seam_energy_refined", "seam_energy_composite"}
 	for _, f := range factors {
 		cols = append(cols, "composite_after_"+f)
 	}
@@ -467,7 +506,7 @@ func regionColumns(factors []string) []string {
 }
 
 func regionRow(r *RegionCase) []string {
-	row := []string{num(r.Area), num(r.KeepStart), num(r.Keep), num(r.GoalStart), num(r.Goal), num(r.Seam), num(r.SeamComposite)}
+	row := []string{num(r.Area), num(r.KeepStart), num(r.Keep), num(r.GoalStart), num(r.Goal), num(r.RealismStart), num(r.Realism), num(r.Seam), num(r.SeamComposite)}
 	for _, v := range r.CompAfter {
 		row = append(row, num(v))
 	}
@@ -483,9 +522,11 @@ func summarizeRegion(s *Summary, cases []Case) {
 		return
 	}
 	comp := make([]Case, len(cases))
-	var seam, seamC float64
+	var seam, seamC, realStart, real float64
 	for i, c := range cases {
 		g := c.Region
+		realStart += g.RealismStart / n
+		real += g.Realism / n
 		r.Area += g.Area / n
 		r.KeepPSNRStart += inversion.PSNR(g.KeepStart) / n
 		r.KeepPSNR += inversion.PSNR(g.Keep) / n
@@ -496,6 +537,9 @@ func summarizeRegion(s *Summary, cases []Case) {
 		comp[i] = c
 		comp[i].Region = nil
 		comp[i].After, comp[i].VesselDice, comp[i].LesionArea, comp[i].DiscShift = g.CompAfter, g.CompVesselDice, g.CompLesionArea, g.CompDiscShift
+	}
+	if !math.IsNaN(real) { // NaN: the model ships no discriminator
+		r.RealismStart, r.Realism = &realStart, &real
 	}
 	if r.SeamReal > 0 {
 		r.SeamRatio, r.SeamRatioComposite = seam/r.SeamReal, seamC/r.SeamReal

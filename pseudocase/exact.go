@@ -39,6 +39,8 @@ type exactRegion struct {
 	Keep           exact   `json:"mse_outside_region_refined"`
 	GoalStart      exact   `json:"goal_loss_editor_step"`
 	Goal           exact   `json:"goal_loss_refined"`
+	RealismStart   exact   `json:"discriminator_loss_editor_step"` // "NaN" when the model ships no discriminator
+	Realism        exact   `json:"discriminator_loss_refined"`
 	Seam           exact   `json:"seam_energy_refined"`
 	SeamComposite  exact   `json:"seam_energy_composite"`
 	CompAfter      []exact `json:"composite_after"`
@@ -114,7 +116,7 @@ func toExactRegion(r *RegionCase) *exactRegion {
 		return nil
 	}
 	return &exactRegion{Area: exact(r.Area), KeepStart: exact(r.KeepStart), Keep: exact(r.Keep), GoalStart: exact(r.GoalStart),
-		Goal: exact(r.Goal), Seam: exact(r.Seam), SeamComposite: exact(r.SeamComposite), CompAfter: convert[exact](r.CompAfter),
+		Goal: exact(r.Goal), RealismStart: exact(r.RealismStart), Realism: exact(r.Realism), Seam: exact(r.Seam), SeamComposite: exact(r.SeamComposite), CompAfter: convert[exact](r.CompAfter),
 		CompVesselDice: exact(r.CompVesselDice), CompLesionArea: exact(r.CompLesionArea), CompDiscShift: exact(r.CompDiscShift)}
 }
 
@@ -123,7 +125,7 @@ func (e *exactRegion) toRegion() *RegionCase {
 		return nil
 	}
 	return &RegionCase{Area: float64(e.Area), KeepStart: float64(e.KeepStart), Keep: float64(e.Keep), GoalStart: float64(e.GoalStart),
-		Goal: float64(e.Goal), Seam: float64(e.Seam), SeamComposite: float64(e.SeamComposite), CompAfter: convert[float64](e.CompAfter),
+		Goal: float64(e.Goal), RealismStart: float64(e.RealismStart), Realism: float64(e.Realism), Seam: float64(e.Seam), SeamComposite: float64(e.SeamComposite), CompAfter: convert[float64](e.CompAfter),
 		CompVesselDice: float64(e.CompVesselDice), CompLesionArea: float64(e.CompLesionArea), CompDiscShift: float64(e.CompDiscShift)}
 }
 

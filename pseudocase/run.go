@@ -101,6 +101,9 @@ type RegionCase struct {
 	// oracle's normalised error to the request, after the editor's step
 	// alone (Start) and after the refinement.
 	KeepStart, Keep, GoalStart, Goal float64
+	// The model's discriminator's loss softplus(−D(x)) (low: real to D)
+	// after the editor's step and refined; NaN when the model ships no D.
+	RealismStart, Realism float64
 	// Seam energy along the region's border (SeamEnergy) of the refined
 	// picture and of the composite.
 	Seam, SeamComposite float64
@@ -184,6 +187,10 @@ type RegionSummary struct {
 	KeepPSNR      float64 `json:"mean_psnr_outside_region_refined_db"`
 	GoalStart     float64 `json:"mean_goal_loss_editor_step"`
 	Goal          float64 `json:"mean_goal_loss_refined"`
+	// The discriminator's mean loss softplus(−D(x)), when the model ships
+	// its D (ln 2 ≈ 0.69 is D undecided; lower reads as real).
+	RealismStart *float64 `json:"mean_discriminator_loss_editor_step,omitempty"`
+	Realism      *float64 `json:"mean_discriminator_loss_refined,omitempty"`
 	// Seam energy of the cases over the real borders' (1 is a real edge).
 	SeamRatio          float64 `json:"seam_ratio_refined"`
 	SeamRatioComposite float64 `json:"seam_ratio_composite"`

@@ -80,6 +80,7 @@ func parsePseudocase(args []string, stderr io.Writer) (*pseudocaseArgs, error) {
 	fs.Float64Var(&ro.Keep, "region-keep", ro.Keep, "--region: weight of the pixel error outside the region")
 	fs.Float64Var(&ro.Goal, "region-goal", ro.Goal, "--region: weight of the oracle's error to the request")
 	fs.Float64Var(&ro.Structure, "region-structure", ro.Structure, "--region: weight of the segmenter's vessels and disc outside the region")
+	fs.Float64Var(&ro.Realism, "region-realism", ro.Realism, "--region: weight of the GAN's own discriminator's loss (needs a model that ships its discriminator; its reading is reported whenever it does)")
 	fs.IntVar(&ro.Margin, "region-margin", ro.Margin, "--region: pixels the region is grown by")
 	fs.Float64Var(&ro.Feather, "feather", ro.Feather, "--region: σ in pixels of the composite's soft edge")
 	backend := fs.String("backend", "", "go (CPU) or xla:/abs/path/plugin.so")
@@ -295,6 +296,9 @@ func runPseudocase(args []string, stdout, stderr io.Writer) error {
 			100*r.Area, r.KeepPSNRStart, r.KeepPSNR, r.SeamRatio, r.SeamRatioComposite, strings.Join(cg, ", "), 100*r.Composite.AllGoalsMet, r.Composite.VesselDice)
 		if r.FrechetRatio != nil {
 			inverted += fmt.Sprintf("; Fréchet against real retinas with the lesions %.2f× real-vs-real (composite %.2f×)", *r.FrechetRatio, *r.FrechetRatioComp)
+		}
+		if r.Realism != nil {
+			inverted += fmt.Sprintf("; discriminator loss %.3f → %.3f (ln 2 = 0.693 is undecided)", *r.RealismStart, *r.Realism)
 		}
 	}
 	return printResult(stdout, a.json, sum, fmt.Sprintf("%d pseudo-cases in %s with %s: %s; within tolerance: %s (all %.0f%%); vessel Dice outside lesions %.3f, disc shift %s%s",

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 
 	_ "latentedit/dataset/faces"
@@ -21,6 +22,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	data := fs.String("data", d.Dataset, "dataset: faces, fundus, mnist, fashion-mnist, or folder (with --data-dir)")
 	out := fs.String("out", "", "model directory to write (required)")
 	resume := fs.Bool("resume", false, "continue the run in --out from its last checkpoint")
+	exportD := fs.Bool("export-discriminator", false, "write the discriminator of the GAN run in --out from its train state (for runs checkpointed before the trainer saved it) and stop")
 	backend := fs.String("backend", "", "go (CPU, default) or xla:/abs/path/pjrt_plugin.so; default $GOMLX_BACKEND")
 	jsonOut := fs.Bool("json", false, "progress as JSON lines instead of a bar")
 	fs.IntVar(&d.Steps, "steps", d.Steps, "training steps")
@@ -55,6 +57,13 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	}
 	if *out == "" {
 		return errUsage{fmt.Errorf("--out is required")}
+	}
+	if *exportD {
+		if err := generator.ExportDiscriminator(*out); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %s\n", filepath.Join(*out, generator.DiscriminatorFile))
+		return nil
 	}
 	d.Kind, d.Dataset = *kind, *data
 	if d.Dataset == "folder" {

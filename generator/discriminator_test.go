@@ -1,0 +1,170 @@
+package generator
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestDiscriminatorShipsAndDifferentiates: a GAN run writes its
+// discriminator with every checkpoint; loaded, its realism loss has the
+// gradient finite differences give, for the spectral-norm DCGAN D with a
+// minibatch-stddev layer and for the style GAN's residual D.
+func TestDiscriminatorShipsAndDifferentiates(t *testing.T) {
+	dc := tiny("gan", "faces", 6)
+	dc.MBStd = true
+	for name, cfg := range map[string]Config{"dcgan": dc, "style": tinyStyle(6)} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			if _, err := Train(cfg, Options{Out: dir, Backend: be(t)}); err != nil {
+				t.Fatal(err)
+			}
+			m, err := Load(dir, be(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := LoadDiscriminator(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, w, c := m.ImageShape()
+			n, sz := 4, h*w*c
+			r := rand.New(rand.NewPCG(3, 4))
+			x := make([]float32, n*sz)
+			for i := range x {
+				x[i] = float32(r.Float64()*1.6 - 0.8)
+			}
+			loss, grad, err := d.Realism(x, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(loss) != n || len(grad) != n*sz {
+				t.Fatalf("%d losses and %d gradient values for %d images of %d", len(loss), len(grad), n, sz)
+			}
+			// Directional derivative along a random ±1 direction: large
+			// enough to measure in float32, and it involves every pixel.
+			v := make([]float32, len(x))
+			var analytic float64
+			for i := range v {
+				v[i] = float32(2*r.IntN(2) - 1)
+				analytic += float64(v[i]) * float64(grad[i])
+			}
+			const eps = 1e-4 // D is sharp: at 1e-3 its kinks bend the difference by 20%
+			sum := func(sign float32) float64 {
+				y := make([]float32, len(x))
+				for i := range y {
+					y[i] = x[i] + sign*eps*v[i]
+				}
+				l, _, err := d.Realism(y, n)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var s float64
+				for _, e := range l {
+					s += e
+				}
+				return s
+			}
+			numeric := (sum(1) - sum(-1)) / (2 * eps)
+			if rel := math.Abs(numeric-analytic) / math.Max(math.Abs(analytic), 1e-3); rel > 0.05 || analytic == 0 {
+				t.Fatalf("directional derivative: analytic %.5g, finite differences %.5g (relative error %.3g)", analytic, numeric, rel)
+			}
+			t.Logf("directional derivative: analytic %.5g, finite differences %.5g", analytic, numeric)
+		})
+	}
+}
+
+// TestDiscriminatorBadFiles: a model without the file, with a corrupted
+// one, and a run whose discriminator is recovered from its train state.
+func TestDiscriminatorBadFiles(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Train(tiny("gan", "faces", 4), Options{Out: dir, Backend: be(t)}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, DiscriminatorFile)
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Load(dir, be(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := LoadDiscriminator(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, w, c := m.ImageShape()
+	x := make([]float32, h*w*c)
+	want, _, err := d.Realism(x, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := d.Realism(x[:10], 1); err == nil {
+		t.Error("realism of a short image: no error")
+	}
+
+	// Corrupted: the checksum catches it.
+	bad := append([]byte(nil), good...)
+	bad[len(bad)/2] ^= 0xff
+	if err := os.WriteFile(path, bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadDiscriminator(m); err == nil || !strings.Contains(err.Error(), "sha256") {
+		t.Errorf("corrupted discriminator: %v, want a checksum error", err)
+	}
+
+	// A model trained before the file existed: none recorded.
+	info, err := ReadInfo(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info.DiscriminatorSHA256 = ""
+	if err := writeInfo(dir, info); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(path)
+	old, err := Load(dir, be(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadDiscriminator(old); !errors.Is(err, ErrNoDiscriminator) {
+		t.Errorf("model without a discriminator: %v, want ErrNoDiscriminator", err)
+	}
+
+	// Recovered from the train state: the same discriminator.
+	if err := ExportDiscriminator(dir); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Load(dir, be(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, err := LoadDiscriminator(again)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := d2.Realism(x, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0] != want[0] {
+		t.Errorf("exported discriminator reads %v, the trainer's %v", got[0], want[0])
+	}
+
+	// A VAE has none to export.
+	vdir := t.TempDir()
+	if _, err := Train(tiny("vae", "faces", 2), Options{Out: vdir, Backend: be(t)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ExportDiscriminator(vdir); err == nil {
+		t.Error("exporting a VAE's discriminator: no error")
+	}
+	if _, err := os.Stat(filepath.Join(vdir, DiscriminatorFile)); !os.IsNotExist(err) {
+		t.Errorf("a VAE run has %s: %v", DiscriminatorFile, err)
+	}
+}
