@@ -10,6 +10,25 @@ import (
 	"testing"
 )
 
+// trainDiscriminator trains cfg into a temporary run and loads its model
+// and discriminator.
+func trainDiscriminator(t *testing.T, cfg Config) (string, *Model, *Discriminator) {
+	t.Helper()
+	dir := t.TempDir()
+	if _, err := Train(cfg, Options{Out: dir, Backend: be(t)}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := Load(dir, be(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := LoadDiscriminator(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, m, d
+}
+
 // TestDiscriminatorShipsAndDifferentiates: a GAN run writes its
 // discriminator with every checkpoint; loaded, its realism loss has the
 // gradient finite differences give, for the spectral-norm DCGAN D with a
@@ -19,18 +38,7 @@ func TestDiscriminatorShipsAndDifferentiates(t *testing.T) {
 	dc.MBStd = true
 	for name, cfg := range map[string]Config{"dcgan": dc, "style": tinyStyle(6)} {
 		t.Run(name, func(t *testing.T) {
-			dir := t.TempDir()
-			if _, err := Train(cfg, Options{Out: dir, Backend: be(t)}); err != nil {
-				t.Fatal(err)
-			}
-			m, err := Load(dir, be(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			d, err := LoadDiscriminator(m)
-			if err != nil {
-				t.Fatal(err)
-			}
+			_, m, d := trainDiscriminator(t, cfg)
 			h, w, c := m.ImageShape()
 			n, sz := 4, h*w*c
 			r := rand.New(rand.NewPCG(3, 4))
@@ -81,20 +89,9 @@ func TestDiscriminatorShipsAndDifferentiates(t *testing.T) {
 // TestDiscriminatorBadFiles: a model without the file, with a corrupted
 // one, and a run whose discriminator is recovered from its train state.
 func TestDiscriminatorBadFiles(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := Train(tiny("gan", "faces", 4), Options{Out: dir, Backend: be(t)}); err != nil {
-		t.Fatal(err)
-	}
+	dir, m, d := trainDiscriminator(t, tiny("gan", "faces", 4))
 	path := filepath.Join(dir, DiscriminatorFile)
 	good, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := Load(dir, be(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := LoadDiscriminator(m)
 	if err != nil {
 		t.Fatal(err)
 	}
