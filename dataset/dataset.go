@@ -160,3 +160,37 @@ func TensorBatch(ds Dataset, idx []int) (images, labels *tensors.Tensor, err err
 	labels = tensors.FromFlatDataAndDimensions(lab, len(idx), len(ds.Factors()))
 	return images, labels, nil
 }
+
+// Select returns ds with only the factors keep accepts, in their order: the
+// same images, fewer label columns. A judge that regresses factors (an
+// oracle) selects the measurable ones of a dataset that also has a class.
+func Select(ds Dataset, keep func(factor string) bool) Dataset {
+	s := &selected{Dataset: ds}
+	for i, f := range ds.Factors() {
+		if keep(f) {
+			s.cols = append(s.cols, i)
+			s.names = append(s.names, f)
+		}
+	}
+	return s
+}
+
+type selected struct {
+	Dataset
+	cols  []int
+	names []string
+}
+
+func (s *selected) Factors() []string { return append([]string(nil), s.names...) }
+
+func (s *selected) Sample(i int) (image.Image, []float32, error) {
+	img, lab, err := s.Dataset.Sample(i)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]float32, len(s.cols))
+	for j, c := range s.cols {
+		out[j] = lab[c]
+	}
+	return img, out, nil
+}

@@ -60,14 +60,17 @@ func (c *Classifier) net(ctx *context.Context, x *graph.Node) *graph.Node {
 	return engine.Dense(ctx.In("out"), h, c.Classes, true)
 }
 
-// classLabels returns the class of every image of ds, which must have one
-// factor, "label", holding whole numbers ≥ 0.
+// classLabels returns the class of every image of ds from its labels lab
+// (Batch's): the factor "label", holding whole numbers ≥ 0.
 func classLabels(lab []float32, ds dataset.Dataset) ([]int, error) {
-	if f := ds.Factors(); !slices.Equal(f, []string{"label"}) {
-		return nil, fmt.Errorf("classifier: dataset %s has factors %v, want one class \"label\"", ds.Name(), f)
+	f := ds.Factors()
+	col := slices.Index(f, "label")
+	if col < 0 {
+		return nil, fmt.Errorf("classifier: dataset %s has factors %v, no class \"label\"", ds.Name(), f)
 	}
-	out := make([]int, len(lab))
-	for i, v := range lab {
+	out := make([]int, len(lab)/len(f))
+	for i := range out {
+		v := lab[i*len(f)+col]
 		if v < 0 || v != float32(int(v)) {
 			return nil, fmt.Errorf("classifier: dataset %s image %d has label %g, not a class", ds.Name(), i, v)
 		}

@@ -26,7 +26,8 @@ import (
 // their angle so that 0.99 and 0.01 are close, as they look.
 var cyclic = map[string]bool{"hair_colour": true, "eye_colour": true, "background": true}
 
-// Oracle is a CNN regressor from an image to a dataset's factors.
+// Oracle is a CNN regressor from an image to a dataset's factors, but for
+// a class label (OracleFactors).
 type Oracle struct {
 	FormatVersion int    `json:"format_version"`
 	Kind          string `json:"kind"`           // "oracle"
@@ -56,6 +57,18 @@ const (
 	OracleSpec    = "oracle.json"
 	oracleWeights = "oracle.ckpt"
 )
+
+// OracleFactors are the factors of a dataset an oracle reads: all but the
+// categorical ones.
+func OracleFactors(factors []string) []string {
+	var out []string
+	for _, f := range factors {
+		if !categorical[f] {
+			out = append(out, f)
+		}
+	}
+	return out
+}
 
 // targets encodes factor values: hues become (cos, sin).
 func (o *Oracle) width() int {
@@ -121,6 +134,9 @@ func TrainOracle(ds, heldOut dataset.Dataset, be backends.Backend, opt OracleOpt
 	if err := opt.defaults("oracle"); err != nil {
 		return nil, err
 	}
+	// A class index is no quantity to regress (the classifier judges it).
+	measurable := func(f string) bool { return !categorical[f] }
+	ds, heldOut = dataset.Select(ds, measurable), dataset.Select(heldOut, measurable)
 	h, w, c := ds.Shape()
 	o := &Oracle{Factors: ds.Factors(), Size: h, Chan: c, Width: 16, Steps: opt.Steps, ctx: context.New().Checked(false), be: be}
 	if len(o.Factors) == 0 {

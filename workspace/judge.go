@@ -18,7 +18,7 @@ import (
 const ClassifierDir = evaluate.ClassifierDir
 
 // Judge returns the judge of the model's quality: the Classifier for a
-// dataset whose one factor is a class label, the oracle otherwise —
+// dataset of classes (a factor "label"), the oracle otherwise —
 // borrowed from oracleFrom (an oracle directory or another model) when it
 // is not empty, else the model's own (Oracle). Either is refused unless it
 // reads the model's dataset at the model's resolution, the judge's contract:
@@ -31,7 +31,7 @@ func (w *Workspace) Judge(oracleFrom string, oracleSteps, classifierSteps int, l
 	if len(factors) == 0 {
 		return nil, fmt.Errorf("model %s: dataset %s has no factors, so no oracle can be trained to judge it: the quality measures (Fréchet distance, precision and recall in oracle features, factor marginals) need one", w.Model.Dir, w.Model.Info.Dataset)
 	}
-	if slices.Equal(factors, []string{"label"}) {
+	if slices.Contains(factors, "label") {
 		if oracleFrom != "" {
 			return nil, fmt.Errorf("--oracle %s: dataset %s is judged by its class classifier, not an oracle", oracleFrom, w.Model.Info.Dataset)
 		}
@@ -39,7 +39,7 @@ func (w *Workspace) Judge(oracleFrom string, oracleSteps, classifierSteps int, l
 		if err != nil {
 			return nil, err
 		}
-		return c, w.checkJudge("classifier", c.Size, c.Chan, c.FactorNames(), factors, c.Dataset)
+		return c, w.checkJudge("classifier", c.Size, c.Chan, c.FactorNames(), []string{"label"}, c.Dataset)
 	}
 	var o *evaluate.Oracle
 	if oracleFrom != "" {
@@ -50,7 +50,7 @@ func (w *Workspace) Judge(oracleFrom string, oracleSteps, classifierSteps int, l
 	if err != nil {
 		return nil, err
 	}
-	return o, w.checkJudge("oracle", o.Size, o.Chan, o.Factors, factors, "")
+	return o, w.checkJudge("oracle", o.Size, o.Chan, o.Factors, evaluate.OracleFactors(factors), "")
 }
 
 // datasetFactors names the factors of the model's dataset.

@@ -197,7 +197,7 @@ func (w *Workspace) OracleProgress(steps int, log io.Writer, jsonLines bool) (o 
 	if err != nil {
 		return nil, false, err
 	}
-	opt.N, opt.Seed = 1000, 54321
+	opt.N, opt.Seed, opt.Split = 1000, 54321, "test" // MNIST's held-out digits are its test split
 	held, err := m.Info.OpenData(opt)
 	if err != nil {
 		return nil, false, err

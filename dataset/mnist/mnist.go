@@ -1,5 +1,7 @@
 // Package mnist provides the "mnist" and "fashion-mnist" datasets: 28×28 grey
-// images with one factor, "label" (the class 0…9).
+// images with the factor "label" (the class 0…9), and for the digits their
+// shape measured from the pixels (MorphoFactors: thickness, slant, width,
+// height; morpho.go).
 //
 // Options.Split picks "train" (60000 images, the default) or "test" (10000);
 // Options.N > 0 keeps only the first N images; Options.Dir overrides the folder
@@ -120,8 +122,15 @@ func (d *Dataset) Len() int { return d.n }
 // Shape implements dataset.Dataset: 28×28×1.
 func (d *Dataset) Shape() (h, w, c int) { return Side, Side, 1 }
 
-// Factors implements dataset.Dataset: the single factor "label".
-func (d *Dataset) Factors() []string { return []string{"label"} }
+// Factors implements dataset.Dataset: the class "label", and for the
+// digits (mnist, not fashion-mnist) their MorphoFactors measured from the
+// pixels (Measure).
+func (d *Dataset) Factors() []string {
+	if d.name != "mnist" {
+		return []string{"label"}
+	}
+	return append([]string{"label"}, MorphoFactors...)
+}
 
 // Label returns the class of sample i without building its image.
 func (d *Dataset) Label(i int) int { return int(d.labels[i]) }
@@ -133,7 +142,11 @@ func (d *Dataset) Sample(i int) (image.Image, []float32, error) {
 	}
 	img := image.NewGray(image.Rect(0, 0, Side, Side))
 	copy(img.Pix, d.images.Image(i))
-	return img, []float32{float32(d.labels[i])}, nil
+	labels := []float32{float32(d.labels[i])}
+	if d.name == "mnist" {
+		labels = append(labels, Measure(img.Pix, Side).Values()...)
+	}
+	return img, labels, nil
 }
 
 // dataDir returns the folder to read name's files from.

@@ -40,7 +40,7 @@ func TestMNISTTrain(t *testing.T) {
 	if h, w, c := d.Shape(); h != 28 || w != 28 || c != 1 {
 		t.Fatalf("shape %d %d %d", h, w, c)
 	}
-	if f := d.Factors(); len(f) != 1 || f[0] != "label" {
+	if f := d.Factors(); len(f) != 5 || f[0] != "label" {
 		t.Fatalf("factors %v", f)
 	}
 	means, counts := meanByLabel(t, d)
@@ -84,7 +84,7 @@ func TestMNISTTrain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(pix) != 2*28*28 || len(labels) != 2 || labels[1] != 0 {
+	if len(pix) != 2*28*28 || len(labels) != 2*5 || labels[5] != 0 { // the second image is a 0
 		t.Fatalf("batch: %d pixels, labels %v", len(pix), labels)
 	}
 }
