@@ -71,7 +71,7 @@ Changes are read off the images by an <em>oracle</em>, a CNN trained on rendered
 <nav><a href="#sequence">sequential edits</a><a href="#commutativity">commutativity</a><a href="#table">table</a>{{if .Quality}}<a href="#quality">quality</a>{{end}}<a href="#heat">attribute change</a><a href="#sweeps">traversals</a><a href="#defs">definitions</a>{{range .Links}}<a href="{{.Href}}">{{.Text}}</a>{{end}}</nav>
 
 <h2 id="sequence">Sequential edits</h2>
-<p>Each row is one method. From the original, the edits are applied one after another: + smile, + bangs, + pitch, + yaw, + hair colour, + hair length
+<p>Each row is one method. From the original, the edits are applied one after another: {{range $i, $f := .SequenceCols}}{{if $i}}, {{end}}+ {{$f}}{{end}}
 (each column keeps the edits to its left). A direction is used for a factor when the Hungarian matching of directions to factors assigned it;
 its step is chosen to move that factor by {{.Options.Move}} spreads (at most |t| = {{.Options.MaxT}}). A grey tile means the method has no direction for that factor.</p>
 {{range .Sequences}}<figure><img class="pix" src="{{.}}" alt="sequential edit grid {{.}}"><figcaption>{{.}}</figcaption></figure>{{end}}

@@ -17,6 +17,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -31,8 +32,23 @@ import (
 )
 
 // SequenceFactors are the columns of the sequential-edit grid after the
-// original, in the order of the study (S, B, P, Y, C, L).
+// original, in the order of the study (S, B, P, Y, C, L), for a judge that
+// reads them all (faces).
 var SequenceFactors = []string{"smile", "bangs", "pitch", "yaw", "hair_colour", "hair_length"}
+
+// sequenceFactors are the grid's columns for a judge of factors: the
+// study's where it reads them all, else its own first six (MNIST's shape,
+// fundus lesions), so every dataset's grid shows what its editors can move.
+func sequenceFactors(factors []string) []string {
+	all := true
+	for _, f := range SequenceFactors {
+		all = all && slices.Contains(factors, f)
+	}
+	if all {
+		return SequenceFactors
+	}
+	return factors[:min(len(factors), len(SequenceFactors))]
+}
 
 // Options sizes the measurements. Zero values take the defaults.
 type Options struct {
@@ -121,6 +137,7 @@ type Results struct {
 	FrechetReal    float64            `json:"frechet_real"`    // two sets of real images: the floor
 	Editors        []*Editor          `json:"editors"`
 	Sequences      []string           `json:"sequence_grids"`
+	SequenceCols   []string           `json:"sequence_factors"` // the grids' columns after the original
 	Chart          string             `json:"commutativity_chart"`
 	Options        Options            `json:"options"`
 	Links          []Link             `json:"-"`
@@ -214,6 +231,7 @@ func Run(ws *workspace.Workspace, names []string, orc *evaluate.Oracle, out stri
 		res.Editors = append(res.Editors, r)
 		bar.Set(i+2, nil)
 	}
+	res.SequenceCols = sequenceFactors(res.Factors)
 	if err := sequenceGrids(models, res, editors, out, opt); err != nil {
 		return nil, err
 	}
@@ -408,12 +426,12 @@ func realFeatures(m *generator.Model, o *evaluate.Oracle, n int) ([][]float64, e
 }
 
 // sequenceGrids draws, per seed, rows = editors and columns = the original
-// then each SequenceFactors edit applied on top of the previous ones. A
+// then each res.SequenceCols edit applied on top of the previous ones. A
 // method without a direction for a factor gets a grey tile there (and the
 // edit is skipped for the rest of its row).
 func sequenceGrids(models map[string]*generator.Model, res *Results, editors map[string]edit.Editor, out string, opt Options) error {
 	cols := []string{"original"}
-	for _, f := range SequenceFactors {
+	for _, f := range res.SequenceCols {
 		cols = append(cols, "+"+strings.ReplaceAll(f, "_", " "))
 	}
 	// Seed i's latent in each editor's space (the same picture).
@@ -432,7 +450,7 @@ func sequenceGrids(models map[string]*generator.Model, res *Results, editors map
 	paths := make([][][][]float32, len(res.Editors))
 	for j, r := range res.Editors {
 		have[j] = []bool{true}
-		for _, f := range SequenceFactors {
+		for _, f := range res.SequenceCols {
 			k := indexOf(r.Matched, f)
 			if k >= 0 {
 				steps[j] = append(steps[j], edit.Step{K: k, T: float32(*r.Steps[k])})
