@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"latentedit/models"
 )
 
 // qualityFile is the part of quality.json the command tests read.
@@ -73,14 +75,21 @@ func runQuality(t *testing.T, args ...string) (qualityFile, map[string]json.RawM
 }
 
 // TestEvaluateQuality runs `evaluate --quality` on embedded models: MNIST
-// (classifier, digit checks, no editors so no study), fundus (oracle and
+// (classifier, digit checks; without its editors, no study), fundus (oracle and
 // the segmenter's disc count), the faces VAE judged by the faces GAN's
 // oracle (reconstruction PSNR), and the faces GAN with one editor, whose
 // study report then carries the quality section.
 func TestEvaluateQuality(t *testing.T) {
 	t.Chdir(t.TempDir())
-	m, printed := runQuality(t, "--model", "mnist-gan")
-	if m.Model != "mnist-gan" || m.N != 64 || m.Judge.Kind != "classifier" || m.Judge.TestAccuracy == nil || *m.Judge.TestAccuracy < 0.98 ||
+	bare, err := models.Extract("mnist-gan", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(bare, "editors")); err != nil {
+		t.Fatal(err)
+	}
+	m, printed := runQuality(t, "--model", bare)
+	if m.Model != bare || m.N != 64 || m.Judge.Kind != "classifier" || m.Judge.TestAccuracy == nil || *m.Judge.TestAccuracy < 0.98 ||
 		len(m.Modes) != 10 || len(m.Checks) != 10 || len(m.Factors) != 0 || !(m.FrechetRatio > 0) {
 		t.Errorf("mnist-gan quality %+v", m)
 	}
