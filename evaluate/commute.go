@@ -219,3 +219,47 @@ func Identity(m *generator.Model, e edit.Editor, o *Oracle, zs [][]float32, befo
 	}
 	return target, nuisance, nil
 }
+
+// ClassKept is the fraction of the latents zs whose class, read by the
+// classifier c, is the same after an edit along direction k by t as before
+// (before: c's classes of the unedited latents). On a dataset of classes
+// the oracle reads only the measurable factors, so an edit that turns a 2
+// into an 8 while thickening it would pass Identity unseen; this is the
+// measure that sees it.
+func ClassKept(m *generator.Model, e edit.Editor, c *Classifier, zs [][]float32, before []int, k int, t float32) (float64, error) {
+	if len(before) != len(zs) || len(zs) == 0 {
+		return 0, fmt.Errorf("class kept: %d classes for %d latents", len(before), len(zs))
+	}
+	edited, err := e.EditBatch(zs, edit.Repeat(edit.Step{K: k, T: t}, len(zs)))
+	if err != nil {
+		return 0, err
+	}
+	after, err := Classes(m, c, edited)
+	if err != nil {
+		return 0, err
+	}
+	kept := 0
+	for i := range after {
+		if after[i] == before[i] {
+			kept++
+		}
+	}
+	return float64(kept) / float64(len(zs)), nil
+}
+
+// Classes renders the latents zs and returns the classifier's class of each.
+func Classes(m *generator.Model, c *Classifier, zs [][]float32) ([]int, error) {
+	pix, err := m.GenerateChunked(zs, ReadChunk)
+	if err != nil {
+		return nil, err
+	}
+	_, read, err := c.Read(pix, len(zs))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int, len(read))
+	for i, r := range read {
+		out[i] = int(r[0])
+	}
+	return out, nil
+}

@@ -53,6 +53,14 @@ func (w *Workspace) Judge(oracleFrom string, oracleSteps, classifierSteps int, l
 	return o, w.checkJudge("oracle", o.Size, o.Chan, o.Factors, evaluate.OracleFactors(factors), "")
 }
 
+// HasClasses reports whether the model's dataset has a class label (a
+// factor "label", like MNIST): its edits can change the class, which the
+// Classifier reads.
+func (w *Workspace) HasClasses() bool {
+	f, err := w.datasetFactors()
+	return err == nil && slices.Contains(f, "label")
+}
+
 // datasetFactors names the factors of the model's dataset.
 func (w *Workspace) datasetFactors() ([]string, error) {
 	info := w.Model.Info

@@ -103,8 +103,14 @@ func runEvaluate(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+		cls, _ := judge.(*evaluate.Classifier)
+		if cls == nil && ws.HasClasses() {
+			if cls, err = ws.Classifier(*classifierSteps, stderr); err != nil {
+				return err
+			}
+		}
 		res, err = study.Run(ws, names, orc, *out, *rename, study.Options{N: *n, CommLatents: *commN, QualityN: studyN, T: float32(*step),
-			Seeds: ss, Log: stderr, JSON: *jsonOut, Quality: q})
+			Seeds: ss, Log: stderr, JSON: *jsonOut, Quality: q, Classifier: cls})
 		if err != nil {
 			return err
 		}
@@ -221,6 +227,13 @@ func printStudy(w io.Writer, res *study.Results) {
 			fmtNull(r.MeanLeakage), fmtNull(r.MeanIdentity), r.Commutativity.Latent, r.Commutativity.Image, r.Commutativity.AttributeMean, r.Frechet)
 	}
 	fmt.Fprintf(w, "Fréchet: samples %.3f, real vs real %.3f\n", res.FrechetSamples, res.FrechetReal)
+	if res.ClassesRead() {
+		var kept []string
+		for _, r := range res.Editors {
+			kept = append(kept, r.Name+" "+fmtNull(r.MeanClassKept))
+		}
+		fmt.Fprintf(w, "class kept by the matched edits (classifier): %s\n", strings.Join(kept, ", "))
+	}
 }
 
 func fmtNull(p *float64) string {

@@ -82,10 +82,10 @@ compared in latent space, in pixels and in the oracle's reading of the factors. 
 <figure><img src="{{.Chart}}" alt="commutativity error per method"></figure>
 
 <h2 id="table">All methods</h2>
-<table><tr><th>editor</th><th>method</th><th>K</th><th>RCA</th><th>matched</th><th>effect</th><th>leakage</th><th>identity change</th>
+<table><tr><th>editor</th><th>method</th><th>K</th><th>RCA</th><th>matched</th><th>effect</th><th>leakage</th><th>identity change</th>{{if $.ClassesRead}}<th>class kept</th>{{end}}
 <th>comm. latent</th><th>comm. image</th><th>comm. attribute</th><th>Fréchet (edited)</th></tr>
 {{range .Editors}}<tr><td>{{.Name}}</td><td>{{.Method}}{{if and .Space (ne .Space "z")}} in {{.Space}}{{end}}</td><td>{{.K}}</td><td>{{num .RCA}}</td><td>{{.Matches}}</td><td>{{num .MeanEffect}}</td><td>{{num .MeanLeakage}}</td>
-<td>{{num .MeanIdentity}}</td><td>{{f .Commutativity.Latent}}</td><td>{{f .Commutativity.Image}}</td><td>{{f .Commutativity.AttributeMean}}</td><td>{{f .Frechet}}</td></tr>
+<td>{{num .MeanIdentity}}</td>{{if $.ClassesRead}}<td>{{num .MeanClassKept}}</td>{{end}}<td>{{f .Commutativity.Latent}}</td><td>{{f .Commutativity.Image}}</td><td>{{f .Commutativity.AttributeMean}}</td><td>{{f .Frechet}}</td></tr>
 {{end}}</table>
 <p>Quality reference: Fréchet distance of unedited samples to real images {{f .FrechetSamples}}; of two sets of real images {{f .FrechetReal}} (the floor).</p>
 <p>Oracle held-out R² per factor ({{.OracleSteps}} training steps):</p>
@@ -93,9 +93,9 @@ compared in latent space, in pixels and in the oracle's reading of the factors. 
 
 <h3>Matched directions</h3>
 {{range .Editors}}{{$e := .}}<details><summary><b>{{.Name}}</b>: {{.Matches}} of {{.K}} directions matched</summary>
-<table><tr><th>direction</th><th>matched factor</th><th>effect</th><th>leakage</th><th>step t</th><th>factor moved (spreads)</th><th>identity change</th></tr>
+<table><tr><th>direction</th><th>matched factor</th><th>effect</th><th>leakage</th><th>step t</th><th>factor moved (spreads)</th><th>identity change</th>{{if $.ClassesRead}}<th>class kept</th>{{end}}</tr>
 {{range $k, $n := .Names}}<tr><td>{{$k}} {{$n}}</td><td>{{index $e.Matched $k}}</td><td>{{num (index $e.TargetEffect $k)}}</td><td>{{num (index $e.Leakage $k)}}</td>
-<td>{{num (index $e.Steps $k)}}</td><td>{{num (index $e.TargetMove $k)}}</td><td>{{num (index $e.Identity $k)}}</td></tr>{{end}}
+<td>{{num (index $e.Steps $k)}}</td><td>{{num (index $e.TargetMove $k)}}</td><td>{{num (index $e.Identity $k)}}</td>{{if $.ClassesRead}}<td>{{num (index $e.ClassKept $k)}}</td>{{end}}</tr>{{end}}
 </table></details>{{end}}
 
 {{with .Quality}}{{template "quality" .}}{{end}}

@@ -68,6 +68,9 @@ type Options struct {
 	// --quality), shown in its own section of the report and kept in
 	// metrics.json.
 	Quality *evaluate.Quality `json:"-"`
+	// Classifier, when set (datasets of classes: MNIST), also reads each
+	// matched direction's edit for a change of class (Editor.ClassKept).
+	Classifier *evaluate.Classifier `json:"-"`
 }
 
 func (o *Options) defaults() {
@@ -102,22 +105,26 @@ func (o *Options) defaults() {
 
 // Editor is everything measured of one editor.
 type Editor struct {
-	Name          string                       `json:"name"`
-	Method        string                       `json:"method"`
-	Space         string                       `json:"space"` // the latent space it moves: z, w or w+
-	K             int                          `json:"k"`
-	Names         []string                     `json:"names"`
-	RCA           *float64                     `json:"rca"` // learned methods only
-	Effect        [][]float64                  `json:"effect_per_unit_step"`
-	Matched       []string                     `json:"matched_factor"` // "" where none
-	TargetEffect  []*float64                   `json:"target_effect"`
-	Leakage       []*float64                   `json:"leakage"`
-	Steps         []*float64                   `json:"step"`               // t that moves the matched factor by Move spreads
-	TargetMove    []*float64                   `json:"target_move"`        // achieved move of the matched factor, in spreads
-	Identity      []*float64                   `json:"identity_change"`    // mean |change| of the other factors, in spreads
-	MeanEffect    *float64                     `json:"mean_target_effect"` // over matched directions
-	MeanLeakage   *float64                     `json:"mean_leakage"`
-	MeanIdentity  *float64                     `json:"mean_identity_change"`
+	Name         string      `json:"name"`
+	Method       string      `json:"method"`
+	Space        string      `json:"space"` // the latent space it moves: z, w or w+
+	K            int         `json:"k"`
+	Names        []string    `json:"names"`
+	RCA          *float64    `json:"rca"` // learned methods only
+	Effect       [][]float64 `json:"effect_per_unit_step"`
+	Matched      []string    `json:"matched_factor"` // "" where none
+	TargetEffect []*float64  `json:"target_effect"`
+	Leakage      []*float64  `json:"leakage"`
+	Steps        []*float64  `json:"step"`               // t that moves the matched factor by Move spreads
+	TargetMove   []*float64  `json:"target_move"`        // achieved move of the matched factor, in spreads
+	Identity     []*float64  `json:"identity_change"`    // mean |change| of the other factors, in spreads
+	MeanEffect   *float64    `json:"mean_target_effect"` // over matched directions
+	MeanLeakage  *float64    `json:"mean_leakage"`
+	MeanIdentity *float64    `json:"mean_identity_change"`
+	// ClassKept is, with Options.Classifier, the fraction of the identity
+	// latents whose class survives the same edit; MeanClassKept its mean.
+	ClassKept     []*float64                   `json:"class_kept,omitempty"`
+	MeanClassKept *float64                     `json:"mean_class_kept,omitempty"`
 	Matches       int                          `json:"matched_directions"`
 	Commutativity *evaluate.CommutativityError `json:"commutativity"`
 	Frechet       float64                      `json:"frechet_edited"` // oracle-feature FD of edited samples to real images
@@ -197,6 +204,12 @@ func Run(ws *workspace.Workspace, names []string, orc *evaluate.Oracle, out stri
 	if err != nil {
 		return nil, err
 	}
+	var classes []int
+	if opt.Classifier != nil {
+		if classes, err = evaluate.Classes(m, opt.Classifier, zs); err != nil {
+			return nil, err
+		}
+	}
 	bar.Set(1, nil)
 	editors := map[string]edit.Editor{}
 	models := map[string]*generator.Model{}
@@ -216,7 +229,7 @@ func Run(ws *workspace.Workspace, names []string, orc *evaluate.Oracle, out stri
 		if me != m {
 			ezs = me.Latents(31337, opt.N)
 		}
-		r, err := measure(me, e, orc, name, dir, out, real[:len(real)/2], ezs, before, opt)
+		r, err := measure(me, e, orc, name, dir, out, real[:len(real)/2], ezs, before, classes, opt)
 		if err != nil {
 			return nil, fmt.Errorf("study: editor %s: %w", name, err)
 		}
@@ -250,10 +263,22 @@ func Run(ws *workspace.Workspace, names []string, orc *evaluate.Oracle, out stri
 	return res, writeHTML(filepath.Join(out, "index.html"), res)
 }
 
+// ClassesRead reports whether the study read classes (Options.Classifier):
+// the page then shows the class-kept columns.
+func (r *Results) ClassesRead() bool {
+	for _, e := range r.Editors {
+		if e.ClassKept != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // measure runs every per-editor measurement.
 // zs and before are the identity measurement's latents and the oracle's
-// reading of them, shared by every editor.
-func measure(m *generator.Model, e edit.Editor, o *evaluate.Oracle, name, dir, out string, real [][]float64, zs [][]float32, before [][]float64, opt Options) (*Editor, error) {
+// reading of them, shared by every editor; classes the classifier's
+// classes of them (with Options.Classifier).
+func measure(m *generator.Model, e edit.Editor, o *evaluate.Oracle, name, dir, out string, real [][]float64, zs [][]float32, before [][]float64, classes []int, opt Options) (*Editor, error) {
 	r := &Editor{Name: name, Method: e.Method(), K: e.K(), RCA: rcaOf(dir)}
 	ac, err := evaluate.MeasureAttributeChange(m, e, o, opt.N, 90210, opt.T)
 	if err != nil {
@@ -266,7 +291,10 @@ func measure(m *generator.Model, e edit.Editor, o *evaluate.Oracle, name, dir, o
 	r.Matched = make([]string, e.K())
 	r.TargetEffect, r.Leakage = nullable(eff), nullable(leak)
 	r.Steps, r.TargetMove, r.Identity = make([]*float64, e.K()), make([]*float64, e.K()), make([]*float64, e.K())
-	var sumE, sumL, sumI float64
+	if opt.Classifier != nil {
+		r.ClassKept = make([]*float64, e.K())
+	}
+	var sumE, sumL, sumI, sumC float64
 	for k, f := range match {
 		if f < 0 || math.Abs(ac.Effect[k][f]) < minSpreadsPerStep*o.FactorScale(o.Factors[f]) {
 			r.TargetEffect[k], r.Leakage[k] = nil, nil
@@ -283,6 +311,14 @@ func measure(m *generator.Model, e edit.Editor, o *evaluate.Oracle, name, dir, o
 		}
 		tt := float64(t)
 		r.Steps[k], r.TargetMove[k], r.Identity[k] = &tt, &moved, &nuis
+		if opt.Classifier != nil {
+			kept, err := evaluate.ClassKept(m, e, opt.Classifier, zs, classes, k, t)
+			if err != nil {
+				return nil, err
+			}
+			r.ClassKept[k] = &kept
+			sumC += kept
+		}
 		r.Matches++
 		sumE += eff[k]
 		sumL += leak[k]
@@ -292,6 +328,9 @@ func measure(m *generator.Model, e edit.Editor, o *evaluate.Oracle, name, dir, o
 	if r.Matches > 0 {
 		n := float64(r.Matches)
 		r.MeanEffect, r.MeanLeakage, r.MeanIdentity = ptr(sumE/n), ptr(sumL/n), ptr(sumI/n)
+		if opt.Classifier != nil {
+			r.MeanClassKept = ptr(sumC / n)
+		}
 	}
 	if r.Commutativity, err = evaluate.MeasureCommutativity(m, e, o, m.Latents(424242, opt.CommLatents), opt.CommT, opt.CommT); err != nil {
 		return nil, err
