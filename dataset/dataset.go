@@ -27,7 +27,8 @@ type Dataset interface {
 	// Shape is the image shape every sample has.
 	Shape() (h, w, c int)
 	// Factors names the label columns; empty when the dataset has none.
-	// Classification datasets (mnist) report a single "label" factor.
+	// Classification datasets report their class as the factor "label"
+	// (mnist also its shape measures after it).
 	Factors() []string
 	// Sample returns image i and its labels (len(labels) == len(Factors())).
 	Sample(i int) (image.Image, []float32, error)

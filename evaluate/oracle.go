@@ -135,11 +135,15 @@ func TrainOracle(ds, heldOut dataset.Dataset, be backends.Backend, opt OracleOpt
 		return nil, err
 	}
 	// A class index is no quantity to regress (the classifier judges it).
+	all := ds.Factors()
 	measurable := func(f string) bool { return !categorical[f] }
 	ds, heldOut = dataset.Select(ds, measurable), dataset.Select(heldOut, measurable)
 	h, w, c := ds.Shape()
 	o := &Oracle{Factors: ds.Factors(), Size: h, Chan: c, Width: 16, Steps: opt.Steps, ctx: context.New().Checked(false), be: be}
 	if len(o.Factors) == 0 {
+		if len(all) > 0 {
+			return nil, fmt.Errorf("oracle: dataset %s has only a class (%v), which its classifier judges: an oracle has no factor to learn, so InterFaceGAN and the study's matching have none to read", ds.Name(), all)
+		}
 		return nil, fmt.Errorf("oracle: dataset %s has no factors to learn (an oracle, and with it InterFaceGAN and the quality measures, needs a dataset with labelled factors)", ds.Name())
 	}
 	if h != w {

@@ -5,7 +5,6 @@ import (
 	"math"
 
 	"github.com/gomlx/gomlx/pkg/core/graph"
-	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
 	"latentedit/engine"
@@ -64,6 +63,6 @@ func (o *Oracle) Steer(pix []float32, n int, targets [][]float64) (loss []float6
 	if err != nil {
 		return nil, nil, err
 	}
-	return engine.LossGrad("oracle steer", exec, tensors.FromFlatDataAndDimensions(pix, n, o.Size, o.Size, o.Chan),
-		tensors.FromFlatDataAndDimensions(tgt, n, w), tensors.FromFlatDataAndDimensions(wt, n, w))
+	return engine.LossGrad("oracle steer", exec, n, []engine.Rows{{Data: pix, Dims: []int{o.Size, o.Size, o.Chan}},
+		{Data: tgt, Dims: []int{w}}, {Data: wt, Dims: []int{w}}})
 }

@@ -115,16 +115,12 @@ func (r *refiner) pullback(z []float32, n int, g []float32, prior float64) ([]fl
 	if err != nil {
 		return nil, err
 	}
-	var gz []float32
-	err = engine.Safe("pseudocase refine", func() error {
-		out, err := exec.Exec(tensors.FromFlatDataAndDimensions(z, n, d), tensors.FromFlatDataAndDimensions(g, n, h, w, c), tensors.FromScalar(float32(prior)))
-		if err != nil {
-			return err
-		}
-		gz = tensors.MustCopyFlatData[float32](out[0])
-		return nil
-	})
-	return gz, err
+	out, err := engine.RunRows("pseudocase refine", exec, n, []engine.Rows{{Data: z, Dims: []int{d}}, {Data: g, Dims: []int{h, w, c}}},
+		tensors.FromScalar(float32(prior)))
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
 }
 
 // refineResult is a refinement's latents and the keep, goal and realism
@@ -411,6 +407,14 @@ func newRegionRun(t Tools, opt Options) (*regionRun, error) {
 	return rr, nil
 }
 
+// discSHA is the checksum of the discriminator the run reads, or "".
+func (rr *regionRun) discSHA(t Tools) string {
+	if rr.ref.disc == nil {
+		return ""
+	}
+	return t.Model.Info.DiscriminatorSHA256
+}
+
 // regionBlock is a block of cases being made region-constrained.
 type regionBlock struct {
 	z         [][]float32
@@ -516,7 +520,7 @@ func regionRow(r *RegionCase) []string {
 // summarizeRegion fills s.Region's means from the cases (all region cases).
 func summarizeRegion(s *Summary, cases []Case) {
 	r := s.Region
-	*r = RegionSummary{Options: r.Options, SeamReal: r.SeamReal, Reference: r.Reference, RealVsReal: r.RealVsReal}
+	*r = RegionSummary{Options: r.Options, Discriminator: r.Discriminator, SeamReal: r.SeamReal, Reference: r.Reference, RealVsReal: r.RealVsReal}
 	n := float64(len(cases))
 	if n == 0 {
 		return

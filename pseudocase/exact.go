@@ -34,13 +34,15 @@ type exactCase struct {
 
 // exactRegion is a RegionCase as cases.jsonl holds it.
 type exactRegion struct {
-	Area           exact   `json:"region_area_fraction"`
-	KeepStart      exact   `json:"mse_outside_region_editor_step"`
-	Keep           exact   `json:"mse_outside_region_refined"`
-	GoalStart      exact   `json:"goal_loss_editor_step"`
-	Goal           exact   `json:"goal_loss_refined"`
-	RealismStart   exact   `json:"discriminator_loss_editor_step"` // "NaN" when the model ships no discriminator
-	Realism        exact   `json:"discriminator_loss_refined"`
+	Area      exact `json:"region_area_fraction"`
+	KeepStart exact `json:"mse_outside_region_editor_step"`
+	Keep      exact `json:"mse_outside_region_refined"`
+	GoalStart exact `json:"goal_loss_editor_step"`
+	Goal      exact `json:"goal_loss_refined"`
+	// "NaN" when the model ships no discriminator; pointers so that a file
+	// written before they existed is refused, not read as D's certainty.
+	RealismStart   *exact  `json:"discriminator_loss_editor_step"`
+	Realism        *exact  `json:"discriminator_loss_refined"`
 	Seam           exact   `json:"seam_energy_refined"`
 	SeamComposite  exact   `json:"seam_energy_composite"`
 	CompAfter      []exact `json:"composite_after"`
@@ -116,7 +118,7 @@ func toExactRegion(r *RegionCase) *exactRegion {
 		return nil
 	}
 	return &exactRegion{Area: exact(r.Area), KeepStart: exact(r.KeepStart), Keep: exact(r.Keep), GoalStart: exact(r.GoalStart),
-		Goal: exact(r.Goal), RealismStart: exact(r.RealismStart), Realism: exact(r.Realism), Seam: exact(r.Seam), SeamComposite: exact(r.SeamComposite), CompAfter: convert[exact](r.CompAfter),
+		Goal: exact(r.Goal), RealismStart: ptrExact(r.RealismStart), Realism: ptrExact(r.Realism), Seam: exact(r.Seam), SeamComposite: exact(r.SeamComposite), CompAfter: convert[exact](r.CompAfter),
 		CompVesselDice: exact(r.CompVesselDice), CompLesionArea: exact(r.CompLesionArea), CompDiscShift: exact(r.CompDiscShift)}
 }
 
@@ -125,7 +127,7 @@ func (e *exactRegion) toRegion() *RegionCase {
 		return nil
 	}
 	return &RegionCase{Area: float64(e.Area), KeepStart: float64(e.KeepStart), Keep: float64(e.Keep), GoalStart: float64(e.GoalStart),
-		Goal: float64(e.Goal), RealismStart: float64(e.RealismStart), Realism: float64(e.Realism), Seam: float64(e.Seam), SeamComposite: float64(e.SeamComposite), CompAfter: convert[float64](e.CompAfter),
+		Goal: float64(e.Goal), RealismStart: float64(*e.RealismStart), Realism: float64(*e.Realism), Seam: float64(e.Seam), SeamComposite: float64(e.SeamComposite), CompAfter: convert[float64](e.CompAfter),
 		CompVesselDice: float64(e.CompVesselDice), CompLesionArea: float64(e.CompLesionArea), CompDiscShift: float64(e.CompDiscShift)}
 }
 
@@ -166,10 +168,18 @@ func readExact(name string, raw []byte) ([]Case, error) {
 		if err := dec.Decode(&e); err != nil {
 			return nil, fmt.Errorf("%s line %d: %w", name, line, err)
 		}
+		if r := e.Region; r != nil && (r.RealismStart == nil || r.Realism == nil) {
+			return nil, fmt.Errorf("%s line %d: no discriminator_loss fields: written by an older latentedit; run the shard again", name, line)
+		}
 		cases = append(cases, e.toCase())
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return cases, nil
+}
+
+func ptrExact(v float64) *exact {
+	x := exact(v)
+	return &x
 }

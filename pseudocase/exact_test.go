@@ -74,3 +74,29 @@ func TestExactCasesRoundTrip(t *testing.T) {
 		t.Errorf("unknown field: %v", err)
 	}
 }
+
+// A region case written before the discriminator's fields existed is
+// refused, not read as a discriminator that is sure the picture is real.
+func TestExactRefusesRegionWithoutDiscriminatorFields(t *testing.T) {
+	cases := []Case{{Index: 1, Seed: 2, Before: []float64{0}, After: []float64{1}, Scale: 1, DiscShift: 0,
+		Region: &RegionCase{Area: 0.1, RealismStart: math.NaN(), Realism: 0.25, CompAfter: []float64{1}}}}
+	path := filepath.Join(t.TempDir(), "cases.jsonl")
+	if err := writeExact(path, cases); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(path)
+	back, err := readExact(path, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := back[0].Region; !math.IsNaN(r.RealismStart) || r.Realism != 0.25 {
+		t.Errorf("discriminator losses read back as %v, %v", r.RealismStart, r.Realism)
+	}
+	old := strings.Replace(string(raw), `"discriminator_loss_editor_step":"NaN",`, "", 1)
+	if old == string(raw) {
+		t.Fatalf("the line has no discriminator_loss_editor_step field: %s", raw)
+	}
+	if _, err := readExact(path, []byte(old)); err == nil || !strings.Contains(err.Error(), "older latentedit") {
+		t.Errorf("a region case without the discriminator's fields: %v", err)
+	}
+}

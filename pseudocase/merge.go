@@ -294,7 +294,7 @@ func (s *Summary) run() *Summary {
 	r := &Summary{Editor: s.Editor, Method: s.Method, Request: s.Request, RunCases: s.RunCases, Model: s.Model,
 		Seed: s.Seed, MaxStep: s.MaxStep, Factors: s.Factors, Target: s.Target, OracleR2: s.OracleR2, SegmenterDice: s.SegmenterDice}
 	if s.Region != nil {
-		r.Region = &RegionSummary{Options: s.Region.Options, SeamReal: s.Region.SeamReal, Reference: s.Region.Reference, RealVsReal: s.Region.RealVsReal}
+		r.Region = &RegionSummary{Options: s.Region.Options, Discriminator: s.Region.Discriminator, SeamReal: s.Region.SeamReal, Reference: s.Region.Reference, RealVsReal: s.Region.RealVsReal}
 	}
 	return r
 }

@@ -1,10 +1,12 @@
 package pseudocase
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"latentedit/generator"
@@ -79,16 +81,18 @@ func TestRegionRealismTerm(t *testing.T) {
 
 	dt := withDiscriminator(t, tools)
 	const n = 4
+	whole := map[float64]string{}
 	read := func(w float64) *RegionSummary {
 		o := ro
 		o.Realism = w
-		sum, err := Run(dt, Options{Request: req, N: n, Seed: 70, Out: t.TempDir(), Region: &o})
+		whole[w] = t.TempDir()
+		sum, err := Run(dt, Options{Request: req, N: n, Seed: 70, Out: whole[w], Region: &o})
 		if err != nil {
 			t.Fatal(err)
 		}
 		r := sum.Region
-		if r.RealismStart == nil || r.Realism == nil {
-			t.Fatalf("realism weight %g: the discriminator's reading is not in the summary", w)
+		if r.RealismStart == nil || r.Realism == nil || r.Discriminator != dt.Model.Info.DiscriminatorSHA256 {
+			t.Fatalf("realism weight %g: the discriminator's reading or checksum is not in the summary: %+v", w, r)
 		}
 		return r
 	}
@@ -100,5 +104,52 @@ func TestRegionRealismTerm(t *testing.T) {
 	if !(*with.Realism < *without.Realism) || !(*with.Realism < *with.RealismStart) {
 		t.Errorf("weighing realism: discriminator loss %.4f (start %.4f), %.4f without the term; want it lower than both",
 			*with.Realism, *with.RealismStart, *without.Realism)
+	}
+}
+
+// TestRegionRealismShards: a case's discriminator score is its own (the
+// minibatch-stddev D reads each image with fixed company), so shards of a
+// run with the realism term merge byte for byte into the whole run; shards
+// that read different discriminators are not one run.
+func TestRegionRealismShards(t *testing.T) {
+	tools := shippedTools(t)
+	dt := withDiscriminator(t, tools)
+	req, _ := ParseRequest("cup:0.8")
+	ro := DefaultRegionOptions()
+	ro.Steps, ro.SeamRenders, ro.Realism = 6, 4, 1
+	const n = 3
+	whole := t.TempDir()
+	if _, err := Run(dt, Options{Request: req, N: n, Seed: 90, Out: whole, Region: &ro}); err != nil {
+		t.Fatal(err)
+	}
+	parts := t.TempDir()
+	for i := range 2 {
+		if _, err := Run(dt, Options{Request: req, N: n, Seed: 90, Shard: Shard{i, 2}, Out: parts, Region: &ro}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	merged := filepath.Join(t.TempDir(), "m")
+	if _, err := Merge(merged, []string{parts}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"cases.csv", "cases.jsonl"} {
+		a, _ := os.ReadFile(filepath.Join(whole, f))
+		b, _ := os.ReadFile(filepath.Join(merged, f))
+		if !bytes.Equal(a, b) {
+			t.Errorf("%s of the merged shards differs from the whole run's", f)
+		}
+	}
+	// One shard read the discriminator, the other had none.
+	none := ro
+	none.Realism = 0
+	odd := t.TempDir()
+	if _, err := Run(dt, Options{Request: req, N: n, Seed: 90, Shard: Shard{0, 2}, Out: odd, Region: &none}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(tools, Options{Request: req, N: n, Seed: 90, Shard: Shard{1, 2}, Out: odd, Region: &none}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Merge(filepath.Join(t.TempDir(), "m"), []string{odd}); err == nil || !strings.Contains(err.Error(), "discriminator") {
+		t.Errorf("merge of shards with and without a discriminator: %v", err)
 	}
 }

@@ -177,6 +177,9 @@ type Summary struct {
 // RegionSummary is the part of a summary a region-constrained run adds.
 type RegionSummary struct {
 	Options string `json:"options"` // RegionOptions.Spec
+	// Discriminator is the sha256 of the model's discriminator when the run
+	// read one (its weights, unlike the generator's, are not in Model).
+	Discriminator string `json:"discriminator_sha256,omitempty"`
 	// SeamReal is the mean seam energy along the region borders of real
 	// renders with the requested lesions (seamReference).
 	SeamReal float64 `json:"seam_energy_real_lesion_borders"`
@@ -299,7 +302,7 @@ func Run(t Tools, opt Options) (*Summary, error) {
 	bar.Finish()
 	head := runHead(t, opt, targets, lo)
 	if rr != nil {
-		head.Region = &RegionSummary{Options: rr.opt.Spec(), SeamReal: rr.seamReal, Reference: rr.reference, RealVsReal: rr.realVsReal}
+		head.Region = &RegionSummary{Options: rr.opt.Spec(), Discriminator: rr.discSHA(t), SeamReal: rr.seamReal, Reference: rr.reference, RealVsReal: rr.realVsReal}
 	}
 	var header []string
 	if opt.Shard.I == 0 { // not lo == 0: with fewer cases than shards, shard 1 may start at case 0 too

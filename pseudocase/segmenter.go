@@ -608,9 +608,8 @@ func (s *Segmenter) KeepLoss(pix []float32, n int, ref, weight []float32) (loss 
 	if err != nil {
 		return nil, nil, err
 	}
-	return engine.LossGrad("segmenter keep", exec, tensors.FromFlatDataAndDimensions(pix, n, s.Size, s.Size, 3),
-		tensors.FromFlatDataAndDimensions(ref, n, s.Size, s.Size, numChannels),
-		tensors.FromFlatDataAndDimensions(weight, n, s.Size, s.Size, numChannels))
+	return engine.LossGrad("segmenter keep", exec, n, []engine.Rows{{Data: pix, Dims: []int{s.Size, s.Size, 3}},
+		{Data: ref, Dims: []int{s.Size, s.Size, numChannels}}, {Data: weight, Dims: []int{s.Size, s.Size, numChannels}}})
 }
 
 // predictChunk is the fixed batch of every network call in this package.

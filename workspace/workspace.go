@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -184,6 +185,11 @@ func (w *Workspace) Oracle(steps int, log io.Writer) (*evaluate.Oracle, error) {
 func (w *Workspace) OracleProgress(steps int, log io.Writer, jsonLines bool) (o *evaluate.Oracle, trained bool, err error) {
 	dir := w.OracleDir()
 	if o, err := evaluate.LoadOracle(dir, w.Model.Backend()); err == nil {
+		// An oracle of an older dataset layout (MNIST's before its shape
+		// measures: one factor, "label") must not judge the new one.
+		if f, err := w.datasetFactors(); err == nil && !slices.Equal(o.Factors, evaluate.OracleFactors(f)) {
+			return nil, false, fmt.Errorf("oracle %s reads factors %v, the oracle of dataset %s reads %v: it is from an older latentedit; delete it to train a new one", dir, o.Factors, w.Model.Info.Dataset, evaluate.OracleFactors(f))
+		}
 		return o, false, nil
 	} else if _, statErr := os.Stat(filepath.Join(dir, evaluate.OracleSpec)); statErr == nil {
 		return nil, false, err // present but broken: say so rather than silently retrain over it

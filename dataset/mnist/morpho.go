@@ -108,11 +108,15 @@ func outline(pix []uint8, side int) float64 {
 			switch len(pts) {
 			case 2:
 				total += dist(pts[0], pts[1])
-			case 4: // a saddle: the cell's mean decides which corners join
-				if (c[0]+c[1]+c[2]+c[3])/4 >= 0 {
-					total += dist(pts[0], pts[3]) + dist(pts[1], pts[2])
-				} else {
+			case 4: // a saddle, crossings top, right, bottom, left
+				// The cell's mean decides whether the ink diagonal joins
+				// through the centre. If the centre is like the top-left
+				// corner, the contour cuts off the top-right and
+				// bottom-left corners; otherwise the other two.
+				if ((c[0]+c[1]+c[2]+c[3])/4 >= 0) == (c[0] >= 0) {
 					total += dist(pts[0], pts[1]) + dist(pts[2], pts[3])
+				} else {
+					total += dist(pts[0], pts[3]) + dist(pts[1], pts[2])
 				}
 			}
 		}

@@ -25,7 +25,7 @@ func TestMeasureBars(t *testing.T) {
 	for _, w := range []int{1, 2, 3, 4, 6} {
 		m := Measure(bar(10, 4, w, 18, 0), Side)
 		t.Logf("upright bar %d px wide: thickness %.3f", w, m.Thickness)
-		if math.Abs(m.Thickness-float64(w)) > 0.15*float64(w) {
+		if math.Abs(m.Thickness-float64(w)) > 0.06*float64(w) {
 			t.Errorf("upright bar %d px wide: thickness %.4f", w, m.Thickness)
 		}
 		if math.Abs(m.Slant) > 1e-9 {
@@ -50,6 +50,25 @@ func TestMeasureBars(t *testing.T) {
 	// Its rows are 3 px wide; across the stroke it is 3·cos(atan 0.5) px.
 	if want := 3 / math.Sqrt(1.25); math.Abs(right.Thickness-want) > 0.1*want {
 		t.Errorf("slanted bar 3 px wide: thickness %.3f, want %.3f", right.Thickness, want)
+	}
+	// Diagonal strokes read the same whichever way they lean: their saddle
+	// cells (two ink pixels touching at a corner, on a grey ground that
+	// puts the crossings off the edges' midpoints) are joined the same way
+	// for "/" as for "\".
+	slash, back := make([]uint8, Side*Side), make([]uint8, Side*Side)
+	for y := 3; y < 25; y++ {
+		for x := 3; x < 25; x++ {
+			slash[y*Side+x], back[y*Side+x] = 102, 102
+		}
+	}
+	for i := 4; i < 24; i++ {
+		slash[i*Side+(27-i)], back[i*Side+i] = 255, 255
+	}
+	if a, b := Measure(slash, Side).Thickness, Measure(back, Side).Thickness; math.Abs(a-b) > 1e-9 {
+		t.Errorf("a 1 px diagonal: thickness %.4f leaning right, %.4f leaning left", a, b)
+	}
+	if a, b := outline(slash, Side), outline(back, Side); math.Abs(a-b) > 1e-9 {
+		t.Errorf("a 1 px diagonal: outline %.4f leaning right, %.4f leaning left", a, b)
 	}
 	if m := Measure(make([]uint8, Side*Side), Side); m != (Morphometry{}) {
 		t.Errorf("blank image: %+v", m)

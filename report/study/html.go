@@ -5,6 +5,7 @@ import (
 	"html/template"
 	"io"
 	"sort"
+	"strings"
 
 	"latentedit/internal/atomicfile"
 )
@@ -56,7 +57,7 @@ func sortedR2(m map[string]float64) [][2]string {
 
 // page is index.html; the same set holds the quality section and page (quality.go).
 var page = template.Must(template.Must(template.New("study").Funcs(template.FuncMap{"num": num, "f": fmtNum, "r2": sortedR2,
-	"minEff": func() float64 { return minSpreadsPerStep }, "pct": pct, "rate": rate, "signed": signed}).Parse(qualitySection + qualityPage)).Parse(`<!doctype html>
+	"minEff": func() float64 { return minSpreadsPerStep }, "words": func(s string) string { return strings.ReplaceAll(s, "_", " ") }, "pct": pct, "rate": rate, "signed": signed}).Parse(qualitySection + qualityPage)).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>latentedit — editing methods compared on {{.Dataset}}</title>
 <style>
 body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
@@ -71,7 +72,7 @@ Changes are read off the images by an <em>oracle</em>, a CNN trained on rendered
 <nav><a href="#sequence">sequential edits</a><a href="#commutativity">commutativity</a><a href="#table">table</a>{{if .Quality}}<a href="#quality">quality</a>{{end}}<a href="#heat">attribute change</a><a href="#sweeps">traversals</a><a href="#defs">definitions</a>{{range .Links}}<a href="{{.Href}}">{{.Text}}</a>{{end}}</nav>
 
 <h2 id="sequence">Sequential edits</h2>
-<p>Each row is one method. From the original, the edits are applied one after another: {{range $i, $f := .SequenceCols}}{{if $i}}, {{end}}+ {{$f}}{{end}}
+<p>Each row is one method. From the original, the edits are applied one after another: {{range $i, $f := .SequenceCols}}{{if $i}}, {{end}}+ {{words $f}}{{end}}
 (each column keeps the edits to its left). A direction is used for a factor when the Hungarian matching of directions to factors assigned it;
 its step is chosen to move that factor by {{.Options.Move}} spreads (at most |t| = {{.Options.MaxT}}). A grey tile means the method has no direction for that factor.</p>
 {{range .Sequences}}<figure><img class="pix" src="{{.}}" alt="sequential edit grid {{.}}"><figcaption>{{.}}</figcaption></figure>{{end}}
