@@ -52,15 +52,7 @@ func TestExactCasesRoundTrip(t *testing.T) {
 			Scale: 0.123456789012345, VesselDice: 1, LesionArea: 0, DiscShift: math.NaN(), BlobsBefore: 2, BlobsAfter: 5},
 		{Index: 8, Seed: 108, Before: []float64{0, 0}, After: []float64{1, 1}, Scale: 1, DiscShift: 1.5},
 	}
-	path := filepath.Join(t.TempDir(), "cases.jsonl")
-	if err := writeExact(path, cases); err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := os.ReadFile(path)
-	back, err := readExact(path, raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	path, raw, back := roundTrip(t, cases)
 	if !math.IsNaN(back[0].DiscShift) {
 		t.Errorf("disc shift %v, want NaN", back[0].DiscShift)
 	}
@@ -80,15 +72,7 @@ func TestExactCasesRoundTrip(t *testing.T) {
 func TestExactRefusesRegionWithoutDiscriminatorFields(t *testing.T) {
 	cases := []Case{{Index: 1, Seed: 2, Before: []float64{0}, After: []float64{1}, Scale: 1, DiscShift: 0,
 		Region: &RegionCase{Area: 0.1, RealismStart: math.NaN(), Realism: 0.25, CompAfter: []float64{1}}}}
-	path := filepath.Join(t.TempDir(), "cases.jsonl")
-	if err := writeExact(path, cases); err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := os.ReadFile(path)
-	back, err := readExact(path, raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	path, raw, back := roundTrip(t, cases)
 	if r := back[0].Region; !math.IsNaN(r.RealismStart) || r.Realism != 0.25 {
 		t.Errorf("discriminator losses read back as %v, %v", r.RealismStart, r.Realism)
 	}
@@ -99,4 +83,19 @@ func TestExactRefusesRegionWithoutDiscriminatorFields(t *testing.T) {
 	if _, err := readExact(path, []byte(old)); err == nil || !strings.Contains(err.Error(), "older latentedit") {
 		t.Errorf("a region case without the discriminator's fields: %v", err)
 	}
+}
+
+// roundTrip writes cases to a cases.jsonl and reads them back.
+func roundTrip(t *testing.T, cases []Case) (path string, raw []byte, back []Case) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "cases.jsonl")
+	if err := writeExact(path, cases); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ = os.ReadFile(path)
+	back, err := readExact(path, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, raw, back
 }

@@ -1,7 +1,6 @@
 package pseudocase
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"os"
@@ -132,13 +131,7 @@ func TestRegionRealismShards(t *testing.T) {
 	if _, err := Merge(merged, []string{parts}); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"cases.csv", "cases.jsonl"} {
-		a, _ := os.ReadFile(filepath.Join(whole, f))
-		b, _ := os.ReadFile(filepath.Join(merged, f))
-		if !bytes.Equal(a, b) {
-			t.Errorf("%s of the merged shards differs from the whole run's", f)
-		}
-	}
+	sameCases(t, whole, merged)
 	// One shard read the discriminator, the other had none.
 	none := ro
 	none.Realism = 0

@@ -425,13 +425,7 @@ func TestRegionConstrainedRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"cases.csv", "cases.jsonl"} {
-		a, _ := os.ReadFile(filepath.Join(whole, f))
-		b, _ := os.ReadFile(filepath.Join(merged, f))
-		if !bytes.Equal(a, b) {
-			t.Errorf("%s of the merged shards differs from the whole run's", f)
-		}
-	}
+	sameCases(t, whole, merged)
 	if msum.Region == nil || msum.Region.Goal != r.Goal || msum.Region.SeamRatioComposite != r.SeamRatioComposite {
 		t.Errorf("merged region summary %+v, whole %+v", msum.Region, r)
 	}
@@ -465,4 +459,17 @@ func absDiff(a, b uint32) uint32 {
 		return a - b
 	}
 	return b - a
+}
+
+// sameCases fails unless the merged run's cases.csv and cases.jsonl are the
+// whole run's, byte for byte.
+func sameCases(t *testing.T, whole, merged string) {
+	t.Helper()
+	for _, f := range []string{"cases.csv", "cases.jsonl"} {
+		a, _ := os.ReadFile(filepath.Join(whole, f))
+		b, _ := os.ReadFile(filepath.Join(merged, f))
+		if !bytes.Equal(a, b) {
+			t.Errorf("%s of the merged shards differs from the whole run's", f)
+		}
+	}
 }
